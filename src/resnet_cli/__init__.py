@@ -1,0 +1,74 @@
+"""resnet-classify: classify images with Hugging Face image-classification models.
+
+The public API, importable without loading torch (heavy modules load on first use)::
+
+    from resnet_cli import load_classifier, classify
+    classifier = load_classifier("microsoft/resnet-50")
+    for record in classify(classifier, ["cat.jpg", "photos/"], top_k=3):
+        print(record.input, record.predictions[0].label)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import DeviceError, ImageError, ModelLoadError, ResnetCliError, UsageError
+from .results import Prediction, Record
+from .sources import Source, collect_inputs
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Classifier",
+    "DeviceError",
+    "ImageError",
+    "ModelLoadError",
+    "Prediction",
+    "Record",
+    "ResnetCliError",
+    "Source",
+    "UsageError",
+    "__version__",
+    "classify",
+    "collect_inputs",
+    "load_classifier",
+]
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from .model import Classifier
+
+
+def load_classifier(model: str = "microsoft/resnet-50", **options: Any) -> Classifier:
+    """Load a model and its image processor (see ``resnet_cli.model.load_classifier``)."""
+    from .model import load_classifier as load
+
+    return load(model, **options)
+
+
+def classify(
+    classifier: Classifier, inputs: Iterable[Any], *, top_k: int = 5, **options: Any
+) -> Iterator[Record]:
+    """Classify inputs in order, one Record each.
+
+    An input is a path, folder or glob (str or PathLike), a PIL image, raw encoded bytes, or a
+    ``Source``. Options: ``batch_size``, ``workers``, ``max_pixels``.
+    """
+    from .engine import classify as run
+
+    return run(classifier, _as_sources(inputs), top_k=top_k, **options)
+
+
+def _as_sources(inputs: Iterable[Any]) -> Iterator[Source]:
+    import os
+
+    for position, item in enumerate(inputs):
+        if isinstance(item, Source):
+            yield item
+        elif isinstance(item, str | os.PathLike):
+            yield from collect_inputs([os.fspath(item)])
+        elif isinstance(item, bytes | bytearray):
+            yield Source(name=f"<bytes {position}>", data=bytes(item))
+        else:
+            yield Source(name=f"<image {position}>", image=item)

@@ -1,0 +1,423 @@
+"""The ``resnet-classify`` command: parse, call the library, render, map errors to exit codes."""
+
+from __future__ import annotations
+
+import enum
+import io
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import (
+    DeviceError,
+    ModelLoadError,
+    ResnetCliError,
+    UsageError,
+)
+from .writers import FORMATS, format_for_path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# Exception type -> exit code; the first match wins, so subclasses come first.
+EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
+    (UsageError, EXIT_USAGE),
+    (ModelLoadError, EXIT_MODEL),
+    (DeviceError, EXIT_MODEL),
+    (ResnetCliError, EXIT_FAILED),
+)
+
+EPILOG = """\
+Examples:
+
+  resnet-classify cat.jpg                       top 5 labels as a table
+
+  resnet-classify photos/ -f jsonl -o labels.jsonl
+
+  resnet-classify 'photos/**/*.png' -k 1 -f csv
+
+  find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
+
+  resnet-classify --model ./my-model --offline img.webp
+
+Exit codes: 0 all classified, 1 some inputs failed (their records say why),
+2 usage error, 3 model or device could not be loaded, 130 interrupted.
+"""
+
+
+class Precision(str, enum.Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+assert tuple(f.value for f in Format) == FORMATS
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"resnet-classify {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command(epilog=EPILOG)
+def classify_command(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Image files, folders (searched recursively), quoted globs ('**' works), "
+            "or '-' to read paths from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="Labels per image (capped at the model's).")
+    ] = 5,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="Hugging Face image-classification model: hub id or folder."
+        ),
+    ] = "microsoft/resnet-50",
+    revision: Annotated[
+        str | None, typer.Option(help="Hub revision: branch, tag or commit. [default: main]")
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", "-d", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps."
+        ),
+    ] = "auto",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", "-b", min=1, help="Images per forward pass. [default: auto]"),
+    ] = None,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            "-p",
+            help="auto picks the fastest accurate one for the device (never slower than fp32).",
+        ),
+    ] = Precision.auto,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Reference path: the model's own image processor on fully decoded images, fp32; "
+            "scores match transformers.pipeline within 1e-4.",
+        ),
+    ] = False,
+    output_format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format. [default: table on a terminal, else jsonl; with -o, "
+            "from its extension]",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write records to this file (never overwritten silently)."
+        ),
+    ] = None,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "--null", "-0", help="With '-': stdin paths are NUL-separated (find -print0)."
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-j", min=1, help="Decode workers. [default: auto]")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Classify images with a Hugging Face image-classification model and print the top-k labels.
+
+    Records go to stdout (or --output) in input order; progress, warnings and the summary go to
+    stderr. A file that is not a readable image gets an error record; the others still run.
+    """
+    try:
+        code = run(
+            inputs or [],
+            top_k=top_k,
+            model=model,
+            revision=revision,
+            device=device,
+            batch_size=batch_size,
+            precision=precision.value,
+            exact=exact,
+            output_format=output_format.value if output_format else None,
+            output=output,
+            null=null,
+            workers=workers,
+            offline=offline,
+            quiet=quiet,
+        )
+    except ResnetCliError as exc:
+        code = report_error(exc)
+    except Exception as exc:
+        if os.environ.get("RESNET_CLI_DEBUG") == "1":
+            raise
+        print_error(f"unexpected failure: {exc} (rerun with RESNET_CLI_DEBUG=1 for a traceback)")
+        code = EXIT_FAILED
+    raise typer.Exit(code)
+
+
+def print_error(message: str) -> None:
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+
+
+def report_error(exc: ResnetCliError) -> int:
+    """Print a known error as one line and return its exit code."""
+    if os.environ.get("RESNET_CLI_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exception(exc)
+    print_error(str(exc))
+    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
+
+
+def run(
+    inputs: list[str],
+    *,
+    top_k: int,
+    model: str,
+    revision: str | None,
+    device: str,
+    batch_size: int | None,
+    precision: str,
+    exact: bool,
+    output_format: str | None,
+    output: Path | None,
+    null: bool,
+    workers: int | None,
+    offline: bool,
+    quiet: bool,
+) -> int:
+    """The command's work, with every user-visible failure raised as a ResnetCliError."""
+    from .model import check_device_name
+    from .sources import collect_inputs, require_an_image
+
+    if not inputs:
+        raise UsageError("no inputs: name image files, folders or globs, or '-' for stdin")
+    if null and "-" not in inputs:
+        raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
+    if exact and precision not in ("auto", "fp32"):
+        raise UsageError(f"--exact computes in fp32; drop --precision {precision}")
+    check_device_name(device)
+    fmt = output_format or (
+        (format_for_path(str(output)) or "jsonl")
+        if output
+        else ("table" if _isatty(sys.stdout) else "jsonl")
+    )
+    if output is not None and output.exists():
+        raise UsageError(f"output file {str(output)!r} exists: choose another name or delete it")
+
+    stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
+    sources = collect_inputs(inputs, stdin=stdin, null_separated=null)
+    total: int | None = None
+    if stdin is None:
+        listed = list(require_an_image(sources))  # usage errors surface before the model loads
+        total, sources = len(listed), iter(listed)
+    else:
+        sources = require_an_image(sources)
+        first = next(sources)  # raises NoInputsError before the model loads
+        sources = _prepend(first, sources)
+
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    progress = None if quiet else _status(f"Loading {model} ...")
+    from .engine import classify_batches, default_batch_size
+    from .model import load_classifier
+
+    try:
+        classifier = load_classifier(
+            model,
+            revision=revision,
+            device=device,
+            precision=precision,
+            exact=exact,
+            offline=offline,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    size = batch_size or default_batch_size(classifier.device)
+
+    stream, opened = _open_output(output)
+    from .writers import create_writer
+
+    writer = create_writer(fmt, stream)
+    counts = {"images": 0, "failed": 0}
+    started = time.perf_counter()
+    bar = _progress_bar(total, size, quiet)
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    try:
+        for batch in classify_batches(
+            classifier, sources, top_k=top_k, batch_size=batch_size, workers=workers
+        ):
+            writer.write(batch)
+            if opened:
+                os.fsync(stream.fileno())
+            counts["images"] += len(batch)
+            counts["failed"] += sum(not r.ok for r in batch)
+            if bar is not None:
+                bar.advance(len(batch))
+    except KeyboardInterrupt:
+        interrupted = True
+        # A second Ctrl-C while we write out what is finished ends the process at once.
+        signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if bar is not None:
+            bar.stop()
+        writer.close()
+        _close_output(stream, opened)
+    elapsed = time.perf_counter() - started
+    if not quiet:
+        _summary(counts["images"], counts["failed"], elapsed, classifier, interrupted)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _prepend(first: Any, rest: Any) -> Any:
+    yield first
+    yield from rest
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _open_output(output: Path | None) -> tuple[IO[str], bool]:
+    """The text stream records go to: the output file (created, never replaced) or stdout."""
+    if output is None:
+        # Our own wrapper so CSV line endings pass through untouched and file names that are
+        # not UTF-8 come out as the bytes they were.
+        stream = io.TextIOWrapper(
+            sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline=""
+        )
+        return stream, False
+    try:
+        return open(output, "x", encoding="utf-8", errors="surrogateescape", newline=""), True
+    except FileExistsError:
+        raise UsageError(
+            f"output file {str(output)!r} exists: choose another name or delete it"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+
+
+def _close_output(stream: IO[str], opened: bool) -> None:
+    if opened:
+        stream.close()
+    else:
+        stream.flush()
+        stream.detach()  # type: ignore[attr-defined]  # leave sys.stdout open
+
+
+def _status(message: str) -> Any:
+    """A spinner on stderr while the model loads, only when stderr is a terminal."""
+    if not _isatty(sys.stderr):
+        return None
+    from rich.console import Console
+
+    status = Console(stderr=True).status(message)
+    status.start()
+    return status
+
+
+class _Bar:
+    def __init__(self, total: int | None):
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("Classifying", total=total)
+        self.progress.start()
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | None:
+    """A progress bar on stderr when it is a terminal and there is more than one batch."""
+    if quiet or not _isatty(sys.stderr) or (total is not None and total <= batch_size):
+        return None
+    return _Bar(total)
+
+
+def _summary(images: int, failed: int, elapsed: float, classifier: Any, interrupted: bool) -> None:
+    rate = images / elapsed if elapsed > 0 else 0.0
+    state = "interrupted after" if interrupted else "classified"
+    failures = f", {failed} failed" if failed else ""
+    print(
+        f"{state} {images} image{'s' if images != 1 else ''}{failures} in {elapsed:.1f}s "
+        f"({rate:.1f} images/s, {classifier.device}, {classifier.precision})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: usage errors become one ``Error:`` line and exit code 2."""
+    command = typer.main.get_command(app)
+    # Typer vendors click; its ClickException is the base of typer.BadParameter.
+    click_exception: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+    )
+    try:
+        code = command.main(args=argv, prog_name="resnet-classify", standalone_mode=False)
+    except click_exception as exc:
+        print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
+        code = getattr(exc, "exit_code", EXIT_USAGE)
+    except typer.Abort:
+        code = EXIT_INTERRUPTED
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

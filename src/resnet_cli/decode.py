@@ -1,0 +1,126 @@
+"""Bytes on disk -> an upright RGB image, with typed errors and a bound on decoded size."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+
+from .errors import ImageError
+
+# Our own bound replaces Pillow's global one: we check the header size before decoding, try
+# JPEG DCT downscaling for images above the bound, and say what to do about the rest.
+Image.MAX_IMAGE_PIXELS = None
+DEFAULT_MAX_PIXELS = 100_000_000
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def read_file(path: str) -> bytes:
+    """The file's bytes, or an ImageError that says why it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageError("cannot read: dangling symlink (its target does not exist)") from None
+        raise ImageError("cannot read: no such file") from None
+    except PermissionError:
+        raise ImageError("cannot read: permission denied") from None
+    except IsADirectoryError:
+        raise ImageError("cannot read: this is a folder, not a file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError("cannot read: symlink loop") from None
+        raise ImageError(f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageError("not a readable image: the file is empty")
+    return data
+
+
+def decode_image(
+    data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_edge: int | None = None
+) -> Image.Image:
+    """Decode an encoded image into an upright RGB image.
+
+    ``draft_edge``: when set and the image is a JPEG whose shorter side is at least twice that,
+    let libjpeg downscale in the DCT domain (``Image.draft``) to no less than ``draft_edge``
+    per side. Far cheaper than a full decode; the caller resizes the result anyway.
+    """
+    image: Image.Image
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not a readable image: unknown or corrupt image format") from None
+    except Exception as exc:
+        raise ImageError(f"not a readable image: {_describe(exc)}") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(f"not a readable image: it has no pixels ({width}x{height})")
+    limited = max_pixels is not None and width * height > max_pixels
+    if isinstance(image, JpegImagePlugin.JpegImageFile) and (draft_edge or limited):
+        edge = draft_edge or 1
+        if limited and max_pixels is not None:
+            # The smallest DCT scale is 1/8; ask for at least that, more if draft_edge wants it.
+            edge = max(edge, int(min(width, height) / 8))
+        if min(width, height) >= 2 * edge:
+            image.draft("RGB", (edge, edge))
+            width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(
+            f"image too large: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
+            f"above --max-pixels {max_pixels}; raise --max-pixels to classify it"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+            image = _upright(image)
+            return to_rgb(image)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"not a readable image: {_describe(exc)}") from None
+
+
+def load_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read and fully decode one image file (the reference path: no DCT downscaling)."""
+    return decode_image(read_file(path), max_pixels=max_pixels)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        # A malformed EXIF block should not cost the user the image: keep it as stored.
+        return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB, scaling high-bit-depth data instead of clipping it."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        top = float(array.max()) if array.size else 0.0
+        if mode == "F" and top <= 1.0:
+            array = array * 255.0
+        elif top > 255.0:
+            array = array / (65535.0 / 255.0) if top <= 65535.0 else array / (top / 255.0)
+        gray = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), mode="L")
+        return gray.convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = text.lower()
+    if "truncated" in lowered:
+        return "truncated image data"
+    return text

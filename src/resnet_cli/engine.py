@@ -1,0 +1,283 @@
+"""Batched, pipelined inference: sources -> decoded -> batches -> model -> top-k, in order.
+
+Decoding and preprocessing run in a pool of threads (Pillow, libjpeg and torch release the
+GIL) while the main thread runs the model, so the model does not wait for the decoder. At most
+a bounded number of inputs is in flight, so memory does not grow with the number of inputs.
+Records come out in input order, a batch at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, decode_image, read_file
+from .errors import ImageError
+from .results import Prediction, Record
+from .sources import Source
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import Classifier
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Images per forward pass when the user does not say: big on accelerators, modest on CPU."""
+    return 256 if device.type in ("cuda", "mps") else 16
+
+
+def default_workers(device: torch.device) -> int:
+    """Decode threads when the user does not say: every core this process may use, up to 32."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 32))
+
+
+@dataclass
+class _Slot:
+    """One input's place in a batch: its pixels, JPEG bytes to decode on the device, or error."""
+
+    name: str
+    pixels: Any = None
+    jpeg: bytes | None = None
+    error: str | None = None
+
+
+class _Launched:
+    """A batch whose forward pass has been queued; ``records()`` waits for it."""
+
+    def __init__(self, slots: list[_Slot], results: dict[int, tuple[Any, Any]]):
+        self.slots = slots
+        self.results = results
+
+    def records(self, labels: list[str]) -> list[Record]:
+        out: list[Record] = []
+        fetched = {i: (s.tolist(), c.tolist()) for i, (s, c) in self.results.items()}
+        for i, slot in enumerate(self.slots):
+            if slot.error is not None:
+                out.append(Record(input=slot.name, error=slot.error))
+                continue
+            scores, ids = fetched[i]
+            predictions = tuple(
+                Prediction(rank=r + 1, label=labels[c], score=float(s), class_id=int(c))
+                for r, (s, c) in enumerate(zip(scores, ids, strict=True))
+            )
+            out.append(Record(input=slot.name, predictions=predictions))
+        return out
+
+
+def classify_batches(
+    classifier: Classifier,
+    sources: Iterable[Source],
+    *,
+    top_k: int = 5,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    device_decode: bool | None = None,
+) -> Iterator[list[Record]]:
+    """Classify sources in order, yielding the records of each batch as it finishes.
+
+    ``device_decode``: decode JPEGs in batches on the model's device (nvJPEG on CUDA) and
+    preprocess there; default: on for CUDA unless the classifier is exact. Any image the
+    device decoder cannot take goes through the CPU path instead.
+    """
+    if top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    size = batch_size or default_batch_size(classifier.device)
+    pool_size = workers or default_workers(classifier.device)
+    if device_decode is None:
+        device_decode = classifier.device.type == "cuda" and not classifier.exact
+    prepare = _make_preparer(classifier, max_pixels, device_decode)
+    # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
+    in_flight = size + 2 * pool_size
+
+    with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode") as pool:
+        pending: deque[tuple[Source, Future[_Slot]]] = deque()
+        stream = iter(sources)
+
+        def refill() -> None:
+            while len(pending) < in_flight:
+                source = next(stream, None)
+                if source is None:
+                    return
+                pending.append((source, pool.submit(prepare, source)))
+
+        previous: _Launched | None = None
+        slots: list[_Slot] = []
+        ready = 0
+        try:
+            refill()
+            while pending:
+                _, future = pending.popleft()
+                refill()
+                slot = future.result()
+                slots.append(slot)
+                ready += slot.error is None
+                if ready == size:
+                    launched = _launch(classifier, slots, top_k)
+                    if previous is not None:
+                        yield previous.records(classifier.labels)
+                    previous, slots, ready = launched, [], 0
+            if slots:
+                launched = _launch(classifier, slots, top_k)
+                if previous is not None:
+                    yield previous.records(classifier.labels)
+                previous = launched
+            if previous is not None:
+                yield previous.records(classifier.labels)
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def classify(classifier: Classifier, sources: Iterable[Source], **options: Any) -> Iterator[Record]:
+    """Classify sources in order, one record per source (see ``classify_batches``)."""
+    for batch in classify_batches(classifier, sources, **options):
+        yield from batch
+
+
+def _make_preparer(
+    classifier: Classifier, max_pixels: int | None, device_decode: bool
+) -> Callable[[Source], _Slot]:
+    draft_edge = classifier.draft_edge
+
+    def prepare(source: Source) -> _Slot:
+        if source.error is not None:
+            return _Slot(source.name, error=source.error)
+        try:
+            if source.image is not None:
+                image = source.image
+            else:
+                data = source.data if source.data is not None else read_file(str(source.path))
+                if device_decode and _device_decodable(data, max_pixels):
+                    return _Slot(source.name, jpeg=data)
+                image = decode_image(data, max_pixels=max_pixels, draft_edge=draft_edge)
+            return _Slot(source.name, pixels=classifier.preprocess([image])[0])
+        except ImageError as exc:
+            return _Slot(source.name, error=str(exc))
+        except Exception as exc:  # a bad input must never take the run down with it
+            return _Slot(source.name, error=f"could not preprocess the image: {exc}")
+
+    return prepare
+
+
+def _device_decodable(data: bytes, max_pixels: int | None) -> bool:
+    """Whether a JPEG is plain enough for nvJPEG: 8-bit RGB or grayscale, within the bound."""
+    if not data.startswith(JPEG_MAGIC):
+        return False
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            return header.mode in ("RGB", "L") and (
+                max_pixels is None or width * height <= max_pixels
+            )
+    except Exception:
+        return False
+
+
+def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[int]) -> None:
+    """Decode the slots' JPEGs as one batch on the device and preprocess them there.
+
+    A batch the decoder rejects is retried image by image; an image it still rejects is
+    decoded on the CPU, and only an image no decoder can read becomes an error.
+    """
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    def decode(items: list[int]) -> list[Any]:
+        encoded = [
+            torch.frombuffer(bytearray(slots[i].jpeg or b""), dtype=torch.uint8) for i in items
+        ]
+        return list(
+            decode_jpeg(
+                encoded,
+                mode=ImageReadMode.RGB,
+                device=classifier.device,
+                apply_exif_orientation=True,
+            )
+        )
+
+    decoded: dict[int, Any] = {}
+    try:
+        decoded = dict(zip(indices, decode(indices), strict=True))
+    except Exception:
+        for i in indices:
+            with contextlib.suppress(Exception):
+                decoded[i] = decode([i])[0]
+    if decoded:
+        order = list(decoded)
+        pixels = classifier.preprocess([decoded[i] for i in order])
+        for row, i in enumerate(order):
+            slots[i].pixels = pixels[row]
+    for i in indices:
+        if i in decoded:
+            slots[i].jpeg = None
+            continue
+        try:
+            image = decode_image(slots[i].jpeg or b"", draft_edge=classifier.draft_edge)
+            slots[i].pixels = classifier.preprocess([image])[0]
+        except ImageError as exc:
+            slots[i].error = str(exc)
+        slots[i].jpeg = None
+
+
+def _launch(classifier: Classifier, slots: list[_Slot], top_k: int) -> _Launched:
+    """Queue the forward pass for a batch's good slots, grouped by tensor shape."""
+    import torch
+
+    on_device = [i for i, s in enumerate(slots) if s.jpeg is not None]
+    if on_device:
+        _decode_on_device(classifier, slots, on_device)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, slot in enumerate(slots):
+        if slot.error is None:
+            groups.setdefault(tuple(slot.pixels.shape), []).append(i)
+    results: dict[int, tuple[Any, Any]] = {}
+    for indices in groups.values():
+        batch = torch.stack([slots[i].pixels for i in indices])
+        if batch.device.type == "cpu" and classifier.device.type == "cuda":
+            batch = batch.pin_memory()  # lets the copy to the GPU overlap with other work
+        scores, ids = predict_splitting_on_oom(classifier, batch, top_k)
+        for row, i in enumerate(indices):
+            results[i] = (scores[row], ids[row])
+    for slot in slots:
+        slot.pixels = None  # the batch's memory can go as soon as the model has it
+    return _Launched(slots, results)
+
+
+def predict_splitting_on_oom(
+    classifier: Classifier, batch: torch.Tensor, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the model; if the device runs out of memory, halve the batch and retry the halves."""
+    import torch
+
+    try:
+        return classifier.predict(batch, top_k)
+    except Exception as exc:
+        if not _is_out_of_memory(exc) or len(batch) == 1:
+            raise
+    if classifier.device.type == "cuda":
+        torch.cuda.empty_cache()
+    half = len(batch) // 2
+    first = predict_splitting_on_oom(classifier, batch[:half], top_k)
+    second = predict_splitting_on_oom(classifier, batch[half:], top_k)
+    return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()

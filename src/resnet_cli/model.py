@@ -1,0 +1,333 @@
+"""Model and image-processor loading, device and precision resolution, offline handling."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import DeviceError, ModelLoadError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+DEFAULT_MODEL = "microsoft/resnet-50"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device_name(name: str) -> str:
+    """Validate the spelling of a --device value (availability is checked when loading)."""
+    if not _DEVICE_PATTERN.match(name):
+        raise UsageError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda if available, else cpu; an unavailable device is a DeviceError."""
+    import torch
+
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {name} was asked for, but no CUDA device is available here "
+                "(no GPU, no driver, or a CPU-only torch build); use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise DeviceError(
+                f"--device {name} was asked for, but this machine has {count} CUDA device(s): "
+                f"use cuda:0 to cuda:{count - 1}"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("--device mps was asked for, but MPS is not available; use --device cpu")
+    return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), so bf16 is faster."""
+    import torch
+
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        check = getattr(torch.cpu, probe, None)
+        if check is not None:
+            with contextlib.suppress(Exception):
+                if check():
+                    return True
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """'auto' -> the fastest accurate dtype for the device: fp16 on CUDA/MPS, bf16 on CPUs with
+    native bf16, fp32 elsewhere (emulated bf16 is slower than fp32)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type in ("cuda", "mps"):
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DeviceError(f"this GPU ({device}) does not support bf16; use --precision fp16")
+    return dtype
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    import torch
+
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+@dataclass
+class Classifier:
+    """A loaded model with its image processor, device and precision, ready to classify."""
+
+    name: str
+    model: Any
+    processor: Any
+    device: torch.device
+    dtype: torch.dtype
+    labels: list[str]
+    multi_label: bool
+    exact: bool = False
+    channels_last: bool = False
+    draft_edge: int | None = None
+    _autocast: bool = field(default=False, repr=False)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    @property
+    def precision(self) -> str:
+        return precision_name(self.dtype)
+
+    def preprocess(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
+        """Images -> the model's normalized pixel tensor, by the model's own image processor."""
+        kwargs: dict[str, Any] = {"return_tensors": "pt"}
+        first = images[0] if images else None
+        if first is not None and not isinstance(first, _pil_image_type()):
+            kwargs["device"] = first.device  # type: ignore[union-attr]  # GPU-decoded stay there
+        return self.processor(images=list(images), **kwargs)["pixel_values"]
+
+    def predict(self, pixel_values: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized pixels -> (scores, class ids) of the top-k labels, on the model's device."""
+        import torch
+
+        if self.channels_last:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
+        pixel_values = pixel_values.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            if self._autocast:
+                with torch.autocast(self.device.type, dtype=self.dtype):
+                    logits = self.model(pixel_values=pixel_values).logits
+            else:
+                logits = self.model(pixel_values=pixel_values.to(self.dtype)).logits
+            logits = logits.float()
+            probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+            return probabilities.topk(min(top_k, self.num_labels), dim=-1)
+
+
+def _pil_image_type() -> type:
+    from PIL import Image
+
+    return Image.Image
+
+
+def load_classifier(
+    model: str = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    exact: bool = False,
+    offline: bool = False,
+) -> Classifier:
+    """Load an image-classification model and its processor from the hub or a local folder.
+
+    ``exact`` keeps everything as the transformers pipeline does it (fp32, no layout changes);
+    otherwise the model runs channels_last in the resolved precision.
+    """
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    if exact and precision not in ("auto", "fp32"):
+        raise UsageError(f"--exact computes in fp32; drop --precision {precision}")
+    torch_device = resolve_device(device)
+    dtype = resolve_precision("fp32" if exact else precision, torch_device)
+
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers.utils import logging as transformers_logging
+
+    # Our stderr is for our progress and summary; transformers' "Loading weights" bar is noise.
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    local_only = offline or _env_flag("HF_HUB_OFFLINE")
+
+    def load(local_files_only: bool) -> tuple[Any, Any]:
+        kwargs: dict[str, Any] = {"revision": revision, "local_files_only": local_files_only}
+        return (
+            AutoImageProcessor.from_pretrained(model, **kwargs),
+            AutoModelForImageClassification.from_pretrained(model, **kwargs),
+        )
+
+    try:
+        # A cached copy loads without a single request: a fast start, and no waiting on a
+        # network that is down. Only a cache miss goes to the hub.
+        processor, network = load(local_files_only=True)
+    except Exception as exc:
+        if local_only or os.path.isdir(model):
+            raise ModelLoadError(explain_load_failure(model, revision, local_only, exc)) from exc
+        check_hub(model, revision)
+        try:
+            processor, network = load(local_files_only=False)
+        except Exception as exc:
+            raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
+
+    network.eval()
+    autocast = torch_device.type == "cpu" and dtype != torch.float32
+    if not autocast and dtype != torch.float32:
+        network.to(dtype)
+    channels_last = not exact and torch_device.type != "mps"
+    if channels_last:
+        network.to(memory_format=torch.channels_last)
+    try:
+        network.to(torch_device)
+    except Exception as exc:
+        raise DeviceError(f"could not move the model to {torch_device}: {exc}") from exc
+
+    config = network.config
+    id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+    labels = [id2label.get(i, f"LABEL_{i}") for i in range(config.num_labels)]
+    return Classifier(
+        name=model,
+        model=network,
+        processor=processor,
+        device=torch_device,
+        dtype=dtype,
+        labels=labels,
+        multi_label=config.problem_type == "multi_label_classification",
+        exact=exact,
+        channels_last=channels_last,
+        draft_edge=None if exact else resize_edge(processor),
+        _autocast=autocast,
+    )
+
+
+def check_hub(model: str, revision: str | None) -> None:
+    """Ask the hub about the model once, without retries, so an unreachable hub or a wrong
+    name is one clear error in seconds instead of minutes of retried downloads."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(model, revision=revision, timeout=10)
+    except Exception as exc:
+        raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
+
+
+def resize_edge(processor: Any) -> int | None:
+    """The shorter side the processor resizes to before cropping, if it can be told.
+
+    Decoding a JPEG straight to about this size (DCT downscaling) loses almost nothing.
+    """
+    size = getattr(processor, "size", None)
+    shortest = _size_field(size, "shortest_edge")
+    if shortest:
+        edge = int(shortest)
+        crop_pct = getattr(processor, "crop_pct", None)
+        if crop_pct and edge < 384:  # ConvNeXt-style processors resize to edge / crop_pct first
+            edge = int(edge / crop_pct)
+        return edge
+    height, width = _size_field(size, "height"), _size_field(size, "width")
+    if height and width:
+        return max(int(height), int(width))
+    return None
+
+
+def _size_field(size: Any, key: str) -> Any:
+    # Processors keep size as a dict or, in transformers 5, a SizeDict dataclass.
+    if isinstance(size, dict):
+        return size.get(key)
+    return getattr(size, key, None)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def explain_load_failure(
+    model: str, revision: str | None, offline: bool, exc: BaseException
+) -> str:
+    """One actionable line for why a model could not be loaded."""
+    names = {type(e).__name__ for e in _exception_chain(exc)}
+    text = " ".join(str(e) for e in _exception_chain(exc))
+    is_folder = os.path.isdir(model)
+    if is_folder:
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            return (
+                f"model folder {model!r} has no config.json: point --model at a folder written "
+                "by save_pretrained(), or at a hub id"
+            )
+        if "preprocessor_config" in text or "image processor" in text.lower():
+            return (
+                f"model folder {model!r} has no usable preprocessor_config.json: save the image "
+                "processor there too (processor.save_pretrained(folder))"
+            )
+        if "Unrecognized" in text or "image classification" in text.lower():
+            return f"model folder {model!r} does not hold an image-classification model"
+        return (
+            f"could not load the model in folder {model!r} (weights missing or unreadable: "
+            f"expected model.safetensors or pytorch_model.bin): {_first_line(exc)}"
+        )
+    if _looks_like_path(model):
+        return f"model folder {model!r} does not exist: check the path, or pass a hub id"
+    if "RevisionNotFoundError" in names:
+        return f"revision {revision!r} does not exist for model {model!r}: check --revision"
+    if "RepositoryNotFoundError" in names or "GatedRepoError" in names:
+        return (
+            f"model {model!r} was not found on the Hugging Face hub, or it is private or gated: "
+            "check the name, or log in (hf auth login, or set HF_TOKEN)"
+        )
+    if offline or "LocalEntryNotFoundError" in names or "OfflineModeIsEnabled" in names:
+        return (
+            f"model {model!r} is not in the local cache and offline mode is on: run once with "
+            "network access, or pass --model PATH to a folder written by save_pretrained()"
+        )
+    if "Unrecognized" in text or "image classification" in text.lower():
+        return f"model {model!r} is not an image-classification model"
+    if any(
+        n in names for n in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ConnectError")
+    ):
+        return (
+            f"could not reach the Hugging Face hub to download model {model!r}: check the "
+            "network, or pass --model PATH to a local copy (and --offline)"
+        )
+    return f"could not load model {model!r}: {_first_line(exc)}"
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or os.sep * 2 in model or model.count("/") > 1
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,63 @@
+"""Records: what classifying one input produced. Plain data, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One label for one image: its rank (1 = best), the label, the probability, the class id."""
+
+    rank: int
+    label: str
+    score: float
+    class_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "label": self.label,
+            "score": self.score,
+            "class_id": self.class_id,
+        }
+
+
+@dataclass(frozen=True)
+class Record:
+    """The outcome for one input: its predictions, or the error that stopped it."""
+
+    input: str
+    predictions: tuple[Prediction, ...] = field(default=())
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"input": self.input, "error": self.error}
+        return {"input": self.input, "predictions": [p.to_dict() for p in self.predictions]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        """Rebuild a record written by ``to_dict`` (used when reading results back)."""
+        if data.get("error") is not None:
+            return cls(input=data["input"], error=str(data["error"]))
+        predictions = tuple(
+            Prediction(
+                rank=int(p["rank"]),
+                label=str(p["label"]),
+                score=float(p["score"]),
+                class_id=int(p["class_id"]),
+            )
+            for p in data.get("predictions", [])
+        )
+        return cls(input=data["input"], predictions=predictions)
+
+
+def failure(input_name: str, message: str) -> Record:
+    """An error record for an input that could not be classified."""
+    return Record(input=input_name, error=message)

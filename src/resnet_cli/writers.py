@@ -1,0 +1,233 @@
+"""Record writers (table, json, jsonl, csv) and readers for files they wrote. No torch here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Protocol
+
+from .results import Record
+
+FORMATS = ("table", "json", "jsonl", "csv")
+CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Up to this many images the table shows each image's full top-k; above it, one row per image.
+DETAILED_TABLE_LIMIT = 3
+
+
+def format_for_path(path: str) -> str | None:
+    """The format a file name asks for by its extension (results.csv -> csv), if any."""
+    lowered = path.lower()
+    for suffix, name in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "json"),
+        (".csv", "csv"),
+    ):
+        if lowered.endswith(suffix):
+            return name
+    return None
+
+
+def round_score(score: float) -> float:
+    """Six significant digits: plenty for a probability, and short to read."""
+    return float(f"{score:.6g}")
+
+
+def record_json(record: Record) -> str:
+    """One record as a JSON object on one line.
+
+    File names that are not valid UTF-8 reach us as lone surrogates (os.fsdecode); they are
+    written as \\udcXX escapes, which keeps the output valid UTF-8 and reads back unchanged.
+    """
+    data = record.to_dict()
+    for prediction in data.get("predictions", ()):
+        prediction["score"] = round_score(prediction["score"])
+    text = json.dumps(data, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def csv_rows(record: Record) -> Iterator[tuple[Any, ...]]:
+    """A record's CSV rows: one per prediction, or one with just the input and the error."""
+    if record.error is not None:
+        yield (record.input, "", "", "", "", record.error)
+        return
+    for p in record.predictions:
+        yield (record.input, p.rank, p.label, round_score(p.score), p.class_id, "")
+
+
+def printable(text: str) -> str:
+    """Text safe to show on a terminal: undecodable bytes as \\xNN, control characters escaped."""
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in raw)
+
+
+class Writer(Protocol):
+    def write(self, records: Iterable[Record]) -> None: ...
+    def close(self) -> None: ...
+
+
+class JsonlWriter:
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, records: Iterable[Record]) -> None:
+        self.stream.write("".join(record_json(r) + "\n" for r in records))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonWriter:
+    """A JSON array, written as records arrive so a long run holds none of them in memory."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.count = 0
+
+    def write(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + record_json(record))
+            self.count += 1
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        self.stream.flush()
+
+
+class CsvWriter:
+    def __init__(self, stream: IO[str], header: bool = True):
+        self.stream = stream
+        self.writer = csv.writer(stream, lineterminator="\r\n")
+        if header:
+            self.writer.writerow(CSV_HEADER)
+
+    def write(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self.writer.writerows(csv_rows(record))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class TableWriter:
+    """Rich tables for people: full top-k per image for a few images, one row each for many."""
+
+    def __init__(self, stream: IO[str], color: bool | None = None):
+        from rich.console import Console
+
+        self.console = Console(file=stream, force_terminal=color, highlight=False, soft_wrap=False)
+        self.records: list[Record] = []
+
+    def write(self, records: Iterable[Record]) -> None:
+        self.records.extend(records)
+
+    def close(self) -> None:
+        if len(self.records) <= DETAILED_TABLE_LIMIT:
+            for record in self.records:
+                self.console.print(detailed_table(record))
+        else:
+            self.console.print(summary_table(self.records))
+        self.console.file.flush()
+
+
+def score_bar(score: float, width: int = 20) -> str:
+    """A bar of block characters, ``width`` long at score 1."""
+    eighths = round(max(0.0, min(1.0, score)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
+
+
+def detailed_table(record: Record) -> Any:
+    """One image's top-k: rank, label, score and a score bar; the top-1 row in bold."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if record.error is not None:
+        return Text(f"{printable(record.input)}: {record.error}", style="red")
+    table = Table(title=printable(record.input), title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    table.add_column("")
+    for p in record.predictions:
+        style = "bold green" if p.rank == 1 else None
+        table.add_row(str(p.rank), p.label, f"{p.score:.4f}", score_bar(p.score), style=style)
+    return table
+
+
+def summary_table(records: list[Record]) -> Any:
+    """Many images: one row each with the top-1 label and score and the runners-up."""
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("input", overflow="fold")
+    table.add_column("top-1", style="bold")
+    table.add_column("score", justify="right")
+    table.add_column("", no_wrap=True)
+    table.add_column("next", overflow="fold")
+    for record in records:
+        name = printable(record.input)
+        if record.error is not None:
+            table.add_row(name, "error", "", "", record.error, style="red")
+            continue
+        best, *others = record.predictions
+        runners_up = ", ".join(f"{p.label} {p.score:.2f}" for p in others)
+        table.add_row(name, best.label, f"{best.score:.4f}", score_bar(best.score, 10), runners_up)
+    return table
+
+
+def create_writer(fmt: str, stream: IO[str], *, color: bool | None = None) -> Writer:
+    """The writer for a format name."""
+    if fmt == "jsonl":
+        return JsonlWriter(stream)
+    if fmt == "json":
+        return JsonWriter(stream)
+    if fmt == "csv":
+        return CsvWriter(stream)
+    if fmt == "table":
+        return TableWriter(stream, color=color)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def read_records(text: str, fmt: str) -> list[Record]:
+    """Parse records written in ``jsonl``, ``json`` or ``csv`` back into Records."""
+    if fmt == "jsonl":
+        return [Record.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+    if fmt == "json":
+        return [Record.from_dict(item) for item in json.loads(text)]
+    if fmt == "csv":
+        return records_from_csv_rows(csv.reader(io.StringIO(text, newline="")))
+    raise ValueError(f"cannot read records in format {fmt!r}")
+
+
+def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
+    """Group CSV rows (header first) back into one record per input, in order."""
+    records: list[Record] = []
+    iterator = iter(rows)
+    header = next(iterator, None)
+    if header is None:
+        return records
+    if tuple(header) != CSV_HEADER:
+        raise ValueError(f"not a resnet-classify CSV: header is {header}")
+    current: dict[str, Any] | None = None
+    for row in iterator:
+        name, rank, label, score, class_id, error = row
+        if error:
+            records.append(Record(input=name, error=error))
+            current = None
+            continue
+        prediction = {"rank": rank, "label": label, "score": score, "class_id": class_id}
+        if current is not None and current["input"] == name and int(rank) > 1:
+            current["predictions"].append(prediction)
+            records[-1] = Record.from_dict(current)
+        else:
+            current = {"input": name, "predictions": [prediction]}
+            records.append(Record.from_dict(current))
+    return records
