@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
@@ -166,21 +167,34 @@ def summary_table(records: list[Record]) -> Any:
     """Many images: one row each with the top-1 label and score and the runners-up."""
     from rich.table import Table
 
-    table = Table()
+    folder = common_folder([r.input for r in records])
+    table = Table(title=f"in {printable(folder)}/" if folder else None, title_justify="left")
     table.add_column("input", overflow="fold")
     table.add_column("top-1", style="bold")
     table.add_column("score", justify="right")
     table.add_column("", no_wrap=True)
     table.add_column("next", overflow="fold")
     for record in records:
-        name = printable(record.input)
+        name = printable(record.input[len(folder) + 1 :] if folder else record.input)
         if record.error is not None:
             table.add_row(name, "error", "", "", record.error, style="red")
             continue
         best, *others = record.predictions
-        runners_up = ", ".join(f"{p.label} {p.score:.2f}" for p in others)
+        # Labels often hold commas ("teapot, kettle"), so runners-up are split by semicolons.
+        runners_up = "; ".join(f"{p.label} {p.score:.2f}" for p in others[:2])
         table.add_row(name, best.label, f"{best.score:.4f}", score_bar(best.score, 10), runners_up)
     return table
+
+
+def common_folder(names: list[str]) -> str:
+    """The folder every name lies in, so a long table can show short names ('' if none)."""
+    try:
+        folder = os.path.commonpath(names)
+    except ValueError:  # absolute and relative names mixed, or no names
+        return ""
+    if folder in names:  # a single file, or one name is the folder itself
+        folder = os.path.dirname(folder)
+    return "" if folder in ("", ".", os.sep) else folder
 
 
 def create_writer(fmt: str, stream: IO[str], *, color: bool | None = None) -> Writer:

@@ -1,0 +1,205 @@
+"""The command end to end through Typer's CliRunner: formats, exit codes, errors, options."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from resnet_cli.cli import app
+from resnet_cli.writers import CSV_HEADER, read_records
+
+from conftest import LABELS
+
+runner = CliRunner()
+
+
+def invoke(*args: str, stdin: bytes | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=stdin)
+
+
+def base(model: Path) -> list[str]:
+    return ["-m", str(model), "--offline", "-q"]
+
+
+def check_predictions(record: dict, top_k: int) -> None:
+    predictions = record["predictions"]
+    assert [p["rank"] for p in predictions] == list(range(1, top_k + 1))
+    scores = [p["score"] for p in predictions]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores) and sum(scores) <= 1.0 + 1e-5
+    for p in predictions:
+        assert p["label"] == LABELS[p["class_id"]]
+
+
+def test_jsonl_one_record_per_input_in_order(tiny_model: Path, images: list[Path]) -> None:
+    result = invoke(*base(tiny_model), "-f", "jsonl", "-k", "3", *images)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in records] == [str(p) for p in images]
+    for record in records:
+        check_predictions(record, top_k=3)
+    # Different pictures get different scores: nothing was substituted or reused.
+    assert len({r["predictions"][0]["score"] for r in records}) == len(images)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_every_format_parses_back_to_the_same_records(
+    fmt: str, tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    inputs = [*images[:2], broken, images[2]]
+    reference = invoke(*base(tiny_model), "-f", "jsonl", *inputs)
+    expected = read_records(reference.stdout, "jsonl")
+    result = invoke(*base(tiny_model), "-f", fmt, *inputs)
+    assert result.exit_code == 1
+    assert read_records(result.stdout, fmt) == expected
+    assert [r.input for r in expected] == [str(p) for p in inputs]
+    assert expected[2].error is not None and "not a readable image" in expected[2].error
+    assert all(r.ok for i, r in enumerate(expected) if i != 2)
+
+
+def test_csv_layout_matches_the_contract(tiny_model: Path, images: list[Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty, \"quoted\".jpg"
+    empty.write_bytes(b"")
+    result = invoke(*base(tiny_model), "-f", "csv", "-k", "2", images[0], empty)
+    rows = list(csv.reader(io.StringIO(result.stdout, newline="")))
+    assert tuple(rows[0]) == CSV_HEADER
+    assert [r[:2] for r in rows[1:3]] == [[str(images[0]), "1"], [str(images[0]), "2"]]
+    assert rows[3] == [str(empty), "", "", "", "", "not a readable image: the file is empty"]
+    assert result.stdout_bytes.count(b"\r\n") == 4  # RFC 4180 line endings
+
+
+def test_json_is_one_array(tiny_model: Path, images: list[Path]) -> None:
+    result = invoke(*base(tiny_model), "-f", "json", *images[:2])
+    data = json.loads(result.stdout)
+    assert isinstance(data, list) and [d["input"] for d in data] == [str(p) for p in images[:2]]
+
+
+def test_table_for_one_image_and_for_many(tiny_model: Path, images: list[Path]) -> None:
+    one = invoke(*base(tiny_model), "-f", "table", "-k", "3", images[0])
+    assert one.exit_code == 0
+    top = json.loads(invoke(*base(tiny_model), "-f", "jsonl", "-k", "3", images[0]).stdout)
+    for p in top["predictions"]:
+        assert p["label"] in one.stdout and f"{p['score']:.4f}" in one.stdout
+    many = invoke(*base(tiny_model), "-f", "table", *images)
+    # One table with one row per image, not a table per image.
+    assert many.stdout.count("top-1") == 1
+    for path in images:
+        assert path.name in many.stdout
+
+
+def test_top_k_is_capped_at_the_number_of_labels(tiny_model: Path, images: list[Path]) -> None:
+    result = invoke(*base(tiny_model), "-f", "jsonl", "-k", "50", images[0])
+    assert len(json.loads(result.stdout)["predictions"]) == len(LABELS)
+
+
+def test_multi_label_model_uses_sigmoid(multi_label_model: Path, images: list[Path]) -> None:
+    result = invoke(*base(multi_label_model), "-f", "jsonl", "-k", "6", images[0])
+    scores = [p["score"] for p in json.loads(result.stdout)["predictions"]]
+    assert sum(scores) > 1.0  # independent sigmoids, not a softmax that sums to one
+
+
+def test_output_file_is_written_and_never_overwritten(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "labels.csv"
+    first = invoke(*base(tiny_model), "-o", out, images[0])
+    assert first.exit_code == 0 and first.stdout == ""
+    assert out.read_text().startswith("input,rank,label")  # format from the extension
+    before = out.read_bytes()
+    second = invoke(*base(tiny_model), "-o", out, images[1])
+    assert second.exit_code == 2
+    assert "exists" in second.stderr
+    assert out.read_bytes() == before
+
+
+def test_stdin_newline_and_nul(tiny_model: Path, images: list[Path]) -> None:
+    lines = "".join(f"{p}\n" for p in images[:3]).encode()
+    result = invoke(*base(tiny_model), "-f", "jsonl", "-", stdin=lines)
+    assert [json.loads(x)["input"] for x in result.stdout.splitlines()] == [str(p) for p in images[:3]]
+    nul = b"".join(bytes(p) + b"\0" for p in images[:3])
+    result = invoke(*base(tiny_model), "-f", "jsonl", "-", "-0", stdin=nul)
+    assert [json.loads(x)["input"] for x in result.stdout.splitlines()] == [str(p) for p in images[:3]]
+
+
+def test_batching_does_not_change_results(tiny_model: Path, images: list[Path]) -> None:
+    one = invoke(*base(tiny_model), "-f", "jsonl", "-b", "1", "-j", "1", *images)
+    big = invoke(*base(tiny_model), "-f", "jsonl", "-b", "4", "-j", "2", *images)
+    a, b = read_records(one.stdout, "jsonl"), read_records(big.stdout, "jsonl")
+    assert [r.input for r in a] == [r.input for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert [p.class_id for p in x.predictions] == [p.class_id for p in y.predictions]
+        for p, q in zip(x.predictions, y.predictions, strict=True):
+            assert p.score == pytest.approx(q.score, abs=1e-4)
+
+
+def test_summary_goes_to_stderr_and_quiet_silences_it(tiny_model: Path, images: list[Path]) -> None:
+    loud = invoke("-m", tiny_model, "--offline", "-f", "jsonl", *images[:2])
+    assert "classified 2 images" in loud.stderr and "images/s" in loud.stderr
+    assert all(line.startswith("{") for line in loud.stdout.splitlines())
+    quiet = invoke(*base(tiny_model), "-f", "jsonl", *images[:2])
+    assert quiet.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "no inputs"),
+        (["missing.jpg"], "no image found: missing.jpg: no such file or directory"),
+        (["--device", "tpu", "x.jpg"], "unknown device 'tpu'"),
+        (["--exact", "-p", "bf16", "x.jpg"], "--exact computes in fp32"),
+        (["-0", "x.jpg"], "-0/--null only applies to '-'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, tiny_model: Path) -> None:
+    result = invoke("-m", tiny_model, "--offline", *args)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"Error: {message}"] or message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_cuda_is_exit_3(tiny_model: Path, images: list[Path]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = invoke(*base(tiny_model), "-d", "cuda", images[0])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: --device cuda was asked for, but no CUDA device")
+
+
+def test_model_that_cannot_be_had_is_exit_3(tmp_path: Path, images: list[Path]) -> None:
+    cases = {
+        "microsoft/resnet-50": "is not in the local cache and offline mode is on",
+        str(tmp_path): "has no config.json",
+        str(tmp_path / "nowhere"): "does not exist",
+    }
+    for model, message in cases.items():
+        result = invoke("-m", model, "--offline", images[0])
+        assert result.exit_code == 3, result.output
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_folder_without_weights_is_exit_3(tiny_model: Path, tmp_path: Path, images: list[Path]) -> None:
+    import shutil
+
+    broken = tmp_path / "no-weights"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").unlink()
+    result = invoke("-m", broken, "--offline", images[0])
+    assert result.exit_code == 3
+    assert "weights missing" in result.stderr
+
+
+def test_version() -> None:
+    from resnet_cli import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"resnet-classify {__version__}"
