@@ -6,6 +6,7 @@ Nothing here touches the network: HF_HUB_OFFLINE=1 is set for the whole session.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,40 +16,16 @@ from PIL import Image
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-LABELS = ["tabby cat", "golden retriever", "red fox", "sports car", "teapot, kettle", "banana"]
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
+# The tiny model lives in examples/ so users can make the same one to try the tool offline.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+import make_tiny_model
+
+LABELS = make_tiny_model.LABELS
 
 
 def build_tiny_model(folder: Path, *, multi_label: bool = False, seed: int = 0) -> Path:
-    """Save a few-channel ResNet and a ConvNeXt image processor (as microsoft/resnet-50 has)."""
-    import torch
-    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
-
-    torch.manual_seed(seed)
-    config = ResNetConfig(
-        embedding_size=8,
-        hidden_sizes=[8, 16],
-        depths=[1, 1],
-        layer_type="basic",
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-        problem_type="multi_label_classification" if multi_label else None,
-    )
-    model = ResNetForImageClassification(config).eval()
-    # Random init leaves the classifier nearly uniform; widen it so scores differ clearly.
-    with torch.no_grad():
-        model.classifier[-1].weight.mul_(20)
-    model.save_pretrained(folder)
-    ConvNextImageProcessor(
-        size={"shortest_edge": 224},
-        crop_pct=0.875,
-        resample=3,
-        image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD,
-    ).save_pretrained(folder)
-    return folder
+    """A few-channel ResNet with named labels and microsoft/resnet-50's preprocessing."""
+    return Path(make_tiny_model.save_tiny_model(str(folder), multi_label=multi_label, seed=seed))
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +44,7 @@ def scene(width: int, height: int, seed: int) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     channels = []
     for _ in range(3):
-        fx, fy, phase = rng.uniform(1, 6, size=2).tolist() + [rng.uniform(0, 6.28)]
+        fx, fy, phase = [*rng.uniform(1, 6, size=2).tolist(), rng.uniform(0, 6.28)]
         wave = np.sin(x / width * fx * 3.14 + phase) * np.cos(y / height * fy * 3.14)
         channels.append(127 + 100 * wave + rng.normal(0, 8, size=wave.shape))
     pixels = np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import LABELS
 from resnet_cli.cli import app
 from resnet_cli.writers import CSV_HEADER, read_records
-
-from conftest import LABELS
 
 runner = CliRunner()
 
@@ -64,8 +63,10 @@ def test_every_format_parses_back_to_the_same_records(
     assert all(r.ok for i, r in enumerate(expected) if i != 2)
 
 
-def test_csv_layout_matches_the_contract(tiny_model: Path, images: list[Path], tmp_path: Path) -> None:
-    empty = tmp_path / "empty, \"quoted\".jpg"
+def test_csv_layout_matches_the_contract(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    empty = tmp_path / 'empty, "quoted".jpg'
     empty.write_bytes(b"")
     result = invoke(*base(tiny_model), "-f", "csv", "-k", "2", images[0], empty)
     rows = list(csv.reader(io.StringIO(result.stdout, newline="")))
@@ -122,10 +123,14 @@ def test_output_file_is_written_and_never_overwritten(
 def test_stdin_newline_and_nul(tiny_model: Path, images: list[Path]) -> None:
     lines = "".join(f"{p}\n" for p in images[:3]).encode()
     result = invoke(*base(tiny_model), "-f", "jsonl", "-", stdin=lines)
-    assert [json.loads(x)["input"] for x in result.stdout.splitlines()] == [str(p) for p in images[:3]]
+    assert [json.loads(x)["input"] for x in result.stdout.splitlines()] == [
+        str(p) for p in images[:3]
+    ]
     nul = b"".join(bytes(p) + b"\0" for p in images[:3])
     result = invoke(*base(tiny_model), "-f", "jsonl", "-", "-0", stdin=nul)
-    assert [json.loads(x)["input"] for x in result.stdout.splitlines()] == [str(p) for p in images[:3]]
+    assert [json.loads(x)["input"] for x in result.stdout.splitlines()] == [
+        str(p) for p in images[:3]
+    ]
 
 
 def test_batching_does_not_change_results(tiny_model: Path, images: list[Path]) -> None:
@@ -187,7 +192,9 @@ def test_model_that_cannot_be_had_is_exit_3(tmp_path: Path, images: list[Path]) 
         assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_folder_without_weights_is_exit_3(tiny_model: Path, tmp_path: Path, images: list[Path]) -> None:
+def test_folder_without_weights_is_exit_3(
+    tiny_model: Path, tmp_path: Path, images: list[Path]
+) -> None:
     import shutil
 
     broken = tmp_path / "no-weights"

@@ -22,7 +22,15 @@ def names(sources) -> list[str]:
 
 
 def test_folder_is_recursive_sorted_and_skips_hidden_and_non_images(tmp_path: Path) -> None:
-    for rel in ["b.jpg", "a.PNG", "sub/z.webp", "sub/.hidden.jpg", ".git/x.jpg", "notes.txt", "c.tiff"]:
+    for rel in [
+        "b.jpg",
+        "a.PNG",
+        "sub/z.webp",
+        "sub/.hidden.jpg",
+        ".git/x.jpg",
+        "notes.txt",
+        "c.tiff",
+    ]:
         touch(tmp_path / rel)
     found = names(collect_inputs([str(tmp_path)]))
     assert found == [str(tmp_path / n) for n in ["a.PNG", "b.jpg", "c.tiff", "sub/z.webp"]]
@@ -49,7 +57,9 @@ def test_explicit_file_is_tried_whatever_its_extension(tmp_path: Path) -> None:
 def test_missing_path_empty_folder_and_unmatched_glob_are_error_sources(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     sources = list(
-        collect_inputs([str(tmp_path / "nope.jpg"), str(tmp_path / "empty"), str(tmp_path / "*.gif")])
+        collect_inputs(
+            [str(tmp_path / "nope.jpg"), str(tmp_path / "empty"), str(tmp_path / "*.gif")]
+        )
     )
     assert [s.error for s in sources] == [
         "no such file or directory",
@@ -81,7 +91,7 @@ def test_symlink_loop_in_folder_terminates(tmp_path: Path) -> None:
 
 
 def test_require_an_image_raises_only_when_nothing_is_usable(tmp_path: Path) -> None:
-    with pytest.raises(NoInputsError, match="no image found: .*nope.jpg: no such file"):
+    with pytest.raises(NoInputsError, match=r"no image found: .*nope\.jpg: no such file"):
         list(require_an_image(collect_inputs([str(tmp_path / "nope.jpg")])))
     with pytest.raises(NoInputsError, match="no inputs"):
         list(require_an_image([]))

@@ -33,19 +33,15 @@ EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
 )
 
 EPILOG = """\
-Examples:
+**Examples**
 
-  resnet-classify cat.jpg                       top 5 labels as a table
+    resnet-classify cat.jpg                      # top 5 labels as a table
+    resnet-classify photos/ -o labels.jsonl      # a whole folder, recursively
+    resnet-classify 'photos/**/*.png' -k 1 -f csv
+    find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
+    resnet-classify --model ./my-model --offline img.webp
 
-  resnet-classify photos/ -f jsonl -o labels.jsonl
-
-  resnet-classify 'photos/**/*.png' -k 1 -f csv
-
-  find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
-
-  resnet-classify --model ./my-model --offline img.webp
-
-Exit codes: 0 all classified, 1 some inputs failed (their records say why),
+**Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error, 3 model or device could not be loaded, 130 interrupted.
 """
 
@@ -77,6 +73,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -100,7 +97,7 @@ def classify_command(
         ),
     ] = "microsoft/resnet-50",
     revision: Annotated[
-        str | None, typer.Option(help="Hub revision: branch, tag or commit. [default: main]")
+        str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
     ] = None,
     device: Annotated[
         str,
@@ -110,7 +107,7 @@ def classify_command(
     ] = "auto",
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", "-b", min=1, help="Images per forward pass. [default: auto]"),
+        typer.Option("--batch-size", "-b", min=1, help="Images per forward pass. \\[default: auto]"),
     ] = None,
     precision: Annotated[
         Precision,
@@ -133,7 +130,7 @@ def classify_command(
         typer.Option(
             "--format",
             "-f",
-            help="Output format. [default: table on a terminal, else jsonl; with -o, "
+            help="Output format. \\[default: table on a terminal, else jsonl; with -o, "
             "from its extension]",
             show_default=False,
         ),
@@ -151,7 +148,7 @@ def classify_command(
         ),
     ] = False,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Decode workers. [default: auto]")
+        int | None, typer.Option("--workers", "-j", min=1, help="Decode workers. \\[default: auto]")
     ] = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")

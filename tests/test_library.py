@@ -1,0 +1,93 @@
+"""The library API that the CLI and examples/ use: load_classifier + classify."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from conftest import LABELS, scene
+from resnet_cli import Source, classify, load_classifier
+from resnet_cli.engine import classify_batches
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model: Path):
+    return load_classifier(str(tiny_model), device="cpu")
+
+
+def test_paths_images_and_bytes_give_the_same_answer(classifier, images: list[Path]) -> None:
+    from PIL import Image
+
+    path = images[3]  # a PNG: decoded identically from every kind of input
+    as_image = Image.open(path).convert("RGB")
+    records = list(classify(classifier, [path, as_image, path.read_bytes()], top_k=3))
+    assert [r.input for r in records] == [str(path), "<image 1>", "<bytes 2>"]
+    first = records[0].predictions
+    assert all(r.predictions == first for r in records)
+    assert first[0].label == LABELS[first[0].class_id]
+
+
+def test_bad_input_is_a_record_not_an_exception(classifier, images: list[Path]) -> None:
+    records = list(classify(classifier, [images[0], b"garbage", images[1]]))
+    assert [r.ok for r in records] == [True, False, True]
+    assert "not a readable image" in (records[1].error or "")
+
+
+def test_batches_come_in_order_and_bounded(classifier, tmp_path: Path) -> None:
+    paths = []
+    for i in range(11):
+        path = tmp_path / f"{i:02d}.jpg"
+        scene(64 + i, 48, seed=i).save(path)
+        paths.append(path)
+    batches = list(
+        classify_batches(classifier, [Source(str(p), str(p)) for p in paths], batch_size=4)
+    )
+    assert [len(b) for b in batches] == [4, 4, 3]
+    assert [r.input for b in batches for r in b] == [str(p) for p in paths]
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(
+    classifier, images: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = list(classify(classifier, images, batch_size=8))
+    real_predict = type(classifier).predict
+    sizes: list[int] = []
+
+    def flaky_predict(self, pixels, top_k):
+        sizes.append(len(pixels))
+        if len(pixels) > 2:  # pretend the device only fits two images at a time
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_predict(self, pixels, top_k)
+
+    monkeypatch.setattr(type(classifier), "predict", flaky_predict)
+    records = list(classify(classifier, images, batch_size=8))
+    assert sizes[0] == len(images) and max(s for s in sizes if s <= 2) == 2
+    assert [r.input for r in records] == [r.input for r in expected]
+    for ours, theirs in zip(records, expected, strict=True):
+        assert [p.class_id for p in ours.predictions] == [p.class_id for p in theirs.predictions]
+
+
+def test_other_model_errors_are_not_swallowed(classifier, images, monkeypatch) -> None:
+    def broken(self, pixels, top_k):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(type(classifier), "predict", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        list(classify(classifier, images))
+
+
+def test_device_decode_path_matches_the_cpu_path(classifier, images: list[Path]) -> None:
+    # On CUDA, JPEGs are decoded in batches on the GPU (nvJPEG); the same code runs here on the
+    # CPU with torchvision's decode_jpeg, so its wiring and fallbacks are tested without a GPU.
+    jpegs = [p for p in images if p.suffix == ".jpg"]
+    inputs = [*jpegs, io.BytesIO(b"x").getvalue()]
+    reference = list(classify(classifier, inputs, device_decode=False))
+    on_device = list(classify(classifier, inputs, device_decode=True))
+    assert [r.ok for r in on_device] == [True] * len(jpegs) + [False]
+    for ours, theirs in zip(on_device[:-1], reference[:-1], strict=True):
+        assert ours.input == theirs.input
+        theirs_scores = {p.class_id: p.score for p in theirs.predictions}
+        for p in ours.predictions:
+            assert p.score == pytest.approx(theirs_scores[p.class_id], abs=0.03)
