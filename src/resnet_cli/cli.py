@@ -8,12 +8,14 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 
 from . import __version__
+from .decode import DEFAULT_MAX_PIXELS
 from .errors import (
     DeviceError,
     ModelLoadError,
@@ -107,7 +109,9 @@ def classify_command(
     ] = "auto",
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", "-b", min=1, help="Images per forward pass. \\[default: auto]"),
+        typer.Option(
+            "--batch-size", "-b", min=1, help="Images per forward pass. \\[default: auto]"
+        ),
     ] = None,
     precision: Annotated[
         Precision,
@@ -150,6 +154,32 @@ def classify_command(
     workers: Annotated[
         int | None, typer.Option("--workers", "-j", min=1, help="Decode workers. \\[default: auto]")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="With --output: skip inputs already classified there, retry the failed ones, "
+            "append the rest.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="With --output: replace an existing file.")
+    ] = False,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-pixels",
+            min=1,
+            help="Refuse images that would decode larger than this (large JPEGs are first "
+            "decoded downscaled).",
+        ),
+    ] = DEFAULT_MAX_PIXELS,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="Compile the model with torch.compile (slower start, faster after)."
+        ),
+    ] = False,
     offline: Annotated[
         bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
     ] = False,
@@ -168,23 +198,27 @@ def classify_command(
     Records go to stdout (or --output) in input order; progress, warnings and the summary go to
     stderr. A file that is not a readable image gets an error record; the others still run.
     """
+    options = Options(
+        top_k=top_k,
+        model=model,
+        revision=revision,
+        device=device,
+        batch_size=batch_size,
+        precision=precision.value,
+        exact=exact,
+        output_format=output_format.value if output_format else None,
+        output=output,
+        null=null,
+        workers=workers,
+        resume=resume,
+        overwrite=overwrite,
+        max_pixels=max_pixels,
+        compile_model=compile_model,
+        offline=offline,
+        quiet=quiet,
+    )
     try:
-        code = run(
-            inputs or [],
-            top_k=top_k,
-            model=model,
-            revision=revision,
-            device=device,
-            batch_size=batch_size,
-            precision=precision.value,
-            exact=exact,
-            output_format=output_format.value if output_format else None,
-            output=output,
-            null=null,
-            workers=workers,
-            offline=offline,
-            quiet=quiet,
-        )
+        code = run(inputs or [], options)
     except ResnetCliError as exc:
         code = report_error(exc)
     except Exception as exc:
@@ -209,44 +243,54 @@ def report_error(exc: ResnetCliError) -> int:
     return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
 
 
-def run(
-    inputs: list[str],
-    *,
-    top_k: int,
-    model: str,
-    revision: str | None,
-    device: str,
-    batch_size: int | None,
-    precision: str,
-    exact: bool,
-    output_format: str | None,
-    output: Path | None,
-    null: bool,
-    workers: int | None,
-    offline: bool,
-    quiet: bool,
-) -> int:
+@dataclass(frozen=True)
+class Options:
+    """The command's options, as parsed."""
+
+    top_k: int = 5
+    model: str = "microsoft/resnet-50"
+    revision: str | None = None
+    device: str = "auto"
+    batch_size: int | None = None
+    precision: str = "auto"
+    exact: bool = False
+    output_format: str | None = None
+    output: Path | None = None
+    null: bool = False
+    workers: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    compile_model: bool = False
+    offline: bool = False
+    quiet: bool = False
+
+
+def run(inputs: list[str], options: Options) -> int:
     """The command's work, with every user-visible failure raised as a ResnetCliError."""
     from .model import check_device_name
     from .sources import collect_inputs, require_an_image
 
+    o = options
     if not inputs:
         raise UsageError("no inputs: name image files, folders or globs, or '-' for stdin")
-    if null and "-" not in inputs:
+    if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
-    if exact and precision not in ("auto", "fp32"):
-        raise UsageError(f"--exact computes in fp32; drop --precision {precision}")
-    check_device_name(device)
-    fmt = output_format or (
+    if o.exact and o.precision not in ("auto", "fp32"):
+        raise UsageError(f"--exact computes in fp32; drop --precision {o.precision}")
+    check_device_name(o.device)
+    output = o.output
+    fmt = o.output_format or (
         (format_for_path(str(output)) or "jsonl")
         if output
         else ("table" if _isatty(sys.stdout) else "jsonl")
     )
-    if output is not None and output.exists():
-        raise UsageError(f"output file {str(output)!r} exists: choose another name or delete it")
+    done = _prepare_output(output, fmt, o)
 
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
-    sources = collect_inputs(inputs, stdin=stdin, null_separated=null)
+    sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
+    if done:
+        sources = (s for s in sources if s.name not in done)
     total: int | None = None
     if stdin is None:
         listed = list(require_an_image(sources))  # usage errors surface before the model loads
@@ -256,38 +300,45 @@ def run(
         first = next(sources)  # raises NoInputsError before the model loads
         sources = _prepend(first, sources)
 
-    if offline:
+    if o.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
-    progress = None if quiet else _status(f"Loading {model} ...")
+    progress = None if o.quiet else _status(f"Loading {o.model} ...")
     from .engine import classify_batches, default_batch_size
     from .model import load_classifier
 
     try:
         classifier = load_classifier(
-            model,
-            revision=revision,
-            device=device,
-            precision=precision,
-            exact=exact,
-            offline=offline,
+            o.model,
+            revision=o.revision,
+            device=o.device,
+            precision=o.precision,
+            exact=o.exact,
+            offline=o.offline,
+            compile_model=o.compile_model,
         )
     finally:
         if progress is not None:
             progress.stop()
-    size = batch_size or default_batch_size(classifier.device)
+    size = o.batch_size or default_batch_size(classifier.device)
 
-    stream, opened = _open_output(output)
+    append = output is not None and output.exists()  # only with --resume, by now
+    stream, opened = _open_output(output, append=append)
     from .writers import create_writer
 
-    writer = create_writer(fmt, stream)
+    writer = create_writer(fmt, stream, header=not append)
     counts = {"images": 0, "failed": 0}
     started = time.perf_counter()
-    bar = _progress_bar(total, size, quiet)
+    bar = _progress_bar(total, size, o.quiet)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
         for batch in classify_batches(
-            classifier, sources, top_k=top_k, batch_size=batch_size, workers=workers
+            classifier,
+            sources,
+            top_k=o.top_k,
+            batch_size=o.batch_size,
+            workers=o.workers,
+            max_pixels=o.max_pixels,
         ):
             writer.write(batch)
             if opened:
@@ -307,7 +358,7 @@ def run(
         writer.close()
         _close_output(stream, opened)
     elapsed = time.perf_counter() - started
-    if not quiet:
+    if not o.quiet:
         _summary(counts["images"], counts["failed"], elapsed, classifier, interrupted)
     if interrupted:
         return EXIT_INTERRUPTED
@@ -330,8 +381,37 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _open_output(output: Path | None) -> tuple[IO[str], bool]:
-    """The text stream records go to: the output file (created, never replaced) or stdout."""
+def _prepare_output(output: Path | None, fmt: str, o: Options) -> set[str]:
+    """Check --output against --resume/--overwrite; for --resume, the inputs already done."""
+    from .writers import RESUMABLE_FORMATS, rewrite_for_resume
+
+    if (o.resume or o.overwrite) and output is None:
+        raise UsageError(f"--{'resume' if o.resume else 'overwrite'} needs --output FILE")
+    if o.resume and o.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: pick one")
+    if output is None or not output.exists():
+        return set()
+    if output.is_dir():
+        raise UsageError(f"output {str(output)!r} is a folder: name a file")
+    if o.overwrite:
+        output.unlink()
+        return set()
+    if not o.resume:
+        raise UsageError(
+            f"output file {str(output)!r} exists: pass --resume to continue it, --overwrite to "
+            "replace it, or choose another name"
+        )
+    if fmt not in RESUMABLE_FORMATS:
+        raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
+    try:
+        return rewrite_for_resume(str(output), fmt)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot resume from {str(output)!r}: {exc}") from None
+
+
+def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bool]:
+    """The text stream records go to: the output file (new, or appended with --resume) or
+    stdout."""
     if output is None:
         # Our own wrapper so CSV line endings pass through untouched and file names that are
         # not UTF-8 come out as the bytes they were.
@@ -340,10 +420,11 @@ def _open_output(output: Path | None) -> tuple[IO[str], bool]:
         )
         return stream, False
     try:
-        return open(output, "x", encoding="utf-8", errors="surrogateescape", newline=""), True
+        mode = "a" if append else "x"
+        return open(output, mode, encoding="utf-8", errors="surrogateescape", newline=""), True
     except FileExistsError:
         raise UsageError(
-            f"output file {str(output)!r} exists: choose another name or delete it"
+            f"output file {str(output)!r} exists: pass --resume or --overwrite"
         ) from None
     except OSError as exc:
         raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None

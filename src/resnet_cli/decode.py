@@ -7,7 +7,6 @@ import io
 import os
 import warnings
 
-import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
@@ -105,6 +104,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image
     if mode.startswith("I") or mode == "F":
+        import numpy as np
+
         array = np.asarray(image, dtype=np.float64)
         top = float(array.max()) if array.size else 0.0
         if mode == "F" and top <= 1.0:

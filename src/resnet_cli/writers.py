@@ -197,14 +197,16 @@ def common_folder(names: list[str]) -> str:
     return "" if folder in ("", ".", os.sep) else folder
 
 
-def create_writer(fmt: str, stream: IO[str], *, color: bool | None = None) -> Writer:
-    """The writer for a format name."""
+def create_writer(
+    fmt: str, stream: IO[str], *, color: bool | None = None, header: bool = True
+) -> Writer:
+    """The writer for a format name (``header``: whether a CSV starts with its header row)."""
     if fmt == "jsonl":
         return JsonlWriter(stream)
     if fmt == "json":
         return JsonWriter(stream)
     if fmt == "csv":
-        return CsvWriter(stream)
+        return CsvWriter(stream, header=header)
     if fmt == "table":
         return TableWriter(stream, color=color)
     raise ValueError(f"unknown format {fmt!r}")
@@ -245,3 +247,55 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
             current = {"input": name, "predictions": [prediction]}
             records.append(Record.from_dict(current))
     return records
+
+
+RESUMABLE_FORMATS = ("jsonl", "csv")
+
+
+def recover_records(path: str, fmt: str) -> list[Record]:
+    """The complete records in an output file from an earlier run, dropping a torn tail.
+
+    A run killed mid-write leaves at most a partial last line (or, in CSV, a record with fewer
+    rows than the others); that part is not returned, so its input is classified again.
+    """
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        text = handle.read()
+    if fmt == "jsonl":
+        lines = text.split("\n")
+        complete = lines[:-1]  # the piece after the last newline is partial (or empty)
+        records = []
+        for line in complete:
+            if line.strip():
+                try:
+                    records.append(Record.from_dict(json.loads(line)))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn line: its input will be retried
+        return records
+    if fmt == "csv":
+        if not text:
+            return []
+        cut = text.rfind("\r\n")
+        body = text[: cut + 2] if cut >= 0 else ""
+        records = records_from_csv_rows(csv.reader(io.StringIO(body, newline="")))
+        if body != text and records and records[-1].ok:
+            records.pop()  # the last record's rows were being written when the run stopped
+        full = max((len(r.predictions) for r in records if r.ok), default=0)
+        return [r for r in records if not r.ok or len(r.predictions) == full]
+    raise ValueError(f"cannot resume a {fmt} file: use jsonl or csv")
+
+
+def rewrite_for_resume(path: str, fmt: str) -> set[str]:
+    """Keep only the classified records of an earlier run's file; return their inputs.
+
+    Failed and torn records are dropped so their inputs are retried and appended: the finished
+    file holds every input exactly once. The file is replaced atomically.
+    """
+    kept = [r for r in recover_records(path, fmt) if r.ok]
+    temporary = f"{path}.resume-tmp"
+    with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        writer = create_writer(fmt, handle)
+        writer.write(kept)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return {r.input for r in kept}
