@@ -14,7 +14,9 @@ from .results import Record
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
+# characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
+_ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
 # Up to this many images the table shows each image's full top-k; above it, one row per image.
 DETAILED_TABLE_LIMIT = 3
 
@@ -48,7 +50,7 @@ def record_json(record: Record) -> str:
     for prediction in data.get("predictions", ()):
         prediction["score"] = round_score(prediction["score"])
     text = json.dumps(data, ensure_ascii=False)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def csv_rows(record: Record) -> Iterator[tuple[Any, ...]]:
@@ -215,7 +217,8 @@ def create_writer(
 def read_records(text: str, fmt: str) -> list[Record]:
     """Parse records written in ``jsonl``, ``json`` or ``csv`` back into Records."""
     if fmt == "jsonl":
-        return [Record.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+        # Split on "\n" only: str.splitlines() also breaks on characters allowed in names.
+        return [Record.from_dict(json.loads(line)) for line in text.split("\n") if line.strip()]
     if fmt == "json":
         return [Record.from_dict(item) for item in json.loads(text)]
     if fmt == "csv":
