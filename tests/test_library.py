@@ -91,3 +91,28 @@ def test_device_decode_path_matches_the_cpu_path(classifier, images: list[Path])
         theirs_scores = {p.class_id: p.score for p in theirs.predictions}
         for p in ours.predictions:
             assert p.score == pytest.approx(theirs_scores[p.class_id], abs=0.03)
+
+
+def test_cpu_freeze_kicks_in_after_enough_images_and_changes_nothing(
+    tiny_model: Path, images: list[Path]
+) -> None:
+    eager = load_classifier(str(tiny_model), device="cpu")
+    eager.freeze_after = None
+    frozen = load_classifier(str(tiny_model), device="cpu")
+    frozen.freeze_after = 4
+    inputs = images * 3
+    expected = list(classify(eager, inputs, batch_size=4))
+    records = list(classify(frozen, inputs, batch_size=4))
+    assert frozen._frozen is not None  # the traced, frozen model took over
+    for ours, theirs in zip(records, expected, strict=True):
+        assert [p.class_id for p in ours.predictions] == [p.class_id for p in theirs.predictions]
+        for p, q in zip(ours.predictions, theirs.predictions, strict=True):
+            assert p.score == pytest.approx(q.score, abs=1e-4)
+
+
+def test_exact_classifier_is_never_frozen_or_folded(tiny_model: Path, images: list[Path]) -> None:
+    import torch
+
+    exact = load_classifier(str(tiny_model), device="cpu", exact=True)
+    assert exact.freeze_after is None or not exact.freeze(torch.zeros(1, 3, 224, 224))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in exact.model.modules())

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "microsoft/resnet-50"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FREEZE_AFTER_IMAGES = 64
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -102,7 +103,14 @@ class Classifier:
     exact: bool = False
     channels_last: bool = False
     draft_edge: int | None = None
+    # On the CPU, after this many images the model is traced and frozen (TorchScript with
+    # oneDNN fusions: about 1.4x faster for ResNet-50 on a 2-core AVX2 machine). It costs a few
+    # seconds, so runs of a batch or two never pay it; None turns it off.
+    freeze_after: int | None = None
     _autocast: bool = field(default=False, repr=False)
+    _frozen: Any = field(default=None, repr=False)
+    _frozen_shape: tuple[int, ...] | None = field(default=None, repr=False)
+    _seen: int = field(default=0, repr=False)
 
     @property
     def num_labels(self) -> int:
@@ -127,8 +135,14 @@ class Classifier:
         if self.channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         pixel_values = pixel_values.to(self.device, non_blocking=True)
+        self._seen += len(pixel_values)
+        if self.freeze_after is not None and self._seen >= self.freeze_after:
+            self.freeze_after = None  # one try, whatever its outcome
+            self.freeze(pixel_values)
         with torch.inference_mode():
-            if self._autocast:
+            if self._frozen is not None and tuple(pixel_values.shape[1:]) == self._frozen_shape:
+                logits = _logits(self._frozen(pixel_values))
+            elif self._autocast:
                 with torch.autocast(self.device.type, dtype=self.dtype):
                     logits = self.model(pixel_values=pixel_values).logits
             else:
@@ -136,6 +150,58 @@ class Classifier:
             logits = logits.float()
             probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
             return probabilities.topk(min(top_k, self.num_labels), dim=-1)
+
+    def freeze(self, sample: torch.Tensor) -> bool:
+        """Trace and freeze the model for CPU inference, keeping it only if it gives the same
+        logits as the eager model. Any failure keeps the eager model: this is an
+        optimization, never a new way to fail."""
+        import warnings
+
+        import torch
+
+        if self.device.type != "cpu" or self.exact or self.dtype != torch.float32:
+            return False
+        try:
+            with warnings.catch_warnings(), torch.inference_mode():
+                warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notes
+                # Traced on one image, checked on two: the frozen graph must not have baked in
+                # the batch size. Small probes keep the one-off cost to a few seconds.
+                traced = torch.jit.trace(self.model, (sample[:1],), strict=False)
+                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                probe = sample[:2] if len(sample) > 1 else sample
+                expected = self.model(pixel_values=probe).logits
+                scale = max(1.0, float(expected.abs().max()))
+                if not torch.allclose(_logits(frozen(probe)), expected, rtol=0, atol=1e-3 * scale):
+                    return False
+        except Exception:
+            return False
+        self._frozen, self._frozen_shape = frozen, tuple(sample.shape[1:])
+        return True
+
+
+def _logits(output: Any) -> torch.Tensor:
+    """Logits from a traced model's output (a dict or tuple where eager gives a ModelOutput)."""
+    if isinstance(output, dict):
+        return output["logits"]
+    return output[0] if isinstance(output, tuple | list) else output
+
+
+def fold_batchnorm(model: Any) -> int:
+    """Fold eval-mode BatchNorm into the convolution before it, where a module pairs them as
+    ``convolution`` then ``normalization`` (the ResNet family's conv layers and shortcuts).
+    Saves a pass over every activation; changes logits by float rounding only."""
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for module in model.modules():
+        conv = getattr(module, "convolution", None)
+        norm = getattr(module, "normalization", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+            module.convolution = fuse_conv_bn_eval(conv, norm)
+            module.normalization = torch.nn.Identity()
+            folded += 1
+    return folded
 
 
 def _pil_image_type() -> type:
@@ -197,6 +263,8 @@ def load_classifier(
             raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
 
     network.eval()
+    if not exact:
+        fold_batchnorm(network)
     autocast = torch_device.type == "cpu" and dtype != torch.float32
     if not autocast and dtype != torch.float32:
         network.to(dtype)
@@ -224,6 +292,9 @@ def load_classifier(
         exact=exact,
         channels_last=channels_last,
         draft_edge=None if exact else resize_edge(processor),
+        freeze_after=FREEZE_AFTER_IMAGES
+        if torch_device.type == "cpu" and not compile_model
+        else None,
         _autocast=autocast,
     )
 
