@@ -38,7 +38,7 @@ def test_exact_scores_equal_the_transformers_pipeline(tiny_model: Path, photos: 
 def test_fast_path_stays_close_to_exact(tiny_model: Path, photos: list[Path]) -> None:
     exact = load_classifier(str(tiny_model), exact=True, device="cpu")
     fast = load_classifier(str(tiny_model), device="cpu")
-    assert fast.draft_edge == 256  # 224 / crop_pct 0.875: DCT downscaling is on
+    assert fast.resize is not None and fast.resize.target(480, 640) == (256, 341)  # 224/0.875
     reference = {r.input: r for r in classify(exact, photos, top_k=6)}
     for record in classify(fast, photos, top_k=6):
         theirs = {p.class_id: p.score for p in reference[record.input].predictions}

@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
@@ -16,6 +17,30 @@ from .errors import ImageError
 Image.MAX_IMAGE_PIXELS = None
 DEFAULT_MAX_PIXELS = 100_000_000
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class ResizeRule:
+    """The first resize a model's image processor applies: the shorter side to
+    ``shortest_edge`` keeping the aspect ratio, or to a fixed ``size`` (width, height)."""
+
+    shortest_edge: int | None = None
+    size: tuple[int, int] | None = None
+
+    def target(self, width: int, height: int) -> tuple[int, int]:
+        """The size the processor resizes a ``width`` x ``height`` image to (its rounding)."""
+        if self.size is not None:
+            return self.size
+        edge = int(self.shortest_edge or 0)
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(edge * long / short)
+        return (edge, new_long) if width <= height else (new_long, edge)
+
+    @property
+    def draft_edge(self) -> int:
+        """The shorter side a DCT-downscaled decode keeps: 1.5x what the model needs, because
+        the deepest scale (1/8: one pixel per 8x8 block) aliases visibly; 1/4 and 1/2 don't."""
+        return int(1.5 * (self.shortest_edge or max(self.size or (0, 0))))
 
 
 def read_file(path: str) -> bytes:
@@ -41,13 +66,14 @@ def read_file(path: str) -> bytes:
 
 
 def decode_image(
-    data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_edge: int | None = None
+    data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, resize: ResizeRule | None = None
 ) -> Image.Image:
     """Decode an encoded image into an upright RGB image.
 
-    ``draft_edge``: when set and the image is a JPEG whose shorter side is at least twice that,
-    let libjpeg downscale in the DCT domain (``Image.draft``) to no less than ``draft_edge``
-    per side. Far cheaper than a full decode; the caller resizes the result anyway.
+    ``resize``: the model's first resize. When given and the image is a JPEG at least twice as
+    large, libjpeg downscales in the DCT domain (``Image.draft``, far cheaper than a full
+    decode) and the result is resized to exactly the size the processor would have produced
+    from the full image, so its crop lands on the same pixels.
     """
     image: Image.Image
     try:
@@ -56,14 +82,14 @@ def decode_image(
         raise ImageError("not a readable image: unknown or corrupt image format") from None
     except Exception as exc:
         raise ImageError(f"not a readable image: {_describe(exc)}") from None
-    width, height = image.size
+    width, height = original = image.size
     if width < 1 or height < 1:
         raise ImageError(f"not a readable image: it has no pixels ({width}x{height})")
     limited = max_pixels is not None and width * height > max_pixels
-    if isinstance(image, JpegImagePlugin.JpegImageFile) and (draft_edge or limited):
-        edge = draft_edge or 1
+    if isinstance(image, JpegImagePlugin.JpegImageFile) and (resize or limited):
+        edge = resize.draft_edge if resize else 1
         if limited and max_pixels is not None:
-            # The smallest DCT scale is 1/8; ask for at least that, more if draft_edge wants it.
+            # The smallest DCT scale is 1/8; ask for at least that, more if the model needs it.
             edge = max(edge, int(min(width, height) / 8))
         if min(width, height) >= 2 * edge:
             image.draft("RGB", (edge, edge))
@@ -73,16 +99,22 @@ def decode_image(
             f"image too large: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
             f"above --max-pixels {max_pixels}; raise --max-pixels to classify it"
         )
+    drafted = image.size != original
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = _upright(image)
-            return to_rgb(image)
+            stored = image.size
+            image = to_rgb(_upright(image))
     except ImageError:
         raise
     except Exception as exc:
         raise ImageError(f"not a readable image: {_describe(exc)}") from None
+    if drafted and resize is not None:
+        turned = image.size != stored  # EXIF orientation swapped width and height
+        full_width, full_height = (original[1], original[0]) if turned else original
+        image = image.resize(resize.target(full_width, full_height), Image.Resampling.BICUBIC)
+    return image
 
 
 def load_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:

@@ -148,7 +148,6 @@ def classify(classifier: Classifier, sources: Iterable[Source], **options: Any) 
 def _make_preparer(
     classifier: Classifier, max_pixels: int | None, device_decode: bool
 ) -> Callable[[Source], _Slot]:
-    draft_edge = classifier.draft_edge
 
     def prepare(source: Source) -> _Slot:
         if source.error is not None:
@@ -160,7 +159,7 @@ def _make_preparer(
                 data = source.data if source.data is not None else read_file(str(source.path))
                 if device_decode and _device_decodable(data, max_pixels):
                     return _Slot(source.name, jpeg=data)
-                image = decode_image(data, max_pixels=max_pixels, draft_edge=draft_edge)
+                image = decode_image(data, max_pixels=max_pixels, resize=classifier.resize)
             return _Slot(source.name, pixels=classifier.preprocess([image])[0])
         except ImageError as exc:
             return _Slot(source.name, error=str(exc))
@@ -227,7 +226,7 @@ def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[
             slots[i].jpeg = None
             continue
         try:
-            image = decode_image(slots[i].jpeg or b"", draft_edge=classifier.draft_edge)
+            image = decode_image(slots[i].jpeg or b"", resize=classifier.resize)
             slots[i].pixels = classifier.preprocess([image])[0]
         except ImageError as exc:
             slots[i].error = str(exc)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .decode import ResizeRule
 from .errors import DeviceError, ModelLoadError, UsageError
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class Classifier:
     multi_label: bool
     exact: bool = False
     channels_last: bool = False
-    draft_edge: int | None = None
+    resize: ResizeRule | None = None  # set: JPEGs are decoded downscaled to about this size
     # On the CPU, after this many images the model is traced and frozen (TorchScript with
     # oneDNN fusions: about 1.4x faster for ResNet-50 on a 2-core AVX2 machine). It costs a few
     # seconds, so runs of a batch or two never pay it; None turns it off.
@@ -291,7 +292,7 @@ def load_classifier(
         multi_label=config.problem_type == "multi_label_classification",
         exact=exact,
         channels_last=channels_last,
-        draft_edge=None if exact else resize_edge(processor),
+        resize=None if exact else resize_rule(processor),
         freeze_after=FREEZE_AFTER_IMAGES
         if torch_device.type == "cpu" and not compile_model
         else None,
@@ -310,22 +311,27 @@ def check_hub(model: str, revision: str | None) -> None:
         raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
 
 
-def resize_edge(processor: Any) -> int | None:
-    """The shorter side the processor resizes to before cropping, if it can be told.
-
-    Decoding a JPEG straight to about this size (DCT downscaling) loses almost nothing.
-    """
+def resize_rule(processor: Any) -> ResizeRule | None:
+    """The processor's first resize, where it is one we can reproduce exactly; else None,
+    and images are decoded in full (always correct, only slower)."""
+    if not getattr(processor, "do_resize", False):
+        return None
     size = getattr(processor, "size", None)
     shortest = _size_field(size, "shortest_edge")
-    if shortest:
-        edge = int(shortest)
-        crop_pct = getattr(processor, "crop_pct", None)
-        if crop_pct and edge < 384:  # ConvNeXt-style processors resize to edge / crop_pct first
-            edge = int(edge / crop_pct)
-        return edge
     height, width = _size_field(size, "height"), _size_field(size, "width")
-    if height and width:
-        return max(int(height), int(width))
+    if "ConvNext" in type(processor).__name__ and shortest:
+        # ConvNeXt-style (microsoft/resnet-50): below 384, resize to edge / crop_pct and crop;
+        # from 384 up, warp to a square.
+        crop_pct = getattr(processor, "crop_pct", None) or 1.0
+        if shortest < 384:
+            return ResizeRule(shortest_edge=int(shortest / crop_pct))
+        return ResizeRule(size=(int(shortest), int(shortest)))
+    if getattr(processor, "crop_pct", None) is not None:
+        return None  # other crop_pct conventions exist; not worth guessing
+    if shortest and not (height or width):
+        return ResizeRule(shortest_edge=int(shortest))
+    if height and width and not shortest:
+        return ResizeRule(size=(int(width), int(height)))
     return None
 
 

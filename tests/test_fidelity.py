@@ -1,0 +1,66 @@
+"""Fast paths are measured against the reference: DCT-downscaled decoding vs the model's own
+processor on full decodes, and automatic precision vs fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from resnet_cli import classify, load_classifier
+from resnet_cli.decode import decode_image, load_image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Real photographs at camera-like sizes, so JPEG DCT downscaling takes effect."""
+    folder = tmp_path_factory.mktemp("photos")
+    paths = []
+    for source in sorted(EXAMPLES.glob("*.jpg")):
+        with Image.open(source) as image:
+            for scale in (2, 5, 9):
+                big = image.resize((image.width * scale, image.height * scale), Image.BICUBIC)
+                path = folder / f"{source.stem}-x{scale}.jpg"
+                big.save(path, quality=90)
+                paths.append(path)
+    return paths
+
+
+def test_dct_downscaled_pixels_stay_close_to_the_reference(
+    tiny_model: Path, photos: list[Path]
+) -> None:
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    assert classifier.resize is not None and classifier.resize.target(640, 480) == (341, 256)
+    for path in photos:
+        data = path.read_bytes()
+        fast = decode_image(data, resize=classifier.resize)
+        full = load_image(str(path))
+        if min(full.size) >= 2 * classifier.resize.draft_edge:
+            assert min(fast.size) == 256  # decoded downscaled, then resized as the model does
+        difference = (classifier.preprocess([fast]) - classifier.preprocess([full])).abs().mean()
+        assert float(difference) <= 0.03, (path.name, float(difference))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_probabilities_stay_close_to_fp32(
+    precision: str, tiny_model: Path, photos: list[Path]
+) -> None:
+    # auto picks bf16 on CPUs with native bf16 and fp16 on GPUs; both are checked here on
+    # the CPU, against fp32 on the same decoded pixels.
+    reference = load_classifier(str(tiny_model), device="cpu", precision="fp32")
+    reduced = load_classifier(str(tiny_model), device="cpu", precision=precision)
+    expected = {r.input: r for r in classify(reference, photos, top_k=6)}
+    for record in classify(reduced, photos, top_k=6):
+        theirs = {p.class_id: p.score for p in expected[record.input].predictions}
+        gap = max(abs(p.score - theirs[p.class_id]) for p in record.predictions)
+        assert gap <= 0.02, (record.input, gap)
+
+
+def test_auto_precision_is_fp32_without_native_bf16(tiny_model: Path) -> None:
+    from resnet_cli.model import cpu_has_native_bf16
+
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    assert classifier.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
