@@ -64,3 +64,24 @@ def test_auto_precision_is_fp32_without_native_bf16(tiny_model: Path) -> None:
 
     classifier = load_classifier(str(tiny_model), device="cpu")
     assert classifier.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
+
+
+def test_elongated_image_is_cropped_before_the_resize(tiny_model: Path, tmp_path: Path) -> None:
+    # The model's centre crop only sees the middle of a 10000x3 strip; resizing the whole strip
+    # to a 256 short side would make an 853333x256 image first.
+    import io
+
+    import numpy as np
+
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    pixels = np.random.default_rng(0).integers(0, 255, (3, 10000, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    strip = decode_image(buffer.getvalue(), resize=classifier.resize)
+    assert strip.size == (12, 3)
+    assert np.array_equal(np.asarray(strip), pixels[:, 4994:5006])
+    assert load_image_size(buffer.getvalue()) == (10000, 3)  # --exact keeps the whole strip
+
+
+def load_image_size(data: bytes) -> tuple[int, int]:
+    return decode_image(data).size

@@ -116,3 +116,22 @@ def test_exact_classifier_is_never_frozen_or_folded(tiny_model: Path, images: li
     exact = load_classifier(str(tiny_model), device="cpu", exact=True)
     assert exact.freeze_after is None or not exact.freeze(torch.zeros(1, 3, 224, 224))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in exact.model.modules())
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_device_path_turns_images_upright_like_pil(orientation: int) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    from resnet_cli.engine import apply_orientation
+
+    pixels = np.random.default_rng(orientation).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.info["exif"] = exif.tobytes()
+    image.getexif()[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(image))
+    turned = apply_orientation(torch.from_numpy(pixels).permute(2, 0, 1), orientation)
+    assert np.array_equal(turned.permute(1, 2, 0).numpy(), expected)

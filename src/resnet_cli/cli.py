@@ -498,4 +498,10 @@ def main(argv: list[str] | None = None) -> None:
         code = getattr(exc, "exit_code", EXIT_USAGE)
     except typer.Abort:
         code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        # Every finished record is written and the summary printed; a decode worker stuck in
+        # a blocking read must not keep the process alive, so skip the interpreter's join.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

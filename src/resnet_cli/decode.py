@@ -15,6 +15,13 @@ from .errors import ImageError
 # Our own bound replaces Pillow's global one: we check the header size before decoding, try
 # JPEG DCT downscaling for images above the bound, and say what to do about the rest.
 Image.MAX_IMAGE_PIXELS = None
+# Pillow warns about recoverable oddities (corrupt EXIF, palette transparency) with raw
+# UserWarnings; a bad file's problems belong in its record, not on stderr. Set once here:
+# warnings.catch_warnings() is not thread-safe and decoding runs in threads.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+# A resize rule whose processor centre-crops needs at most this aspect ratio of the image:
+# a 10000x3 strip would otherwise be resized to 853333x256 (gigabytes) to keep a 224 crop.
+MAX_ASPECT = 4
 DEFAULT_MAX_PIXELS = 100_000_000
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -26,6 +33,7 @@ class ResizeRule:
 
     shortest_edge: int | None = None
     size: tuple[int, int] | None = None
+    crops: bool = False  # a centre crop no larger than shortest_edge follows the resize
 
     def target(self, width: int, height: int) -> tuple[int, int]:
         """The size the processor resizes a ``width`` x ``height`` image to (its rounding)."""
@@ -101,11 +109,9 @@ def decode_image(
         )
     drafted = image.size != original
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image.load()
-            stored = image.size
-            image = to_rgb(_upright(image))
+        image.load()
+        stored = image.size
+        image = to_rgb(_upright(image))
     except ImageError:
         raise
     except Exception as exc:
@@ -114,7 +120,22 @@ def decode_image(
         turned = image.size != stored  # EXIF orientation swapped width and height
         full_width, full_height = (original[1], original[0]) if turned else original
         image = image.resize(resize.target(full_width, full_height), Image.Resampling.BICUBIC)
+    if resize is not None and resize.crops:
+        image = crop_extreme_aspect(image)
     return image
+
+
+def crop_extreme_aspect(image: Image.Image) -> Image.Image:
+    """Keep the central part of a very elongated image: the model's centre crop only sees the
+    middle, and resizing the whole strip first would take memory out of all proportion."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    if long <= MAX_ASPECT * short:
+        return image
+    keep = MAX_ASPECT * short
+    start = (long - keep) // 2
+    box = (start, 0, start + keep, height) if width > height else (0, start, width, start + keep)
+    return image.crop(box)
 
 
 def load_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -140,10 +161,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
         array = np.asarray(image, dtype=np.float64)
         top = float(array.max()) if array.size else 0.0
-        if mode == "F" and top <= 1.0:
+        if mode.startswith("I;16"):
+            array = array / 257.0  # by bit depth, not content: a dark 16-bit image stays dark
+        elif mode == "F" and top <= 1.0:
             array = array * 255.0
-        elif top > 255.0:
-            array = array / (65535.0 / 255.0) if top <= 65535.0 else array / (top / 255.0)
+        elif top > 255.0:  # 32-bit integers: treat as 16-bit data unless they go beyond
+            array = array / 257.0 if top <= 65535.0 else array / (top / 255.0)
         gray = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), mode="L")
         return gray.convert("RGB")
     if mode == "P" and "transparency" in image.info:

@@ -48,6 +48,7 @@ class _Slot:
     name: str
     pixels: Any = None
     jpeg: bytes | None = None
+    orientation: int = 1  # EXIF orientation of ``jpeg``, applied after decoding on the device
     error: str | None = None
 
 
@@ -100,43 +101,46 @@ def classify_batches(
     # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
     in_flight = size + 2 * pool_size
 
-    with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[Source, Future[_Slot]]] = deque()
-        stream = iter(sources)
+    pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode")
+    finished = False
+    pending: deque[tuple[Source, Future[_Slot]]] = deque()
+    stream = iter(sources)
 
-        def refill() -> None:
-            while len(pending) < in_flight:
-                source = next(stream, None)
-                if source is None:
-                    return
-                pending.append((source, pool.submit(prepare, source)))
+    def refill() -> None:
+        while len(pending) < in_flight:
+            source = next(stream, None)
+            if source is None:
+                return
+            pending.append((source, pool.submit(prepare, source)))
 
-        previous: _Launched | None = None
-        slots: list[_Slot] = []
-        ready = 0
-        try:
+    previous: _Launched | None = None
+    slots: list[_Slot] = []
+    ready = 0
+    try:
+        refill()
+        while pending:
+            _, future = pending.popleft()
             refill()
-            while pending:
-                _, future = pending.popleft()
-                refill()
-                slot = future.result()
-                slots.append(slot)
-                ready += slot.error is None
-                if ready == size:
-                    launched = _launch(classifier, slots, top_k)
-                    if previous is not None:
-                        yield previous.records(classifier.labels)
-                    previous, slots, ready = launched, [], 0
-            if slots:
+            slot = future.result()
+            slots.append(slot)
+            ready += slot.error is None
+            if ready == size:
                 launched = _launch(classifier, slots, top_k)
                 if previous is not None:
                     yield previous.records(classifier.labels)
-                previous = launched
+                previous, slots, ready = launched, [], 0
+        if slots:
+            launched = _launch(classifier, slots, top_k)
             if previous is not None:
                 yield previous.records(classifier.labels)
-        finally:
-            for _, future in pending:
-                future.cancel()
+            previous = launched
+        if previous is not None:
+            yield previous.records(classifier.labels)
+        finished = True
+    finally:
+        # Interrupted or abandoned: do not wait for a worker that may be stuck reading
+        # (a slow network mount, a pipe); the caller has what it needs.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def classify(classifier: Classifier, sources: Iterable[Source], **options: Any) -> Iterator[Record]:
@@ -157,8 +161,9 @@ def _make_preparer(
                 image = source.image
             else:
                 data = source.data if source.data is not None else read_file(str(source.path))
-                if device_decode and _device_decodable(data, max_pixels):
-                    return _Slot(source.name, jpeg=data)
+                orientation = _device_decodable(data, max_pixels) if device_decode else None
+                if orientation is not None:
+                    return _Slot(source.name, jpeg=data, orientation=orientation)
                 image = decode_image(data, max_pixels=max_pixels, resize=classifier.resize)
             return _Slot(source.name, pixels=classifier.preprocess([image])[0])
         except ImageError as exc:
@@ -169,10 +174,11 @@ def _make_preparer(
     return prepare
 
 
-def _device_decodable(data: bytes, max_pixels: int | None) -> bool:
-    """Whether a JPEG is plain enough for nvJPEG: 8-bit RGB or grayscale, within the bound."""
+def _device_decodable(data: bytes, max_pixels: int | None) -> int | None:
+    """For a JPEG plain enough for nvJPEG (8-bit RGB or grayscale, within the bound), its EXIF
+    orientation (1 when none); None for anything else. Reads the header only."""
     if not data.startswith(JPEG_MAGIC):
-        return False
+        return None
     import io
 
     from PIL import Image
@@ -180,11 +186,38 @@ def _device_decodable(data: bytes, max_pixels: int | None) -> bool:
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-            return header.mode in ("RGB", "L") and (
-                max_pixels is None or width * height <= max_pixels
-            )
+            if header.mode not in ("RGB", "L"):
+                return None
+            if max_pixels is not None and width * height > max_pixels:
+                return None
+            orientation = header.getexif().get(0x0112, 1)
+            return orientation if orientation in range(1, 9) else 1
     except Exception:
-        return False
+        return None
+
+
+def apply_orientation(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Turn a CHW image tensor upright by its EXIF orientation (as PIL's exif_transpose does).
+
+    nvJPEG ignores EXIF, so GPU-decoded images are turned here, on the device.
+    """
+    import torch
+
+    if orientation == 2:
+        return image.flip(-1)
+    if orientation == 3:
+        return image.flip(-2, -1)
+    if orientation == 4:
+        return image.flip(-2)
+    if orientation == 5:
+        return image.transpose(-2, -1)
+    if orientation == 6:
+        return torch.rot90(image, -1, dims=(-2, -1))
+    if orientation == 7:
+        return image.transpose(-2, -1).flip(-2, -1)
+    if orientation == 8:
+        return torch.rot90(image, 1, dims=(-2, -1))
+    return image
 
 
 def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[int]) -> None:
@@ -205,7 +238,6 @@ def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[
                 encoded,
                 mode=ImageReadMode.RGB,
                 device=classifier.device,
-                apply_exif_orientation=True,
             )
         )
 
@@ -218,7 +250,9 @@ def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[
                 decoded[i] = decode([i])[0]
     if decoded:
         order = list(decoded)
-        pixels = classifier.preprocess([decoded[i] for i in order])
+        pixels = classifier.preprocess(
+            [apply_orientation(decoded[i], slots[i].orientation) for i in order]
+        )
         for row, i in enumerate(order):
             slots[i].pixels = pixels[row]
     for i in indices:

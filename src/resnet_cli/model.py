@@ -324,12 +324,15 @@ def resize_rule(processor: Any) -> ResizeRule | None:
         # from 384 up, warp to a square.
         crop_pct = getattr(processor, "crop_pct", None) or 1.0
         if shortest < 384:
-            return ResizeRule(shortest_edge=int(shortest / crop_pct))
+            return ResizeRule(shortest_edge=int(shortest / crop_pct), crops=True)
         return ResizeRule(size=(int(shortest), int(shortest)))
     if getattr(processor, "crop_pct", None) is not None:
         return None  # other crop_pct conventions exist; not worth guessing
     if shortest and not (height or width):
-        return ResizeRule(shortest_edge=int(shortest))
+        crop = getattr(processor, "crop_size", None)
+        crop_edge = max(_size_field(crop, "height") or 0, _size_field(crop, "width") or 0)
+        crops = bool(getattr(processor, "do_center_crop", False)) and 0 < crop_edge <= shortest
+        return ResizeRule(shortest_edge=int(shortest), crops=crops)
     if height and width and not shortest:
         return ResizeRule(size=(int(width), int(height)))
     return None

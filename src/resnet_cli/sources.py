@@ -126,19 +126,26 @@ def _walk(folder: str, ancestors: frozenset[tuple[int, int]]) -> Iterator[str]:
         if entry.name.startswith("."):
             continue
         path = os.path.join(folder, entry.name)
-        if _is_dir(entry):
+        kind = _kind(entry)
+        if kind == "dir":
             yield from _walk(path, inner)
-        elif is_image_name(entry.name):
+        elif kind == "file" and is_image_name(entry.name):
             yield path
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
+def _kind(entry: os.DirEntry[str]) -> str:
+    """'dir', 'file', or 'other' (a FIFO, socket or device: reading one could block forever).
+
+    A dangling or looping symlink counts as a file: if it has an image name it is listed, and
+    reading it gives the user an error record that says what is wrong.
+    """
     try:
-        return stat.S_ISDIR(os.stat(entry.path).st_mode)
+        mode = os.stat(entry.path).st_mode
     except OSError:
-        # A dangling or looping symlink: not a folder. If it has an image name it is listed,
-        # and reading it gives the user an error record that says what is wrong.
-        return False
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
 
 
 def require_an_image(sources: Iterable[Source]) -> Iterator[Source]:
