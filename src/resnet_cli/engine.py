@@ -43,9 +43,11 @@ def default_workers(device: torch.device) -> int:
 
 @dataclass
 class _Slot:
-    """One input's place in a batch: its pixels, JPEG bytes to decode on the device, or error."""
+    """One input's place in a batch: a decoded image, JPEG bytes to decode on the device, its
+    model-ready pixels, or the error that stopped it."""
 
     name: str
+    image: Any = None
     pixels: Any = None
     jpeg: bytes | None = None
     orientation: int = 1  # EXIF orientation of ``jpeg``, applied after decoding on the device
@@ -165,11 +167,13 @@ def _make_preparer(
                 if orientation is not None:
                     return _Slot(source.name, jpeg=data, orientation=orientation)
                 image = decode_image(data, max_pixels=max_pixels, resize=classifier.resize)
-            return _Slot(source.name, pixels=classifier.preprocess([image])[0])
+            # Decoding only: the model's processor runs on whole batches in the main thread,
+            # so torch's thread pool never competes with itself across decode threads.
+            return _Slot(source.name, image=image)
         except ImageError as exc:
             return _Slot(source.name, error=str(exc))
         except Exception as exc:  # a bad input must never take the run down with it
-            return _Slot(source.name, error=f"could not preprocess the image: {exc}")
+            return _Slot(source.name, error=f"could not decode the image: {exc}")
 
     return prepare
 
@@ -221,7 +225,7 @@ def apply_orientation(image: torch.Tensor, orientation: int) -> torch.Tensor:
 
 
 def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[int]) -> None:
-    """Decode the slots' JPEGs as one batch on the device and preprocess them there.
+    """Decode the slots' JPEGs as one batch on the device (preprocessing then stays there).
 
     A batch the decoder rejects is retried image by image; an image it still rejects is
     decoded on the CPU, and only an image no decoder can read becomes an error.
@@ -248,23 +252,39 @@ def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[
         for i in indices:
             with contextlib.suppress(Exception):
                 decoded[i] = decode([i])[0]
-    if decoded:
-        order = list(decoded)
-        pixels = classifier.preprocess(
-            [apply_orientation(decoded[i], slots[i].orientation) for i in order]
-        )
-        for row, i in enumerate(order):
-            slots[i].pixels = pixels[row]
     for i in indices:
+        jpeg, slots[i].jpeg = slots[i].jpeg or b"", None
         if i in decoded:
-            slots[i].jpeg = None
+            slots[i].image = apply_orientation(decoded[i], slots[i].orientation)
             continue
         try:
-            image = decode_image(slots[i].jpeg or b"", resize=classifier.resize)
-            slots[i].pixels = classifier.preprocess([image])[0]
+            slots[i].image = decode_image(jpeg, resize=classifier.resize)
         except ImageError as exc:
             slots[i].error = str(exc)
-        slots[i].jpeg = None
+
+
+def _preprocess(classifier: Classifier, slots: list[_Slot]) -> None:
+    """Run the model's processor on the batch's decoded images, one call per kind of image
+    (PIL, device tensor); if a call fails, image by image, so only a bad image is lost."""
+    from PIL import Image
+
+    kinds: dict[bool, list[int]] = {}
+    for i, slot in enumerate(slots):
+        if slot.error is None:
+            kinds.setdefault(isinstance(slot.image, Image.Image), []).append(i)
+    for indices in kinds.values():
+        try:
+            pixels = classifier.preprocess([slots[i].image for i in indices])
+            for row, i in enumerate(indices):
+                slots[i].pixels = pixels[row]
+        except Exception:
+            for i in indices:
+                try:
+                    slots[i].pixels = classifier.preprocess([slots[i].image])[0]
+                except Exception as exc:
+                    slots[i].error = f"could not preprocess the image: {exc}"
+        for i in indices:
+            slots[i].image = None
 
 
 def _launch(classifier: Classifier, slots: list[_Slot], top_k: int) -> _Launched:
@@ -274,6 +294,7 @@ def _launch(classifier: Classifier, slots: list[_Slot], top_k: int) -> _Launched
     on_device = [i for i, s in enumerate(slots) if s.jpeg is not None]
     if on_device:
         _decode_on_device(classifier, slots, on_device)
+    _preprocess(classifier, slots)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, slot in enumerate(slots):
         if slot.error is None:
