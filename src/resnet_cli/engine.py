@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Images per forward pass when the user does not say: big on accelerators, modest on CPU."""
-    return 256 if device.type in ("cuda", "mps") else 16
+    """Images per forward pass when the user does not say: big on accelerators; on the CPU, 8
+    (ResNet-50 on a 2-core AVX2 machine: 12.0 images/s at 8, 11.4 at 4, 10.0 at 16)."""
+    return 256 if device.type in ("cuda", "mps") else 8
 
 
 def default_workers(device: torch.device) -> int:
