@@ -224,8 +224,8 @@ def load_classifier(
     """Load an image-classification model and its processor from the hub or a local folder.
 
     ``exact`` keeps the pipeline's arithmetic (fp32, no folding or freezing, full decodes);
-    otherwise BatchNorm is folded and the model runs in the resolved precision. ``compile_model`` wraps
-    it in torch.compile: a slower start for a faster steady state.
+    otherwise BatchNorm is folded and the model runs in the resolved precision.
+    ``compile_model`` wraps it in torch.compile: a slower start for a faster steady state.
     """
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
