@@ -173,3 +173,31 @@ def test_interrupt_flushes_finished_records_and_exits_130(
     records = read_records(text, "jsonl")
     assert 2 <= len(records) < 200
     assert [r.input for r in records] == expected_inputs(big_folder)[: len(records)]
+
+
+@pytest.mark.skipif(COMMAND is None, reason="resnet-classify is not installed")
+def test_interrupt_does_not_wait_for_a_read_that_never_ends(
+    tiny_model: Path, folder: Path, tmp_path: Path
+) -> None:
+    # A named pipe given explicitly is read like a file, and nobody writes to this one: the
+    # decode worker blocks forever. Ctrl-C must still write what is finished and exit 130.
+    pipe = tmp_path / "stuck.jpg"
+    os.mkfifo(pipe)
+    out = tmp_path / "labels.jsonl"
+    first = folder / "000.jpg"
+    process = subprocess.Popen(
+        [str(COMMAND), "-m", str(tiny_model), "-b", "1", str(first), str(pipe), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    deadline = time.monotonic() + 90
+    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert [r.input for r in read_records(out.read_text(), "jsonl")] == [str(first)]

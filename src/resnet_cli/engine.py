@@ -124,6 +124,11 @@ def classify_batches(
         while pending:
             _, future = pending.popleft()
             refill()
+            if previous is not None and not future.done():
+                # The next input is not ready: hand over the finished batch now rather than
+                # hold it back (an input that never arrives must not hide finished records).
+                yield previous.records(classifier.labels)
+                previous = None
             slot = future.result()
             slots.append(slot)
             ready += slot.error is None
