@@ -60,6 +60,12 @@ def test_resume_skips_done_retries_failed_and_repairs_a_torn_tail(
     records = read_records(out.read_bytes().decode(), fmt)
     assert sorted(r.input for r in records) == expected_inputs(folder)  # each exactly once
     assert all(r.ok for r in records)
+    finished = out.read_bytes()
+    again = runner.invoke(
+        app, ["-m", str(tiny_model), "--offline", str(folder), "-o", str(out), "--resume"]
+    )
+    assert again.exit_code == 0 and "nothing to do" in again.stderr
+    assert out.read_bytes() == finished
     for record in records:
         if record.input in reference and reference[record.input].ok:
             assert record.predictions == reference[record.input].predictions

@@ -291,6 +291,12 @@ def run(inputs: list[str], options: Options) -> int:
     sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
     if done:
         sources = (s for s in sources if s.name not in done)
+        peeked = next(sources, None)
+        if peeked is None:
+            if not o.quiet:
+                print(f"nothing to do: every input is already in {output}", file=sys.stderr)
+            return EXIT_OK
+        sources = _prepend(peeked, sources)
     total: int | None = None
     if stdin is None:
         listed = list(require_an_image(sources))  # usage errors surface before the model loads
