@@ -210,3 +210,35 @@ def test_version() -> None:
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"resnet-classify {__version__}"
+
+
+def test_parquet_round_trips_into_datasets(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    from datasets import Dataset
+
+    from resnet_cli.writers import read_parquet_records
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"nope")
+    inputs = [*images[:3], broken]
+    expected = read_records(
+        invoke(*base(tiny_model), "-f", "jsonl", "-k", "3", *inputs).stdout, "jsonl"
+    )
+    out = tmp_path / "labels.parquet"
+    result = invoke(
+        *base(tiny_model), "-k", "3", "-b", "2", *inputs, "-o", out
+    )  # format from .parquet
+    assert result.exit_code == 1
+    assert read_parquet_records(str(out)) == expected
+    rows = Dataset.from_parquet(str(out)).to_list()
+    assert [r["input"] for r in rows] == [str(p) for p in inputs]
+    assert rows[0]["labels"] == [p.label for p in expected[0].predictions]
+    assert rows[0]["class_ids"] == [p.class_id for p in expected[0].predictions]
+    assert rows[-1]["labels"] == [] and "not a readable image" in rows[-1]["error"]
+
+
+def test_parquet_needs_an_output_file(tiny_model: Path, images: list[Path]) -> None:
+    result = invoke(*base(tiny_model), "-f", "parquet", images[0])
+    assert result.exit_code == 2
+    assert "--format parquet writes a binary file: add --output" in result.stderr

@@ -22,7 +22,7 @@ from .errors import (
     ResnetCliError,
     UsageError,
 )
-from .writers import FORMATS, format_for_path
+from .writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -60,6 +60,7 @@ class Format(str, enum.Enum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
+    parquet = "parquet"
 
 
 assert tuple(f.value for f in Format) == FORMATS
@@ -134,8 +135,8 @@ def classify_command(
         typer.Option(
             "--format",
             "-f",
-            help="Output format. \\[default: table on a terminal, else jsonl; with -o, "
-            "from its extension]",
+            help="Output format (parquet needs --output). \\[default: table on a terminal, "
+            "else jsonl; with -o, from its extension]",
             show_default=False,
         ),
     ] = None,
@@ -285,6 +286,8 @@ def run(inputs: list[str], options: Options) -> int:
         if output
         else ("table" if _isatty(sys.stdout) else "jsonl")
     )
+    if fmt in FILE_ONLY_FORMATS and output is None:
+        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
     done = _prepare_output(output, fmt, o)
 
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None

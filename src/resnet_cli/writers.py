@@ -10,9 +10,10 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from .results import Record
+from .results import Prediction, Record
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
+FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
 CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
@@ -29,6 +30,7 @@ def format_for_path(path: str) -> str | None:
         (".ndjson", "jsonl"),
         (".json", "json"),
         (".csv", "csv"),
+        (".parquet", "parquet"),
     ):
         if lowered.endswith(suffix):
             return name
@@ -50,6 +52,11 @@ def record_json(record: Record) -> str:
     for prediction in data.get("predictions", ()):
         prediction["score"] = round_score(prediction["score"])
     text = json.dumps(data, ensure_ascii=False)
+    return escape_text(text)
+
+
+def escape_text(text: str) -> str:
+    """``text`` with the characters _ESCAPED names written as \\uXXXX escapes."""
     return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -199,6 +206,64 @@ def common_folder(names: list[str]) -> str:
     return "" if folder in ("", ".", os.sep) else folder
 
 
+class ParquetWriter:
+    """One row per input: ``input``, the top-k as list columns ``labels``, ``scores`` and
+    ``class_ids`` (rank order), and ``error``; a row group per batch. Loads straight into
+    pandas or ``datasets.Dataset.from_parquet``. Written to the binary file under ``stream``."""
+
+    def __init__(self, stream: IO[str]):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.schema = pa.schema(
+            [
+                ("input", pa.string()),
+                ("labels", pa.list_(pa.string())),
+                ("scores", pa.list_(pa.float64())),
+                ("class_ids", pa.list_(pa.int64())),
+                ("error", pa.string()),
+            ]
+        )
+        self.writer = pq.ParquetWriter(stream.buffer, self.schema)  # type: ignore[attr-defined]
+
+    def write(self, records: Iterable[Record]) -> None:
+        rows = list(records)
+        if not rows:
+            return
+        columns = {
+            # Parquet strings must be UTF-8: names that are not are kept as \udcXX escapes.
+            "input": [escape_text(r.input) for r in rows],
+            "labels": [[p.label for p in r.predictions] for r in rows],
+            "scores": [[round_score(p.score) for p in r.predictions] for r in rows],
+            "class_ids": [[p.class_id for p in r.predictions] for r in rows],
+            "error": [r.error for r in rows],
+        }
+        self.writer.write_table(self.pa.table(columns, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def read_parquet_records(path: str) -> list[Record]:
+    """Records from a file ParquetWriter wrote."""
+    import pyarrow.parquet as pq
+
+    records = []
+    for row in pq.read_table(path).to_pylist():
+        if row["error"] is not None:
+            records.append(Record(input=row["input"], error=row["error"]))
+            continue
+        predictions = tuple(
+            Prediction(rank=rank, label=label, score=score, class_id=class_id)
+            for rank, (label, score, class_id) in enumerate(
+                zip(row["labels"], row["scores"], row["class_ids"], strict=True), start=1
+            )
+        )
+        records.append(Record(input=row["input"], predictions=predictions))
+    return records
+
+
 def create_writer(
     fmt: str, stream: IO[str], *, color: bool | None = None, header: bool = True
 ) -> Writer:
@@ -211,6 +276,8 @@ def create_writer(
         return CsvWriter(stream, header=header)
     if fmt == "table":
         return TableWriter(stream, color=color)
+    if fmt == "parquet":
+        return ParquetWriter(stream)
     raise ValueError(f"unknown format {fmt!r}")
 
 
