@@ -168,7 +168,7 @@ def _make_preparer(
             if source.image is not None:
                 image = source.image
             else:
-                data = source.data if source.data is not None else read_file(str(source.path))
+                data = _read(source)
                 orientation = _device_decodable(data, max_pixels) if device_decode else None
                 if orientation is not None:
                     return _Slot(source.name, jpeg=data, orientation=orientation)
@@ -182,6 +182,17 @@ def _make_preparer(
             return _Slot(source.name, error=f"could not decode the image: {exc}")
 
     return prepare
+
+
+def _read(source: Source) -> bytes:
+    """The source's encoded bytes: in memory already, downloaded, or read from disk."""
+    if source.data is not None:
+        return source.data
+    if source.url is not None:
+        from .fetch import fetch_url
+
+        return fetch_url(source.url)
+    return read_file(str(source.path))
 
 
 def _device_decodable(data: bytes, max_pixels: int | None) -> int | None:

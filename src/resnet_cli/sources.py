@@ -35,6 +35,7 @@ class Source:
     name: str
     path: str | None = None
     error: str | None = None
+    url: str | None = None  # an http(s) image, downloaded by the decode workers
     data: bytes | None = field(default=None, repr=False)  # encoded image already in memory
     image: Any = field(default=None, repr=False)  # a decoded PIL image (library callers)
 
@@ -42,6 +43,11 @@ class Source:
 def is_image_name(name: str) -> bool:
     """Whether a file name has an image extension (case-insensitive)."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_url(text: str) -> bool:
+    """Whether an input names an http(s) URL rather than a path."""
+    return text.startswith(("http://", "https://"))
 
 
 def collect_inputs(
@@ -76,6 +82,9 @@ def read_stdin_names(stream: BinaryIO, null_separated: bool) -> Iterator[str]:
 
 def expand_argument(argument: str) -> Iterator[Source]:
     """One argument -> its sources; an argument that names nothing is one error source."""
+    if is_url(argument):
+        yield Source(name=argument, url=argument)
+        return
     if os.path.isdir(argument):
         found = False
         for path in walk_images(argument):
