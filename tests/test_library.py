@@ -135,3 +135,11 @@ def test_device_path_turns_images_upright_like_pil(orientation: int) -> None:
     expected = np.asarray(ImageOps.exif_transpose(image))
     turned = apply_orientation(torch.from_numpy(pixels).permute(2, 0, 1), orientation)
     assert np.array_equal(turned.permute(1, 2, 0).numpy(), expected)
+
+
+def test_a_long_run_of_failures_is_flushed_in_batches(classifier) -> None:
+    sources = [Source(f"bad{i}", data=b"not an image") for i in range(40)]
+    batches = list(classify_batches(classifier, sources, batch_size=4))
+    assert len(batches) > 1 and max(len(b) for b in batches) <= 16
+    assert [r.input for b in batches for r in b] == [s.name for s in sources]
+    assert not any(r.ok for b in batches for r in b)

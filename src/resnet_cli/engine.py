@@ -132,7 +132,8 @@ def classify_batches(
             slot = future.result()
             slots.append(slot)
             ready += slot.error is None
-            if ready == size:
+            # A long run of failures is flushed too, so its records are not held back.
+            if ready == size or len(slots) >= 4 * size:
                 launched = _launch(classifier, slots, top_k)
                 if previous is not None:
                     yield previous.records(classifier.labels)
