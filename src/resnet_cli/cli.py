@@ -269,7 +269,7 @@ class Options:
 
 def run(inputs: list[str], options: Options) -> int:
     """The command's work, with every user-visible failure raised as a ResnetCliError."""
-    from .model import check_device_name
+    from .model import check_model_options
     from .sources import collect_inputs, require_an_image
 
     o = options
@@ -277,9 +277,7 @@ def run(inputs: list[str], options: Options) -> int:
         raise UsageError("no inputs: name image files, folders or globs, or '-' for stdin")
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
-    if o.exact and o.precision not in ("auto", "fp32"):
-        raise UsageError(f"--exact computes in fp32; drop --precision {o.precision}")
-    check_device_name(o.device)
+    check_model_options(o.device, o.precision, o.exact)
     output = o.output
     fmt = o.output_format or (
         (format_for_path(str(output)) or "jsonl")
@@ -309,8 +307,6 @@ def run(inputs: list[str], options: Options) -> int:
         first = next(sources)  # raises NoInputsError before the model loads
         sources = _prepend(first, sources)
 
-    if o.offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
     progress = None if o.quiet else _status(f"Loading {o.model} ...")
     from .engine import classify_batches, default_batch_size
     from .model import load_classifier

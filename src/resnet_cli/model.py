@@ -29,6 +29,15 @@ def check_device_name(name: str) -> str:
     return name
 
 
+def check_model_options(device: str, precision: str, exact: bool) -> None:
+    """The checks that need no torch: --device spelling and --exact's fp32 (resolve_precision
+    checks the precision's name). The CLI runs them before loading anything, so a usage error
+    costs no start-up."""
+    check_device_name(device)
+    if exact and precision not in ("auto", "fp32"):
+        raise UsageError(f"--exact computes in fp32; drop --precision {precision}")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> cuda if available, else cpu; an unavailable device is a DeviceError."""
     import torch
@@ -227,10 +236,9 @@ def load_classifier(
     otherwise BatchNorm is folded and the model runs in the resolved precision.
     ``compile_model`` wraps it in torch.compile: a slower start for a faster steady state.
     """
+    check_model_options(device, precision, exact)
     if offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    if exact and precision not in ("auto", "fp32"):
-        raise UsageError(f"--exact computes in fp32; drop --precision {precision}")
+        os.environ["HF_HUB_OFFLINE"] = "1"  # for the hub, and for URL inputs downloaded later
     torch_device = resolve_device(device)
     dtype = resolve_precision("fp32" if exact else precision, torch_device)
 

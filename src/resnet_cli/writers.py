@@ -295,28 +295,27 @@ def read_records(text: str, fmt: str) -> list[Record]:
 
 def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     """Group CSV rows (header first) back into one record per input, in order."""
-    records: list[Record] = []
     iterator = iter(rows)
     header = next(iterator, None)
     if header is None:
-        return records
+        return []
     if tuple(header) != CSV_HEADER:
         raise ValueError(f"not a resnet-classify CSV: header is {header}")
-    current: dict[str, Any] | None = None
-    for row in iterator:
-        name, rank, label, score, class_id, error = row
+    # (input, predictions) for a record still collecting rows, or a finished failure Record.
+    entries: list[tuple[str, list[Prediction]] | Record] = []
+    for name, rank, label, score, class_id, error in iterator:
         if error:
-            records.append(Record(input=name, error=error))
-            current = None
+            entries.append(Record(input=name, error=error))
             continue
-        prediction = {"rank": rank, "label": label, "score": score, "class_id": class_id}
-        if current is not None and current["input"] == name and int(rank) > 1:
-            current["predictions"].append(prediction)
-            records[-1] = Record.from_dict(current)
+        prediction = Prediction(int(rank), label, float(score), int(class_id))
+        last = entries[-1] if entries else None
+        if isinstance(last, tuple) and last[0] == name and prediction.rank > 1:
+            last[1].append(prediction)
         else:
-            current = {"input": name, "predictions": [prediction]}
-            records.append(Record.from_dict(current))
-    return records
+            entries.append((name, [prediction]))
+    return [
+        e if isinstance(e, Record) else Record(input=e[0], predictions=tuple(e[1])) for e in entries
+    ]
 
 
 RESUMABLE_FORMATS = ("jsonl", "csv")
