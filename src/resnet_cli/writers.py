@@ -132,7 +132,15 @@ class TableWriter:
     def __init__(self, stream: IO[str], color: bool | None = None):
         from rich.console import Console
 
-        self.console = Console(file=stream, force_terminal=color, highlight=False, soft_wrap=False)
+        # Names and labels are shown as they are: no [markup], no :emoji: codes.
+        self.console = Console(
+            file=stream,
+            force_terminal=color,
+            highlight=False,
+            soft_wrap=False,
+            markup=False,
+            emoji=False,
+        )
         self.records: list[Record] = []
 
     def write(self, records: Iterable[Record]) -> None:
