@@ -32,11 +32,13 @@ __all__ = [
     "classify",
     "collect_inputs",
     "load_classifier",
+    "open_dataset",
 ]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from .dataset_source import DatasetInput
     from .model import Classifier
 
 
@@ -47,13 +49,25 @@ def load_classifier(model: str = "microsoft/resnet-50", **options: Any) -> Class
     return load(model, **options)
 
 
+def open_dataset(name: str, **options: Any) -> DatasetInput:
+    """Open one split of a Hugging Face dataset (hub id or local folder) as classify() input.
+
+    Options: ``split``, ``image_column``, ``streaming`` (see
+    ``resnet_cli.dataset_source.open_dataset``). Its rows are named ``<name>:<split>:<row>``.
+    """
+    from .dataset_source import open_dataset as open_split
+
+    return open_split(name, **options)
+
+
 def classify(
     classifier: Classifier, inputs: Iterable[Any], *, top_k: int = 5, **options: Any
 ) -> Iterator[Record]:
     """Classify inputs in order, one Record each.
 
-    An input is a path, folder or glob (str or PathLike), a PIL image, raw encoded bytes, or a
-    ``Source``. Options: ``batch_size``, ``workers``, ``max_pixels``.
+    An input is a path, folder or glob (str or PathLike), a PIL image, raw encoded bytes, a
+    ``Source``, or a dataset from ``open_dataset`` (each of its rows).
+    Options: ``batch_size``, ``workers``, ``max_pixels``.
     """
     from .engine import classify as run
 
@@ -63,9 +77,13 @@ def classify(
 def _as_sources(inputs: Iterable[Any]) -> Iterator[Source]:
     import os
 
+    from .dataset_source import DatasetInput
+
     for position, item in enumerate(inputs):
         if isinstance(item, Source):
             yield item
+        elif isinstance(item, DatasetInput):
+            yield from item.sources()
         elif isinstance(item, str | os.PathLike):
             yield from collect_inputs([os.fspath(item)])
         elif isinstance(item, bytes | bytearray):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 import io
+import itertools
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -15,8 +17,10 @@ from typing import IO, Annotated, Any
 import typer
 
 from . import __version__
+from .dataset_source import DEMO_DATASET
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import (
+    DatasetLoadError,
     DeviceError,
     ModelLoadError,
     ResnetCliError,
@@ -30,6 +34,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
     (UsageError, EXIT_USAGE),
     (ModelLoadError, EXIT_MODEL),
+    (DatasetLoadError, EXIT_MODEL),
     (DeviceError, EXIT_MODEL),
     (ResnetCliError, EXIT_FAILED),
 )
@@ -181,6 +186,45 @@ def classify_command(
             "--compile", help="Compile the model with torch.compile (slower start, faster after)."
         ),
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="Classify a Hugging Face dataset: hub id, save_to_disk folder, folder of parquet "
+            "files or imagefolder. Records are named <dataset>:<split>:<row>.",
+            show_default=False,
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="With --dataset: the split. \\[default: the only one, else test, else the first]",
+            show_default=False,
+        ),
+    ] = None,
+    image_column: Annotated[
+        str | None,
+        typer.Option(
+            "--image-column",
+            help="With --dataset: the column of images (or of image paths, URLs or bytes). "
+            "\\[default: the first Image column]",
+            show_default=False,
+        ),
+    ] = None,
+    streaming: Annotated[
+        bool,
+        typer.Option(
+            "--streaming", help="With --dataset: read rows as they download, keep nothing on disk."
+        ),
+    ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help=f"Classify the {DEMO_DATASET} dataset (the seed example's cat) and show a table.",
+        ),
+    ] = False,
     offline: Annotated[
         bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
     ] = False,
@@ -215,6 +259,11 @@ def classify_command(
         overwrite=overwrite,
         max_pixels=max_pixels,
         compile_model=compile_model,
+        dataset=dataset,
+        split=split,
+        image_column=image_column,
+        streaming=streaming,
+        demo=demo,
         offline=offline,
         quiet=quiet,
     )
@@ -263,6 +312,11 @@ class Options:
     overwrite: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     compile_model: bool = False
+    dataset: str | None = None
+    split: str | None = None
+    image_column: str | None = None
+    streaming: bool = False
+    demo: bool = False
     offline: bool = False
     quiet: bool = False
 
@@ -270,11 +324,16 @@ class Options:
 def run(inputs: list[str], options: Options) -> int:
     """The command's work, with every user-visible failure raised as a ResnetCliError."""
     from .model import check_model_options
-    from .sources import collect_inputs, require_an_image
+    from .sources import Source, collect_inputs, require_an_image
 
     o = options
-    if not inputs:
-        raise UsageError("no inputs: name image files, folders or globs, or '-' for stdin")
+    if o.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # before any Hugging Face library is imported
+    dataset = _dataset_name(inputs, o)
+    if not inputs and dataset is None:
+        raise UsageError(
+            "no inputs: name image files, folders or globs, '-' for stdin, or --dataset"
+        )
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
@@ -282,30 +341,40 @@ def run(inputs: list[str], options: Options) -> int:
     fmt = o.output_format or (
         (format_for_path(str(output)) or "jsonl")
         if output
-        else ("table" if _isatty(sys.stdout) else "jsonl")
+        else ("table" if o.demo or _isatty(sys.stdout) else "jsonl")
     )
     if fmt in FILE_ONLY_FORMATS and output is None:
         raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
     done = _prepare_output(output, fmt, o)
 
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
-    sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
-    if done:
+    sources: Iterator[Source] = iter(())
+    total: int | None = 0
+    if inputs:
+        sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
         sources = (s for s in sources if s.name not in done)
+        if stdin is None:
+            listed = list(sources)  # folders and globs are listed before the model loads
+            total, sources = len(listed), iter(listed)
+        else:
+            total = None
+    if dataset is not None:
+        rows = _open_dataset(dataset, o)
+        prefix = f"{rows.name}:{rows.split}:"
+        if total is not None and rows.rows is not None:
+            total += rows.rows - sum(name.startswith(prefix) for name in done)
+        else:
+            total = None
+        sources = itertools.chain(sources, (s for s in rows.sources() if s.name not in done))
+    if done:
         peeked = next(sources, None)
         if peeked is None:
             if not o.quiet:
                 print(f"nothing to do: every input is already in {output}", file=sys.stderr)
             return EXIT_OK
         sources = _prepend(peeked, sources)
-    total: int | None = None
-    if stdin is None:
-        listed = list(require_an_image(sources))  # usage errors surface before the model loads
-        total, sources = len(listed), iter(listed)
-    else:
-        sources = require_an_image(sources)
-        first = next(sources)  # raises NoInputsError before the model loads
-        sources = _prepend(first, sources)
+    sources = require_an_image(sources)
+    sources = _prepend(next(sources), sources)  # raises NoInputsError before the model loads
 
     progress = None if o.quiet else _status(f"Loading {o.model} ...")
     from .engine import classify_batches, default_batch_size
@@ -368,6 +437,44 @@ def run(inputs: list[str], options: Options) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _dataset_name(inputs: list[str], o: Options) -> str | None:
+    """The dataset to classify (--dataset, or the demo's), after checking the options that
+    only make sense with one."""
+    if o.demo and (o.dataset or inputs):
+        raise UsageError(f"--demo classifies {DEMO_DATASET}: drop the other inputs, or --demo")
+    dataset = DEMO_DATASET if o.demo else o.dataset
+    if dataset is None:
+        for name, value in (
+            ("--split", o.split),
+            ("--image-column", o.image_column),
+            ("--streaming", o.streaming),
+        ):
+            if value:
+                raise UsageError(f"{name} only applies to --dataset")
+    return dataset
+
+
+def _open_dataset(name: str, o: Options) -> Any:
+    """Open the dataset's split; for the demo, a failure says what the demo needs."""
+    from .dataset_source import open_dataset
+    from .sources import offline_mode
+
+    try:
+        return open_dataset(name, split=o.split, image_column=o.image_column, streaming=o.streaming)
+    except DatasetLoadError as exc:
+        if not o.demo:
+            raise
+        reason = (
+            "it is not cached here and offline mode is on"
+            if offline_mode()
+            else "the hub cannot be reached and nothing is cached here"
+        )
+        raise DatasetLoadError(
+            f"--demo needs the {DEMO_DATASET} dataset and the {o.model} model from the Hugging "
+            f"Face hub, but {reason}: run it once with network access"
+        ) from exc
 
 
 def _prepend(first: Any, rest: Any) -> Any:

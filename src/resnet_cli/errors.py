@@ -23,9 +23,30 @@ class ModelLoadError(ResnetCliError):
     """The model or its image processor could not be loaded (exit code 3)."""
 
 
+class DatasetLoadError(ResnetCliError):
+    """A hub dataset could not be loaded: not found, or offline without a cached copy (exit
+    code 3, like a model)."""
+
+
 class DeviceError(ResnetCliError):
     """The requested device or precision is not available on this machine (exit code 3)."""
 
 
 class ImageError(ResnetCliError):
     """One input could not be read as an image; it becomes an error record, never a crash."""
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

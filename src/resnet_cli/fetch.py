@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 from .errors import ImageError
+from .sources import offline_mode
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -30,7 +31,7 @@ def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = No
     """Download one image. ``timeout`` bounds connecting and each read, and twice that the
     whole download; transient failures (timeouts, connection errors, 5xx, 429) are retried
     with backoff; anything else is an ImageError for this URL alone."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if offline_mode():
         raise ImageError("offline mode is on (--offline or HF_HUB_OFFLINE): URL not downloaded")
     default_timeout, default_limit = fetch_settings()
     timeout = timeout or default_timeout

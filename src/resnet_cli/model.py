@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .decode import ResizeRule
-from .errors import DeviceError, ModelLoadError, UsageError
+from .errors import DeviceError, ModelLoadError, UsageError, exception_chain, first_line
+from .sources import offline_mode
 
 if TYPE_CHECKING:
     import torch
@@ -249,7 +250,7 @@ def load_classifier(
     # Our stderr is for our progress and summary; transformers' "Loading weights" bar is noise.
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
-    local_only = offline or _env_flag("HF_HUB_OFFLINE")
+    local_only = offline or offline_mode()
 
     def load(local_files_only: bool) -> tuple[Any, Any]:
         kwargs: dict[str, Any] = {"revision": revision, "local_files_only": local_files_only}
@@ -355,16 +356,12 @@ def _size_field(size: Any, key: str) -> Any:
     return getattr(size, key, None)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def explain_load_failure(
     model: str, revision: str | None, offline: bool, exc: BaseException
 ) -> str:
     """One actionable line for why a model could not be loaded."""
-    names = {type(e).__name__ for e in _exception_chain(exc)}
-    text = " ".join(str(e) for e in _exception_chain(exc))
+    names = {type(e).__name__ for e in exception_chain(exc)}
+    text = " ".join(str(e) for e in exception_chain(exc))
     is_folder = os.path.isdir(model)
     if is_folder:
         if not os.path.isfile(os.path.join(model, "config.json")):
@@ -381,7 +378,7 @@ def explain_load_failure(
             return f"model folder {model!r} does not hold an image-classification model"
         return (
             f"could not load the model in folder {model!r} (weights missing or unreadable: "
-            f"expected model.safetensors or pytorch_model.bin): {_first_line(exc)}"
+            f"expected model.safetensors or pytorch_model.bin): {first_line(exc)}"
         )
     if _looks_like_path(model):
         return f"model folder {model!r} does not exist: check the path, or pass a hub id"
@@ -406,22 +403,8 @@ def explain_load_failure(
             f"could not reach the Hugging Face hub to download model {model!r}: check the "
             "network, or pass --model PATH to a local copy (and --offline)"
         )
-    return f"could not load model {model!r}: {_first_line(exc)}"
+    return f"could not load model {model!r}: {first_line(exc)}"
 
 
 def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or os.sep * 2 in model or model.count("/") > 1
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

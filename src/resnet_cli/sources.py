@@ -45,6 +45,11 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def offline_mode() -> bool:
+    """Whether offline mode is on (--offline sets HF_HUB_OFFLINE=1): nothing is downloaded."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def is_url(text: str) -> bool:
     """Whether an input names an http(s) URL rather than a path."""
     return text.startswith(("http://", "https://"))
