@@ -47,9 +47,11 @@ EPILOG = """\
     resnet-classify 'photos/**/*.png' -k 1 -f csv
     find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
     resnet-classify --model ./my-model --offline img.webp
+    resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
+    resnet-classify --demo                       # the seed example's cat
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
-2 usage error, 3 model or device could not be loaded, 130 interrupted.
+2 usage error, 3 model, device or hub dataset could not be loaded, 130 interrupted.
 """
 
 
