@@ -155,9 +155,9 @@ class Classifier:
                 logits = _logits(self._frozen(pixel_values))
             elif self._autocast:
                 with torch.autocast(self.device.type, dtype=self.dtype):
-                    logits = self.model(pixel_values=pixel_values).logits
+                    logits = _logits(self.model(pixel_values=pixel_values))
             else:
-                logits = self.model(pixel_values=pixel_values.to(self.dtype)).logits
+                logits = _logits(self.model(pixel_values=pixel_values.to(self.dtype)))
             logits = logits.float()
             probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
             return probabilities.topk(min(top_k, self.num_labels), dim=-1)
@@ -180,7 +180,7 @@ class Classifier:
                 traced = torch.jit.trace(self.model, (sample[:1],), strict=False)
                 frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
                 probe = sample[:2] if len(sample) > 1 else sample
-                expected = self.model(pixel_values=probe).logits
+                expected = _logits(self.model(pixel_values=probe))
                 scale = max(1.0, float(expected.abs().max()))
                 if not torch.allclose(_logits(frozen(probe)), expected, rtol=0, atol=1e-3 * scale):
                     return False
@@ -191,7 +191,7 @@ class Classifier:
 
 
 def _logits(output: Any) -> torch.Tensor:
-    """Logits from a traced model's output (a dict or tuple where eager gives a ModelOutput)."""
+    """Logits from a model's output: a ModelOutput or dict (eager), a tuple (traced)."""
     if isinstance(output, dict):
         return output["logits"]
     return output[0] if isinstance(output, tuple | list) else output
@@ -244,6 +244,56 @@ def load_classifier(
     dtype = resolve_precision("fp32" if exact else precision, torch_device)
 
     import torch
+
+    from .native import labels_of, load_native
+
+    # Where a ResNet checkpoint is on disk, it is built without transformers (a 3x quicker
+    # start); everything else, and --exact, goes through transformers.
+    network: Any
+    native = None if exact or torch_device.type != "cpu" else load_native(model, revision)
+    if native is not None:
+        network, processor, config = native
+    else:
+        processor, network = _load_with_transformers(model, revision, offline)
+        config = network.config.to_dict()
+    network.eval()
+    if not exact:
+        fold_batchnorm(network)
+    autocast = torch_device.type == "cpu" and dtype != torch.float32
+    if not autocast and dtype != torch.float32:
+        network.to(dtype)
+    # channels_last changes only the order of the same fp32 arithmetic (--exact stays within
+    # 1e-4 of the pipeline) and runs 1.3x faster on the CPU; MPS gains nothing from it.
+    channels_last = torch_device.type != "mps"
+    if channels_last:
+        network.to(memory_format=torch.channels_last)
+    try:
+        network.to(torch_device)
+    except Exception as exc:
+        raise DeviceError(f"could not move the model to {torch_device}: {exc}") from exc
+
+    if compile_model:
+        network = torch.compile(network)
+    return Classifier(
+        name=model,
+        model=network,
+        processor=processor,
+        device=torch_device,
+        dtype=dtype,
+        labels=labels_of(config),
+        multi_label=config.get("problem_type") == "multi_label_classification",
+        exact=exact,
+        channels_last=channels_last,
+        resize=None if exact else resize_rule(processor),
+        freeze_after=FREEZE_AFTER_IMAGES
+        if torch_device.type == "cpu" and not compile_model
+        else None,
+        _autocast=autocast,
+    )
+
+
+def _load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
+    """(image processor, model) through transformers' Auto classes: cache first, then hub."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
     from transformers.utils import logging as transformers_logging
 
@@ -262,53 +312,15 @@ def load_classifier(
     try:
         # A cached copy loads without a single request: a fast start, and no waiting on a
         # network that is down. Only a cache miss goes to the hub.
-        processor, network = load(local_files_only=True)
+        return load(local_files_only=True)
     except Exception as exc:
         if local_only or os.path.isdir(model):
             raise ModelLoadError(explain_load_failure(model, revision, local_only, exc)) from exc
-        check_hub(model, revision)
-        try:
-            processor, network = load(local_files_only=False)
-        except Exception as exc:
-            raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
-
-    network.eval()
-    if not exact:
-        fold_batchnorm(network)
-    autocast = torch_device.type == "cpu" and dtype != torch.float32
-    if not autocast and dtype != torch.float32:
-        network.to(dtype)
-    # channels_last changes only the order of the same fp32 arithmetic (--exact stays within
-    # 1e-4 of the pipeline) and runs 1.3x faster on the CPU; MPS gains nothing from it.
-    channels_last = torch_device.type != "mps"
-    if channels_last:
-        network.to(memory_format=torch.channels_last)
+    check_hub(model, revision)
     try:
-        network.to(torch_device)
+        return load(local_files_only=False)
     except Exception as exc:
-        raise DeviceError(f"could not move the model to {torch_device}: {exc}") from exc
-
-    config = network.config
-    if compile_model:
-        network = torch.compile(network)
-    id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
-    labels = [id2label.get(i, f"LABEL_{i}") for i in range(config.num_labels)]
-    return Classifier(
-        name=model,
-        model=network,
-        processor=processor,
-        device=torch_device,
-        dtype=dtype,
-        labels=labels,
-        multi_label=config.problem_type == "multi_label_classification",
-        exact=exact,
-        channels_last=channels_last,
-        resize=None if exact else resize_rule(processor),
-        freeze_after=FREEZE_AFTER_IMAGES
-        if torch_device.type == "cpu" and not compile_model
-        else None,
-        _autocast=autocast,
-    )
+        raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
 
 
 def check_hub(model: str, revision: str | None) -> None:

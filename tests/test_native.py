@@ -1,0 +1,208 @@
+"""The quick-start path: ResNet checkpoints built without transformers must give the same
+logits and (within the fidelity bound) the same pixels as transformers, and must fall back
+to transformers for anything they do not reproduce."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    ConvNextImageProcessor,
+    ResNetConfig,
+    ResNetForImageClassification,
+    ViTImageProcessor,
+)
+
+from conftest import scene
+from resnet_cli import classify, load_classifier
+from resnet_cli.native import NativeConvNextProcessor, load_native
+
+CONFIGS = {
+    "basic": {
+        "layer_type": "basic",
+        "embedding_size": 8,
+        "hidden_sizes": [8, 16],
+        "depths": [1, 2],
+    },
+    "bottleneck-first-stage": {
+        "layer_type": "bottleneck",
+        "embedding_size": 8,
+        "hidden_sizes": [16, 32, 64],
+        "depths": [2, 1, 2],
+        "downsample_in_first_stage": True,
+    },
+    "bottleneck-downsample-in-bottleneck": {
+        "layer_type": "bottleneck",
+        "embedding_size": 8,
+        "hidden_sizes": [16, 32],
+        "depths": [1, 2],
+        "downsample_in_bottleneck": True,
+    },
+}
+
+
+def save_resnet(folder: Path, processor=None, **config) -> ResNetForImageClassification:
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(ResNetConfig(num_labels=5, **config)).eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    model.save_pretrained(folder)
+    (processor or ConvNextImageProcessor()).save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_same_logits_as_transformers(name: str, tmp_path: Path) -> None:
+    reference = save_resnet(tmp_path, **CONFIGS[name])
+    loaded = load_native(str(tmp_path))
+    assert loaded is not None
+    network, _, _ = loaded
+    pixels = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = reference(pixel_values=pixels).logits
+        actual = network(pixel_values=pixels)["logits"]
+    assert torch.allclose(actual, expected, rtol=0, atol=1e-5)
+
+
+def test_full_size_resnet50_architecture(tmp_path: Path) -> None:
+    # ResNetConfig() is microsoft/resnet-50's architecture: every key must line up.
+    reference = save_resnet(tmp_path)
+    loaded = load_native(str(tmp_path))
+    assert loaded is not None
+    with torch.no_grad():
+        pixels = torch.randn(1, 3, 224, 224)
+        gap = loaded[0](pixel_values=pixels)["logits"] - reference(pixel_values=pixels).logits
+    assert float(gap.abs().max()) <= 1e-4
+
+
+def test_processor_matches_the_model_processor(tmp_path: Path) -> None:
+    config = {"shortest_edge": 224}
+    theirs = ConvNextImageProcessor(size=config, crop_pct=0.875, resample=3)
+    theirs.save_pretrained(tmp_path)  # the file the quick path reads
+    ours = NativeConvNextProcessor.from_config(
+        json.loads((tmp_path / "preprocessor_config.json").read_text())
+    )
+    assert ours is not None
+    # Already at the resize target (256 short side): resize is a no-op, so only the crop and
+    # the normalization are compared, and they must agree to float rounding.
+    for size in [(256, 256), (341, 256), (256, 300), (257, 256)]:
+        image = scene(*size, seed=sum(size))
+        expected = theirs(images=[image], return_tensors="pt")["pixel_values"]
+        actual = ours([image])["pixel_values"]
+        assert actual.shape == expected.shape == (1, 3, 224, 224)
+        assert float((actual - expected).abs().max()) <= 1e-5, size
+    # Other sizes are resized with Pillow instead of torchvision: bounded like the DCT path.
+    for size in [(640, 480), (100, 90), (300, 1200)]:
+        image = scene(*size, seed=sum(size))
+        expected = theirs(images=[image], return_tensors="pt")["pixel_values"]
+        actual = ours([image])["pixel_values"]
+        assert float((actual - expected).abs().mean()) <= 0.03, size
+    # Images decoded on a device arrive as uint8 CHW tensors: resized there, like torchvision.
+    for size in [(640, 480), (256, 256)]:
+        tensor = torch.from_numpy(np.asarray(scene(*size, seed=7)).copy()).permute(2, 0, 1)
+        expected = theirs(images=[tensor], return_tensors="pt")["pixel_values"]
+        actual = ours([tensor])["pixel_values"]
+        assert float((actual - expected).abs().mean()) <= 0.005, size
+    # A grayscale image is converted like the processor converts it.
+    gray = scene(256, 256, seed=1).convert("L")
+    assert ours([gray])["pixel_values"].shape == (1, 3, 224, 224)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["vit-processor", "other-architecture", "gelu", "missing-weights", "bad-key"],
+)
+def test_anything_else_falls_back_to_transformers(change: str, tmp_path: Path) -> None:
+    processor = ViTImageProcessor() if change == "vit-processor" else None
+    save_resnet(tmp_path, processor=processor, **CONFIGS["basic"])
+    config_path = tmp_path / "config.json"
+    config = json.loads(config_path.read_text())
+    if change == "other-architecture":
+        config["architectures"] = ["ResNetBackbone"]
+    if change == "gelu":
+        config["hidden_act"] = "gelu"
+    config_path.write_text(json.dumps(config))
+    if change == "missing-weights":
+        (tmp_path / "model.safetensors").unlink()
+        torch.save({}, tmp_path / "pytorch_model.bin")
+    if change == "bad-key":
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(tmp_path / "model.safetensors")
+        state["extra.weight"] = torch.zeros(1)
+        save_file(state, tmp_path / "model.safetensors")
+    assert load_native(str(tmp_path)) is None
+
+
+def test_classifier_uses_it_and_agrees_with_transformers(tiny_model: Path, tmp_path: Path) -> None:
+    paths = []
+    for i, size in enumerate([(256, 256), (341, 256), (512, 384)]):
+        paths.append(tmp_path / f"{i}.png")
+        scene(*size, seed=i).save(paths[-1])
+    quick = load_classifier(str(tiny_model), device="cpu")
+    assert type(quick.model).__module__ == "resnet_cli.native"
+    os.environ["RESNET_CLI_NATIVE"] = "0"
+    try:
+        slow = load_classifier(str(tiny_model), device="cpu")
+    finally:
+        del os.environ["RESNET_CLI_NATIVE"]
+    assert type(slow.model).__module__.startswith("transformers.")
+    assert quick.labels == slow.labels and quick.resize == slow.resize
+    for a, b in zip(classify(quick, paths, top_k=6), classify(slow, paths, top_k=6), strict=True):
+        theirs = {p.class_id: p.score for p in b.predictions}
+        # Images already at the resize target give the same pixels; the third is resized by
+        # Pillow instead of torchvision, within the fidelity bound.
+        tolerance = 1e-4 if a.input != str(paths[2]) else 0.02
+        assert max(abs(p.score - theirs[p.class_id]) for p in a.predictions) <= tolerance
+
+
+def run_quietly(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    probe = (
+        "import sys\nfrom resnet_cli.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('transformers' in sys.modules, file=sys.stderr)\nsys.exit(code)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_default_model_from_the_hub_cache_starts_without_transformers(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    # The layout huggingface_hub writes for a downloaded model, with the tiny model's files
+    # standing in for microsoft/resnet-50's.
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--microsoft--resnet-50"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    shutil.copytree(tiny_model, repo / "snapshots" / revision)
+    image = tmp_path / "cat.png"
+    scene(256, 256, seed=3).save(image)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    result = run_quietly(["-q", "-f", "jsonl", "-k", "2", str(image)], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "False"  # transformers was never imported
+    record = json.loads(result.stdout)
+    assert record["input"] == str(image) and len(record["predictions"]) == 2
+
+    exact = run_quietly(["-q", "-f", "jsonl", "-k", "2", "--exact", str(image)], env)
+    assert exact.returncode == 0, exact.stderr
+    assert exact.stderr.strip() == "True"  # --exact is the reference: transformers itself
+    theirs = {p["class_id"]: p["score"] for p in json.loads(exact.stdout)["predictions"]}
+    for p in record["predictions"]:
+        assert p["score"] == pytest.approx(theirs[p["class_id"]], abs=1e-4)
+    assert np.isfinite([p["score"] for p in record["predictions"]]).all()
