@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
 
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import scene
+from resnet_cli.cli import app, main, report_app
+from resnet_cli.report import ReportSummary, render_report, thumbnail_jpeg, write_report
 from resnet_cli.results import Prediction, Record, needs_review, top_margin
-from resnet_cli.writers import create_writer
+from resnet_cli.writers import create_writer, read_records, record_json
 
 
 def classified(name: str, *scores: float, labels: tuple[str, ...] = ()) -> Record:
@@ -78,3 +97,429 @@ def test_table_prints_markup_and_control_characters_in_names_as_they_are() -> No
     # Rich would read "[/bold]" as a closing tag and raise; a label is data, not markup.
     text = table([classified("[/bold]\x1b[2J.jpg", 0.9, 0.05, labels=("[red]x", "y"))])
     assert "[/bold]\\x1b[2J.jpg" in text and "[red]x" in text
+
+
+# --- the HTML page -----------------------------------------------------------------------------
+
+HOSTILE_NAME = "<script>alert(1)</script>.jpg"
+QUOTED_NAME = "say \"hi\" 'there' & <b>.jpg"
+NOT_UTF8_NAME = os.fsdecode(b"bad\xff.jpg")
+HOSTILE_LABEL = '</script><img src=x onerror="document.title=1">'
+
+
+class PageParser(HTMLParser):
+    """The page's structure: which card ids each section holds, and every attribute value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, list[str]] = {}
+        self.hidden: set[str] = set()
+        self.current: str | None = None
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self.in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        if tag == "section":
+            self.current = attributes["id"]
+            self.sections[self.current or ""] = []
+            if "hidden" in attributes:
+                self.hidden.add(self.current or "")
+        elif tag == "figure" and self.current is not None:
+            self.sections[self.current].append(attributes["id"] or "")
+        elif tag == "script":
+            self.in_script = True
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self.in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_script:
+            self.scripts[-1] += data
+
+
+def parse(page: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(page)
+    return parser
+
+
+def render(records: list[Record], **summary: object) -> str:
+    return render_report(records, ReportSummary(**summary), [None] * len(records))  # type: ignore[arg-type]
+
+
+def hostile_records() -> list[Record]:
+    return [
+        classified(HOSTILE_NAME, 0.9, 0.05, labels=(HOSTILE_LABEL, "x")),
+        classified(QUOTED_NAME, 0.3, 0.2, labels=('"quoted" label', "y")),
+        classified(NOT_UTF8_NAME, 0.8, 0.1, labels=("plain", "z")),
+        Record("evil\u2028</script>.jpg", error="<b>not a readable image</b> & more"),
+    ]
+
+
+def test_names_labels_and_errors_are_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    write_report(hostile_records(), path, thumbnail=None)
+    page = path.read_bytes().decode("utf-8")  # valid UTF-8, although one name is not
+    assert "<script>alert(1)" not in page and "<b>" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.jpg" in page
+    assert "say &quot;hi&quot; &#x27;there&#x27; &amp; &lt;b&gt;.jpg" in page
+    assert "bad\\xff.jpg" in page  # the undecodable byte, shown as an escape
+    assert "&lt;b&gt;not a readable image&lt;/b&gt; &amp; more" in page
+    # Exactly two script elements: the data block and the page's own script.
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+    parser = parse(page)
+    data = json.loads(parser.scripts[0])
+    assert [item["n"] for item in data["items"]] == [
+        HOSTILE_NAME,
+        QUOTED_NAME,
+        "bad\\xff.jpg",
+        "evil\\u2028</script>.jpg",
+    ]
+    assert HOSTILE_LABEL in data["labels"]
+    # Every attribute value the parser saw is what we wrote, and none is an event handler.
+    assert not any(name.startswith("on") for _, attrs in parser.tags for name in attrs)
+
+
+def test_one_card_per_record_grouped_by_top_1_label_doubtful_first() -> None:
+    records = [
+        classified("p/cat1.jpg", 0.9, 0.05, labels=("cat", "dog")),
+        classified("p/cat2.jpg", 0.8, 0.1, labels=("cat", "dog")),
+        classified("p/dog1.jpg", 0.7, 0.2, labels=("dog", "cat")),
+        classified("p/low.jpg", 0.4, 0.3, labels=("cat", "dog")),  # low top-1
+        classified("p/close.jpg", 0.52, 0.47, labels=("dog", "cat")),  # narrow lead
+        Record("p/broken.jpg", error="not a readable image: the file is empty"),
+    ]
+    page = render(records, model="tiny-model", device="cpu", precision="fp32", elapsed=2.0)
+    parser = parse(page)
+    assert list(parser.sections) == ["g-review", "g0", "g1", "g-failed"]  # review first
+    assert parser.sections == {
+        "g-review": ["c3", "c4"],  # lowest score first
+        "g0": ["c1", "c0"],  # cat: 3 images, 1 of them under review
+        "g1": ["c2"],
+        "g-failed": ["c5"],
+    }
+    assert '<h2>cat <span class="count">2</span></h2>' in page
+    assert '<option value="0">cat (3)</option><option value="1">dog (2)</option>' in page
+    for field, value in {
+        "images": "6",
+        "failed": "1",
+        "labels-found": "2",
+        "needs-review": "2",
+        "folder": "p",
+        "model": "tiny-model",
+        "device": "cpu",
+        "precision": "fp32",
+        "time-taken": "2.0 s (3.0 images/s)",
+    }.items():
+        assert f'id="sum-{field}">{value}</dd>' in page
+    assert "not a readable image: the file is empty" in page
+    assert 'class="top"><span class="lbl">cat</span><span class="sc">0.9000</span>' in page
+
+
+def test_unknown_summary_fields_are_left_out() -> None:
+    page = render([classified("a.jpg", 0.9, 0.05)], sources=("labels.jsonl",))
+    assert 'id="sum-from">labels.jsonl<' in page
+    for field in ("model", "device", "precision", "time-taken"):
+        assert f'id="sum-{field}"' not in page
+
+
+def test_page_loads_nothing_from_outside_and_runs_only_its_own_script() -> None:
+    page = render(hostile_records())
+    parser = parse(page)
+    for _, attrs in parser.tags:
+        for name in ("src", "href"):
+            assert (attrs.get(name) or "data:").startswith("data:")
+    policy = next(a["content"] for t, a in parser.tags if a.get("http-equiv"))
+    script = parser.scripts[1]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert policy is not None and "default-src 'none'" in policy
+    assert f"script-src 'sha256-{digest}'" in policy
+
+
+def test_thumbnails_of_local_files_and_placeholders_for_the_rest(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    scene(1200, 800, seed=1).save(photo, quality=90)
+    png = tmp_path / "picture.png"
+    scene(100, 300, seed=2).save(png)
+    text = tmp_path / "text.jpg"
+    text.write_text("not an image")
+    records = [
+        classified(str(photo), 0.9, 0.1),
+        classified(str(png), 0.9, 0.1),
+        classified("https://example.com/cat.jpg", 0.9, 0.1),
+        classified("beans:train:3", 0.9, 0.1),
+        classified(str(text), 0.9, 0.1),
+        classified(str(tmp_path / "gone.jpg"), 0.9, 0.1),
+    ]
+    path = tmp_path / "report.html"
+    write_report(records, path)
+    page = path.read_text()
+    uris = re.findall(r'<img src="data:image/jpeg;base64,([^"]+)"', page)
+    assert len(uris) == 2
+    sizes = [Image.open(io.BytesIO(base64.b64decode(uri))).size for uri in uris]
+    assert sizes == [(160, 107), (53, 160)]  # longest side 160, aspect ratio kept
+    assert all(len(uri) < 12_000 for uri in uris)
+    assert page.count('<div class="noimg">no preview</div>') == 4
+
+
+def test_a_thumbnail_hook_that_fails_or_returns_nothing_costs_only_the_preview(
+    tmp_path: Path,
+) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(png, "PNG")
+
+    def thumbnail(record: Record) -> bytes | None:
+        if record.input == "boom":
+            raise RuntimeError("no preview for you")
+        return {"row:1": png.getvalue(), "row:2": b"not an image"}.get(record.input)
+
+    records = [classified(name, 0.9, 0.1) for name in ("boom", "row:1", "row:2", "row:3")]
+    path = tmp_path / "report.html"
+    write_report(records, path, thumbnail=thumbnail)
+    page = path.read_text()
+    assert page.count('<img src="data:image/png;base64,') == 1
+    assert page.count("no preview</div>") == 3
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_thumbnail_is_upright() -> None:
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise to view
+    scene(300, 100, seed=3).save(rotated, "JPEG", exif=exif)
+    with tempfile.NamedTemporaryFile(suffix=".jpg") as handle:
+        handle.write(rotated.getvalue())
+        handle.flush()
+        thumbnail = thumbnail_jpeg(handle.name)
+    assert thumbnail is not None
+    assert Image.open(io.BytesIO(thumbnail)).size == (53, 160)
+
+
+# --- the command: --report and the report subcommand -------------------------------------------
+
+runner = CliRunner()
+COMMAND = shutil.which("resnet-classify")
+
+
+def classify(model: Path, *args: object, quiet: bool = True):
+    return runner.invoke(
+        app, ["-m", str(model), "--offline", *(["-q"] if quiet else []), *map(str, args)]
+    )
+
+
+def report(*args: object):
+    return runner.invoke(report_app, [str(a) for a in args])
+
+
+def cards(path: Path) -> dict[str, list[str]]:
+    """Card ids per section of a written report."""
+    return parse(path.read_text(encoding="utf-8")).sections
+
+
+def card_count(path: Path) -> int:
+    return sum(len(ids) for ids in cards(path).values())
+
+
+def page_items(path: Path) -> list[dict]:
+    return json.loads(parse(path.read_text(encoding="utf-8")).scripts[0])["items"]
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return path
+
+
+def test_report_option_beside_jsonl_output(
+    tiny_model: Path, images: list[Path], broken: Path, tmp_path: Path
+) -> None:
+    out, page = tmp_path / "labels.jsonl", tmp_path / "report.html"
+    result = classify(tiny_model, "-f", "jsonl", "-o", out, "--report", page, *images, broken)
+    assert result.exit_code == 1, result.output
+    records = read_records(out.read_text(), "jsonl")
+    assert card_count(page) == len(records) == 6
+    assert cards(page)["g-failed"] == ["c5"]
+    assert [item["n"] for item in page_items(page)] == [r.input for r in records]
+    html_text = page.read_text()
+    assert html_text.count("data:image/jpeg;base64,") == 5  # the broken file has no preview
+    assert 'id="sum-device">cpu<' in html_text and 'id="sum-model">' in html_text
+    assert 'id="sum-time-taken">' in html_text
+
+
+def test_summary_line_says_how_many_failed_and_where_the_report_is(
+    tiny_model: Path, images: list[Path], broken: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    result = classify(tiny_model, "-f", "jsonl", "--report", page, images[0], broken, quiet=False)
+    assert re.fullmatch(
+        rf"classified 2 images, 1 failed in [0-9.]+s \([0-9.]+ images/s, cpu, \w+\); "
+        rf"report written to {re.escape(str(page))}\n",
+        result.stderr,
+    ), result.stderr
+    plain = classify(tiny_model, "-f", "jsonl", images[0], quiet=False)
+    assert "classified 1 image, 0 failed in" in plain.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_report_option_with_records_on_stdout(
+    fmt: str, tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    result = classify(tiny_model, "-f", fmt, "--report", page, *images)
+    assert result.exit_code == 0, result.output
+    assert card_count(page) == len(images)
+    assert ("top-1" if fmt == "table" else "input,rank,label") in result.stdout
+
+
+def test_report_option_errors_come_before_the_model_loads(
+    images: list[Path], tmp_path: Path
+) -> None:
+    existing = tmp_path / "old.html"
+    existing.write_text("keep me")
+    cases = {
+        (str(existing),): f"report file {str(existing)!r} exists: pass --overwrite",
+        (str(tmp_path),): f"report {str(tmp_path)!r} is a folder",
+        (str(tmp_path / "no" / "r.html"),): "cannot write report",
+        (str(tmp_path / "same.jsonl"), "-o", str(tmp_path / "same.jsonl")): "name the same file",
+    }
+    for args, message in cases.items():
+        # A model that does not exist: exit 2, not 3, shows the check came first.
+        result = classify(tmp_path / "no-model", "--report", *args, images[0])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("Error: ") and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert existing.read_text() == "keep me"
+
+
+def test_report_option_overwrite_replaces_and_resume_covers_the_whole_file(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    out, page = tmp_path / "labels.jsonl", tmp_path / "report.html"
+    page.write_text("old")
+    assert classify(tiny_model, "--report", page, images[0], "--overwrite").exit_code == 0
+    assert card_count(page) == 1
+    assert classify(tiny_model, "-o", out, *images[:2]).exit_code == 0
+    resumed = classify(tiny_model, "-o", out, "--resume", "--report", page, *images)
+    assert resumed.exit_code == 0, resumed.output
+    assert [item["n"] for item in page_items(page)] == [str(p) for p in images]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "parquet"])
+def test_report_subcommand_reads_every_results_format(
+    fmt: str, tiny_model: Path, images: list[Path], broken: Path, tmp_path: Path
+) -> None:
+    out, page = tmp_path / f"labels.{fmt}", tmp_path / "report.html"
+    assert classify(tiny_model, "-k", "3", "-o", out, *images, broken).exit_code == 1
+    result = report(out, "-o", page, "--model", "tiny", "--title", "My <photos>")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"wrote {page}: 6 images, 1 failed (")
+    items = page_items(page)
+    assert [item["n"] for item in items] == [*map(str, images), str(broken)]
+    assert all(len(item["s"]) == 3 for item in items[:5])
+    text = page.read_text()
+    assert "<title>My &lt;photos&gt;</title>" in text and 'id="sum-model">tiny<' in text
+    assert text.count("data:image/jpeg;base64,") == 5
+    assert 'id="sum-device"' not in text  # not known from a results file
+
+
+def test_report_subcommand_joins_files_and_finds_images_beside_them(
+    images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = images[0].parent
+    # Relative names, as a run in that folder writes them; we run from elsewhere.
+    (folder / "a.jsonl").write_text(
+        "".join(record_json(classified(p.name, 0.9, 0.1)) + "\n" for p in images[:3])
+    )
+    (folder / "b.jsonl").write_text(
+        record_json(classified(images[3].name, 0.9, 0.1))
+        + "\n"
+        + '{"input": "torn.jpg", "predictions": [{"ra'  # a run killed mid-write
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = report(folder / "a.jsonl", folder / "b.jsonl", "-o", "r.html", "-q")
+    assert result.exit_code == 0 and result.stderr == ""
+    page = elsewhere / "r.html"
+    assert card_count(page) == 4
+    assert page.read_text().count("data:image/jpeg;base64,") == 4
+
+
+def test_report_subcommand_errors_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(record_json(classified("a.jpg", 0.9, 0.1)) + "\n")
+    not_results = tmp_path / "notes.csv"
+    not_results.write_text("name,age\nbob,3\n")
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("hello\nworld\n")
+    existing = tmp_path / "old.html"
+    existing.write_text("keep me")
+    cases = {
+        ("missing.jsonl", "-o", "r.html"): "Error: results file 'missing.jsonl' does not exist",
+        (str(not_results), "-o", "r.html"): f"Error: {str(not_results)!r} is not a resnet-",
+        (str(garbage), "-o", "r.html"): f"Error: {str(garbage)!r} is not a resnet-classify",
+        (str(tmp_path), "-o", "r.html"): "Error: cannot read",
+        (str(good), "-o", str(existing)): f"Error: report file {str(existing)!r} exists",
+        (str(good),): "Error: Missing option '--output'",
+        (): "Error: Missing argument",
+    }
+    for args, message in cases.items():
+        with pytest.raises(SystemExit) as exit_info:
+            main(["report", *args])  # through the entry point: "report" picks the subcommand
+        stderr = capsys.readouterr().err
+        assert exit_info.value.code == 2, (args, stderr)
+        assert stderr.startswith(message) and len(stderr.strip().splitlines()) == 1, stderr
+        assert "Traceback" not in stderr
+    assert existing.read_text() == "keep me"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(good), "-o", str(existing), "--overwrite"])
+    assert exit_info.value.code == 0 and card_count(existing) == 1
+
+
+def test_help_names_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "--report" in text and "resnet-classify report labels.jsonl -o report.html" in text
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = capsys.readouterr().out
+    assert "Usage: resnet-classify report" in text and "./report" in text
+
+
+@pytest.mark.skipif(COMMAND is None, reason="resnet-classify is not installed")
+def test_interrupted_run_still_writes_the_report(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    # A named pipe nobody writes to blocks its decode worker: the run is stuck after the
+    # first image until Ctrl-C, which must write the finished record and its report.
+    pipe = tmp_path / "stuck.jpg"
+    os.mkfifo(pipe)
+    out, page = tmp_path / "labels.jsonl", tmp_path / "report.html"
+    args = ["-m", tiny_model, "-b", "1", images[0], pipe, "-o", out, "--report", page]
+    process = subprocess.Popen(
+        [str(COMMAND), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    deadline = time.monotonic() + 90
+    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert b"interrupted after 1 image, 0 failed" in stderr and b"report written to" in stderr
+    assert [item["n"] for item in page_items(page)] == [str(images[0])]
+    assert 'id="sum-images">1 (interrupted)<' in page.read_text()

@@ -333,6 +333,25 @@ def read_records(text: str, fmt: str) -> list[Record]:
     raise ValueError(f"cannot read records in format {fmt!r}")
 
 
+def read_results_file(path: str) -> list[Record]:
+    """The records in a results file, in the format its extension names (jsonl if none does).
+
+    A torn last line (a run killed mid-write) is left out; anything else that is not a record
+    raises ValueError, KeyError or TypeError, and a file that cannot be read raises OSError.
+    """
+    fmt = format_for_path(path) or "jsonl"
+    if fmt == "parquet":
+        return read_parquet_records(path)
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        text = handle.read()
+    try:
+        return read_records(text, fmt)
+    except ValueError:
+        if fmt != "jsonl" or text.endswith("\n") or "\n" not in text:
+            raise
+        return read_records(text[: text.rfind("\n") + 1], fmt)
+
+
 def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     """Group CSV rows (header first) back into one record per input, in order."""
     iterator = iter(rows)
