@@ -13,8 +13,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -523,3 +525,199 @@ def test_interrupted_run_still_writes_the_report(
     assert b"interrupted after 1 image, 0 failed" in stderr and b"report written to" in stderr
     assert [item["n"] for item in page_items(page)] == [str(images[0])]
     assert 'id="sum-images">1 (interrupted)<' in page.read_text()
+
+
+# --- the page in a real browser -----------------------------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Without these, headless Chromium tries to reach Google's services and can hang offline.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Headless Chromium driven by selenium (Debian's chromium and chromium-driver)."""
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed: pip install -e '.[dev]'"
+    )
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        pytest.skip("chromium or chromedriver missing: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: selenium would otherwise try to download one.
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_page(driver: Any, path: Path) -> None:
+    """Load the report and fail on any console error it logs."""
+    driver.get(path.as_uri())
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def visible(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return [e for e in driver.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
+
+
+def shown_names(driver: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [e.find_element(By.CSS_SELECTOR, ".name").text for e in visible(driver, ".card")]
+
+
+def set_value(driver: Any, element_id: str, value: str) -> None:
+    """Type a new value into an input, as a person would."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    element = driver.find_element(By.ID, element_id)
+    element.send_keys(Keys.CONTROL, "a")
+    element.send_keys(Keys.DELETE, value)
+
+
+@pytest.fixture(scope="module")
+def real_report(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A report written by a real run: assorted photos, a broken file and hostile names."""
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(14):
+        scene(200 + 20 * i, 150 + 10 * i, seed=100 + i).save(folder / f"photo{i:02d}.jpg")
+    for name in (HOSTILE_NAME.replace("/", ""), QUOTED_NAME):
+        scene(120, 90, seed=7).save(folder / name, "JPEG")
+    with open(os.fsencode(folder) + b"/bad\xff.jpg", "wb") as handle:
+        scene(90, 120, seed=8).save(handle, "JPEG")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out, page = folder.parent / "labels.jsonl", folder.parent / "report.html"
+    result = classify(tiny_model, "-f", "jsonl", "-o", out, "--report", page, folder)
+    assert result.exit_code == 1, result.output
+    return out, page
+
+
+def test_report_in_a_browser(browser: Any, real_report: tuple[Path, Path]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    out, page = real_report
+    records = read_records(out.read_text(encoding="utf-8", errors="surrogateescape"), "jsonl")
+    open_page(browser, page)
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == len(records) == 18
+    assert len(visible(browser, ".card")) == len(records)
+    assert browser.find_element(By.ID, "shown").text == "18 of 18 shown"
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "report.png"))
+
+    # Hostile names show as text; nothing in them ran (the title would have changed).
+    names = browser.execute_script(
+        "return [...document.querySelectorAll('.card .name')].map(e => e.textContent)"
+    )
+    assert {HOSTILE_NAME.replace("/", ""), QUOTED_NAME, "bad\\xff.jpg"} <= set(names)
+    assert browser.title.startswith("resnet-classify report")
+
+    # The review thresholds move cards between the needs-review group and their label groups.
+    classified_count = sum(r.ok for r in records)
+    set_value(browser, "review-score", "1")
+    assert len(visible(browser, "#g-review .card")) == classified_count
+    set_value(browser, "review-score", "0")
+    set_value(browser, "review-margin", "0")
+    assert visible(browser, "#g-review .card") == []
+    assert not browser.find_element(By.ID, "g-review").is_displayed()
+    assert browser.find_element(By.ID, "review-score-range").get_attribute("value") == "0"
+    # "needs review" only, at a threshold between the lowest and highest top-1 score.
+    scores = sorted(r.predictions[0].score for r in records if r.ok)
+    middle = (scores[0] + scores[-1]) / 2
+    set_value(browser, "review-score", f"{middle:.6f}")
+    Select(browser.find_element(By.ID, "show")).select_by_value("review")
+    expected = sum(s < middle for s in scores)
+    assert 0 < expected < classified_count
+    assert len(visible(browser, ".card")) == expected
+    Select(browser.find_element(By.ID, "show")).select_by_value("failed")
+    assert shown_names(browser) == ["broken.jpg"]
+    Select(browser.find_element(By.ID, "show")).select_by_value("all")
+
+    # The text box and the score range filter too.
+    set_value(browser, "search", "photo03")
+    assert shown_names(browser) == ["photo03.jpg"]
+    set_value(browser, "search", "")
+    set_value(browser, "min-score", "1.01")
+    assert shown_names(browser) == ["broken.jpg"]  # no classified image scores above 1
+    set_value(browser, "min-score", "0")
+    assert len(visible(browser, ".card")) == len(records)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_hostile_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "report.html"
+    write_report(hostile_records(), page, thumbnail=None)
+    open_page(browser, page)
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == 4
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "li.top .lbl")]
+    assert HOSTILE_LABEL in browser.execute_script(
+        "return [...document.querySelectorAll('li.top .lbl')].map(e => e.textContent)"
+    ), labels
+    assert browser.title == "resnet-classify report"  # the label's onerror never ran
+    assert browser.find_elements(By.CSS_SELECTOR, ".card img") == []
+
+
+def test_label_filter_and_sorting_in_a_browser(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    records = [
+        classified(f"{name}.jpg", score, 1 - score, labels=(label, "other"))
+        for name, label, score in [
+            ("b", "cat", 0.9),
+            ("a", "cat", 0.7),
+            ("d", "dog", 0.95),
+            ("c", "cat", 0.3),  # under review, still a cat
+            ("e", "fox", 0.8),
+        ]
+    ]
+    page = tmp_path / "report.html"
+    write_report([*records, Record("z.jpg", error="boom")], page, thumbnail=None)
+    open_page(browser, page)
+    label = Select(browser.find_element(By.ID, "label"))
+    assert [o.text for o in label.options] == ["all labels", "cat (3)", "dog (1)", "fox (1)"]
+    label.select_by_visible_text("cat (3)")
+    assert sorted(shown_names(browser)) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert browser.find_element(By.ID, "shown").text == "3 of 6 shown"
+    assert not browser.find_element(By.ID, "g-failed").is_displayed()
+    label.select_by_visible_text("all labels")
+    assert len(shown_names(browser)) == 6
+
+    def order(section: str) -> list[str]:
+        cards = browser.find_elements(By.CSS_SELECTOR, f"#{section} .card .name")
+        return [e.text for e in cards]
+
+    assert order("g0") == ["a.jpg", "b.jpg"]  # cat, lowest score first by default
+    sort = Select(browser.find_element(By.ID, "sort"))
+    sort.select_by_value("score-desc")
+    assert order("g0") == ["b.jpg", "a.jpg"]
+    set_value(browser, "review-score", "0.95")  # now everything but d is doubtful
+    sort.select_by_value("name")
+    assert order("g-review") == ["a.jpg", "b.jpg", "c.jpg", "e.jpg"]
+    assert browser.find_element(By.ID, "sum-needs-review").text == "4"

@@ -478,7 +478,7 @@ _SCRIPT = """
     $(box).addEventListener("input", () => { $(range).value = $(box).value; update(); });
   }
   for (const id of ["label", "search", "show", "min-score", "max-score", "sort"]) {
-    $(id).addEventListener("input", update);
+    $(id).addEventListener(id === "search" || id.endsWith("score") ? "input" : "change", update);
   }
   $("controls").hidden = false;
   update();
