@@ -710,8 +710,9 @@ def test_label_filter_and_sorting_in_a_browser(browser: Any, tmp_path: Path) -> 
     assert len(shown_names(browser)) == 6
 
     def order(section: str) -> list[str]:
+        """The card names of a section in the order they appear on the screen."""
         cards = browser.find_elements(By.CSS_SELECTOR, f"#{section} .card .name")
-        return [e.text for e in cards]
+        return [e.text for e in sorted(cards, key=lambda e: (e.location["y"], e.location["x"]))]
 
     assert order("g0") == ["a.jpg", "b.jpg"]  # cat, lowest score first by default
     sort = Select(browser.find_element(By.ID, "sort"))

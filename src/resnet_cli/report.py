@@ -425,6 +425,7 @@ _SCRIPT = """
   }));
   const review = $("g-review"), failed = $("g-failed");
   const groups = data.labels.map((_, g) => $("g" + g));
+  const boxes = new Map([review, ...groups, failed].map((s) => [s, s.querySelector(".cards")]));
   const number = (id, fallback) => {
     const value = parseFloat($(id).value);
     return Number.isFinite(value) ? value : fallback;
@@ -442,7 +443,8 @@ _SCRIPT = """
     const low = number("min-score", 0), high = number("max-score", 1);
     const counts = new Map();
     let shown = 0;
-    for (const item of [...items].sort(orders[$("sort").value] || orders["score-asc"])) {
+    const sorted = [...items].sort(orders[$("sort").value] || orders["score-asc"]);
+    sorted.forEach((item, rank) => {
       const doubt = !item.f && (item.g < 0 || item.score < minScore ||
         (item.margin !== null && item.margin < minMargin));
       const section = item.f ? failed : doubt ? review : groups[item.g];
@@ -454,15 +456,19 @@ _SCRIPT = """
           item.score >= low && item.score <= high &&
           (show === "all" || (show === "review" && doubt) || (show === "confident" && !doubt));
       }
-      item.card.hidden = !visible;
-      item.card.classList.toggle("doubt", doubt);
-      section.querySelector(".cards").appendChild(item.card);
+      // Touch the DOM only where something changed: with 2,000 cards, moving every one on
+      // each slider step is slow. CSS order sorts the cards without moving them.
+      const box = boxes.get(section);
+      if (item.card.parentNode !== box) box.appendChild(item.card);
+      if (item.rank !== rank) item.card.style.order = item.rank = rank;
+      if (item.card.hidden === visible) item.card.hidden = !visible;
+      if (item.doubt !== doubt) item.card.classList.toggle("doubt", item.doubt = doubt);
       const count = counts.get(section) || [0, 0];
       count[0] += visible ? 1 : 0;
       count[1] += 1;
       counts.set(section, count);
       shown += visible ? 1 : 0;
-    }
+    });
     for (const section of [review, ...groups, failed]) {
       const [visible, total] = counts.get(section) || [0, 0];
       section.hidden = visible === 0;
