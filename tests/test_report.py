@@ -9,10 +9,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +19,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import scene
+from conftest import interrupt_a_stuck_run, scene
 from resnet_cli.cli import app, main, report_app
 from resnet_cli.report import ReportSummary, render_report, thumbnail_jpeg, write_report
 from resnet_cli.results import Prediction, Record, needs_review, top_margin
@@ -503,25 +500,11 @@ def test_interrupted_run_still_writes_the_report(
 ) -> None:
     # A named pipe nobody writes to blocks its decode worker: the run is stuck after the
     # first image until Ctrl-C, which must write the finished record and its report.
-    pipe = tmp_path / "stuck.jpg"
-    os.mkfifo(pipe)
     out, page = tmp_path / "labels.jsonl", tmp_path / "report.html"
-    args = ["-m", tiny_model, "-b", "1", images[0], pipe, "-o", out, "--report", page]
-    process = subprocess.Popen(
-        [str(COMMAND), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    code, stderr = interrupt_a_stuck_run(
+        str(COMMAND), tiny_model, images[0], "-o", out, "--report", page
     )
-    deadline = time.monotonic() + 90
-    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    try:
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    assert code == 130, stderr
     assert b"interrupted after 1 image, 0 failed" in stderr and b"report written to" in stderr
     assert [item["n"] for item in page_items(page)] == [str(images[0])]
     assert 'id="sum-images">1 (interrupted)<' in page.read_text()

@@ -79,12 +79,17 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
+def create_app() -> typer.Typer:
+    """A Typer app with this command's settings (the main command and ``report`` share them)."""
+    return typer.Typer(
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+
+
+app = create_app()
 
 
 @app.command(epilog=EPILOG)
@@ -601,12 +606,7 @@ Relative image paths are looked up from the current folder, then from the result
 folder. To classify a file or folder that is literally named `report`, write `./report`.
 """
 
-report_app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
+report_app = create_app()
 
 
 @report_app.command(epilog=REPORT_EPILOG)
