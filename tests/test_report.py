@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,7 +25,7 @@ from conftest import interrupt_a_stuck_run, scene
 from resnet_cli.cli import app, main, report_app
 from resnet_cli.report import ReportSummary, render_report, thumbnail_jpeg, write_report
 from resnet_cli.results import Prediction, Record, needs_review, top_margin
-from resnet_cli.writers import create_writer, read_records, record_json
+from resnet_cli.writers import create_writer, printable, read_records, record_json
 
 
 def classified(name: str, *scores: float, labels: tuple[str, ...] = ()) -> Record:
@@ -103,6 +105,12 @@ def test_table_prints_markup_and_control_characters_in_names_as_they_are() -> No
 HOSTILE_NAME = "<script>alert(1)</script>.jpg"
 QUOTED_NAME = "say \"hi\" 'there' & <b>.jpg"
 NOT_UTF8_NAME = os.fsdecode(b"bad\xff.jpg")
+# Every element the page is built from; a name that slipped through unescaped would add one.
+ALLOWED_TAGS = {
+    *("html", "head", "meta", "link", "title", "style", "body", "header", "h1", "dl", "div"),
+    *("dt", "dd", "label", "select", "option", "input", "fieldset", "legend", "output", "main"),
+    *("section", "h2", "span", "figure", "figcaption", "p", "ol", "li", "script"),
+}
 HOSTILE_LABEL = '</script><img src=x onerror="document.title=1">'
 
 
@@ -182,6 +190,39 @@ def test_names_labels_and_errors_are_escaped(tmp_path: Path) -> None:
     assert HOSTILE_LABEL in data["labels"]
     # Every attribute value the parser saw is what we wrote, and none is an event handler.
     assert not any(name.startswith("on") for _, attrs in parser.tags for name in attrs)
+
+
+# Any text, including lone surrogates (names that are not UTF-8) and markup-looking strings.
+any_text = st.one_of(
+    st.text(min_size=1),
+    st.binary(min_size=1).map(os.fsdecode),
+    st.sampled_from(["</script>", "<!--", "]]>", "\u2028", "&amp;", "\"'><img src=x>"]),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(any_text, any_text, st.floats(0, 1), st.one_of(st.none(), any_text)),
+        min_size=1,
+        max_size=6,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_any_names_labels_and_errors_stay_text(rows: list) -> None:
+    records = [
+        Record(name, error=error)
+        if error
+        else classified(name, score, (1 - score) / 2, labels=(label, label + "2"))
+        for name, label, score, error in rows
+    ]
+    page = render(records)
+    page.encode("utf-8")  # nothing left that UTF-8 cannot hold
+    assert page.count("<script") == 2 and page.count("</script") == 2
+    parser = parse(page)
+    assert sum(len(ids) for ids in parser.sections.values()) == len(records)
+    assert {tag for tag, _ in parser.tags} <= ALLOWED_TAGS
+    items = json.loads(parser.scripts[0])["items"]
+    assert [item["n"] for item in items] == [printable(r.input) for r in records]
 
 
 def test_one_card_per_record_grouped_by_top_1_label_doubtful_first() -> None:
