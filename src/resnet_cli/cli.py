@@ -176,7 +176,8 @@ def classify_command(
         ),
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="With --output: replace an existing file.")
+        bool,
+        typer.Option("--overwrite", help="With --output or --report: replace an existing file."),
     ] = False,
     max_pixels: Annotated[
         int,
