@@ -6,7 +6,10 @@ Nothing here touches the network: HF_HUB_OFFLINE=1 is set for the whole session.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +63,30 @@ def images(tmp_path: Path) -> list[Path]:
         scene(w, h, seed=i).save(path)
         paths.append(path)
     return paths
+
+
+def interrupt_a_stuck_run(
+    command: str, model: Path, first: Path, *options: object
+) -> tuple[int, bytes]:
+    """Run ``command`` on ``first`` and then a named pipe nobody writes to, batch size 1 and
+    ``options`` (which must include ``-o OUT``): the decode worker blocks forever on the pipe.
+    Once OUT holds the first record, press Ctrl-C; return the exit code and stderr."""
+    pipe = first.parent / "stuck.jpg"
+    os.mkfifo(pipe)
+    out = Path(str(options[list(options).index("-o") + 1]))
+    args = ["-m", model, "-b", "1", first, pipe, *options]
+    process = subprocess.Popen(
+        [command, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    deadline = time.monotonic() + 90
+    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    return process.returncode, stderr

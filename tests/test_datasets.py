@@ -313,3 +313,17 @@ def test_table_shows_markup_in_names_and_labels_as_text() -> None:
     writer.write([Record("a [/] [red]b", (Prediction(1, "[bold]x :cat:", 0.5, 0),))])
     writer.close()
     assert "a [/] [red]b" in stream.getvalue() and "[bold]x :cat:" in stream.getvalue()
+
+
+def test_report_of_a_dataset_has_thumbnails_of_its_rows(
+    saved: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    result = invoke("-m", tiny_model, "--offline", "-q", "--dataset", saved, "--split", "train",
+                    "--report", report)  # fmt: skip
+    assert result.exit_code == 1  # rows 2 and 4 have no readable image
+    page = report.read_text()
+    # One embedded JPEG thumbnail per classified row (the failed rows have none).
+    assert page.count("data:image/jpeg;base64,") == sum(
+        c is not None and c != b"not an image" for c in CELLS
+    )

@@ -86,7 +86,15 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["--top-k", "nope", "x.jpg"], [], ["missing.jpg"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["--top-k", "nope", "x.jpg"],
+        [],
+        ["missing.jpg"],
+        ["report", "--help"],
+        ["report", "missing.jsonl", "-o", "report.html"],
+    ],
 )
 def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> None:
     probe = (

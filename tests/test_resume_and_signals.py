@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import scene
+from conftest import interrupt_a_stuck_run, scene
 from resnet_cli.cli import app
 from resnet_cli.writers import read_records, recover_records
 
@@ -187,23 +187,8 @@ def test_interrupt_does_not_wait_for_a_read_that_never_ends(
 ) -> None:
     # A named pipe given explicitly is read like a file, and nobody writes to this one: the
     # decode worker blocks forever. Ctrl-C must still write what is finished and exit 130.
-    pipe = tmp_path / "stuck.jpg"
-    os.mkfifo(pipe)
     out = tmp_path / "labels.jsonl"
     first = folder / "000.jpg"
-    process = subprocess.Popen(
-        [str(COMMAND), "-m", str(tiny_model), "-b", "1", str(first), str(pipe), "-o", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    deadline = time.monotonic() + 90
-    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    try:
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    code, stderr = interrupt_a_stuck_run(str(COMMAND), tiny_model, first, "-o", out)
+    assert code == 130, stderr
     assert [r.input for r in read_records(out.read_text(), "jsonl")] == [str(first)]

@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,7 +26,11 @@ from .errors import (
     ResnetCliError,
     UsageError,
 )
+from .results import Record
 from .writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
+
+if TYPE_CHECKING:
+    from .report import ReportSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -49,6 +53,8 @@ EPILOG = """\
     resnet-classify --model ./my-model --offline img.webp
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
     resnet-classify --demo                       # the seed example's cat
+    resnet-classify photos/ --report report.html  # also an HTML contact sheet
+    resnet-classify report labels.jsonl -o report.html  # from earlier results
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error, 3 model, device or hub dataset could not be loaded, 130 interrupted.
@@ -79,12 +85,17 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
+def create_app() -> typer.Typer:
+    """A Typer app with this command's settings (the main command and ``report`` share them)."""
+    return typer.Typer(
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+
+
+app = create_app()
 
 
 @app.command(epilog=EPILOG)
@@ -171,7 +182,8 @@ def classify_command(
         ),
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="With --output: replace an existing file.")
+        bool,
+        typer.Option("--overwrite", help="With --output or --report: replace an existing file."),
     ] = False,
     max_pixels: Annotated[
         int,
@@ -230,6 +242,15 @@ def classify_command(
     offline: Annotated[
         bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write an HTML contact sheet of the results to this file: thumbnails "
+            "grouped by label, doubtful ones first.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
     ] = False,
@@ -267,18 +288,23 @@ def classify_command(
         streaming=streaming,
         demo=demo,
         offline=offline,
+        report=report,
         quiet=quiet,
     )
+    raise typer.Exit(run_reporting_errors(lambda: run(inputs or [], options)))
+
+
+def run_reporting_errors(work: Callable[[], int]) -> int:
+    """Run a command's work; a known error becomes one ``Error:`` line and its exit code."""
     try:
-        code = run(inputs or [], options)
+        return work()
     except ResnetCliError as exc:
-        code = report_error(exc)
+        return report_error(exc)
     except Exception as exc:
         if os.environ.get("RESNET_CLI_DEBUG") == "1":
             raise
         print_error(f"unexpected failure: {exc} (rerun with RESNET_CLI_DEBUG=1 for a traceback)")
-        code = EXIT_FAILED
-    raise typer.Exit(code)
+        return EXIT_FAILED
 
 
 def print_error(message: str) -> None:
@@ -320,6 +346,7 @@ class Options:
     streaming: bool = False
     demo: bool = False
     offline: bool = False
+    report: Path | None = None
     quiet: bool = False
 
 
@@ -347,9 +374,15 @@ def run(inputs: list[str], options: Options) -> int:
     )
     if fmt in FILE_ONLY_FORMATS and output is None:
         raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    if o.report is not None:
+        if output is not None and output.resolve() == o.report.resolve():
+            raise UsageError("--report and --output name the same file: choose two names")
+        # --resume regenerates the report of the run it continues.
+        check_report_path(o.report, replace=o.overwrite or o.resume)
     done = _prepare_output(output, fmt, o)
 
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
+    rows = None  # the dataset's split, when there is one
     sources: Iterator[Source] = iter(())
     total: int | None = 0
     if inputs:
@@ -373,6 +406,13 @@ def run(inputs: list[str], options: Options) -> int:
         if peeked is None:
             if not o.quiet:
                 print(f"nothing to do: every input is already in {output}", file=sys.stderr)
+            if o.report is not None:
+                from .report import ReportSummary
+                from .writers import recover_records
+
+                records = recover_records(str(output), fmt)
+                summary = ReportSummary(model=o.model)
+                write_report_file(records, o.report, summary, o.quiet, dataset=rows)
             return EXIT_OK
         sources = _prepend(peeked, sources)
     sources = require_an_image(sources)
@@ -403,6 +443,7 @@ def run(inputs: list[str], options: Options) -> int:
 
     writer = create_writer(fmt, stream, header=not append)
     counts = {"images": 0, "failed": 0}
+    finished: list[Record] = []  # kept for --report only
     started = time.perf_counter()
     bar = _progress_bar(total, size, o.quiet)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -419,6 +460,8 @@ def run(inputs: list[str], options: Options) -> int:
             writer.write(batch)
             if opened:
                 os.fsync(stream.fileno())
+            if o.report is not None:
+                finished.extend(batch)
             counts["images"] += len(batch)
             counts["failed"] += sum(not r.ok for r in batch)
             if bar is not None:
@@ -434,8 +477,23 @@ def run(inputs: list[str], options: Options) -> int:
         writer.close()
         _close_output(stream, opened)
     elapsed = time.perf_counter() - started
+    if o.report is not None:
+        from .report import ReportSummary
+
+        if append:  # --resume: the report covers the whole file, earlier runs included
+            from .writers import recover_records
+
+            finished = recover_records(str(output), fmt)
+        summary = ReportSummary(
+            model=o.model,
+            device=str(classifier.device),
+            precision=str(classifier.precision),
+            elapsed=elapsed,
+            interrupted=interrupted,
+        )
+        write_report_file(finished, o.report, summary, quiet=True, dataset=rows)
     if not o.quiet:
-        _summary(counts["images"], counts["failed"], elapsed, classifier, interrupted)
+        _summary(counts["images"], counts["failed"], elapsed, classifier, interrupted, o.report)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if counts["failed"] else EXIT_OK
@@ -479,6 +537,55 @@ def _open_dataset(name: str, o: Options) -> Any:
         ) from exc
 
 
+def check_report_path(path: Path, replace: bool) -> None:
+    """Refuse a report path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise UsageError(f"report {str(path)!r} is a folder: name a file such as report.html")
+    if path.exists() and not replace:
+        raise UsageError(
+            f"report file {str(path)!r} exists: pass --overwrite to replace it, or choose "
+            "another name"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(
+            f"cannot write report {str(path)!r}: folder {str(parent)!r} does not exist"
+        )
+
+
+def write_report_file(
+    records: Sequence[Record],
+    path: Path,
+    summary: ReportSummary,
+    quiet: bool,
+    folders: Sequence[str] = ("",),
+    dataset: Any = None,
+) -> None:
+    """Write the HTML report; say where on stderr unless ``quiet``. Thumbnails come from local
+    files, and from the rows of ``dataset`` (a DatasetInput) when there is one."""
+    from .report import local_thumbnail, thumbnail_jpeg, write_report
+
+    def thumbnail(record: Record) -> bytes | None:
+        found = local_thumbnail(record, folders)
+        if found is None and dataset is not None:
+            data = dataset.row_image(record.input)
+            found = thumbnail_jpeg(data) if data else None
+        return found
+
+    try:
+        size = write_report(records, path, summary=summary, thumbnail=thumbnail)
+    except OSError as exc:
+        raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
+    if not quiet:
+        failed = sum(not r.ok for r in records)
+        print(
+            f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
+            f"{failed} failed ({size / 1e6:.1f} MB)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _prepend(first: Any, rest: Any) -> Any:
     yield first
     yield from rest
@@ -499,8 +606,10 @@ def _prepare_output(output: Path | None, fmt: str, o: Options) -> set[str]:
     """Check --output against --resume/--overwrite; for --resume, the inputs already done."""
     from .writers import RESUMABLE_FORMATS, rewrite_for_resume
 
-    if (o.resume or o.overwrite) and output is None:
-        raise UsageError(f"--{'resume' if o.resume else 'overwrite'} needs --output FILE")
+    if o.resume and output is None:
+        raise UsageError("--resume needs --output FILE")
+    if o.overwrite and output is None and o.report is None:
+        raise UsageError("--overwrite needs --output FILE or --report FILE")
     if o.resume and o.overwrite:
         raise UsageError("--resume and --overwrite contradict each other: pick one")
     if output is None or not output.exists():
@@ -586,27 +695,134 @@ def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | Non
     return _Bar(total)
 
 
-def _summary(images: int, failed: int, elapsed: float, classifier: Any, interrupted: bool) -> None:
+def _summary(
+    images: int,
+    failed: int,
+    elapsed: float,
+    classifier: Any,
+    interrupted: bool,
+    report: Path | None = None,
+) -> None:
     rate = images / elapsed if elapsed > 0 else 0.0
     state = "interrupted after" if interrupted else "classified"
-    failures = f", {failed} failed" if failed else ""
+    written = f"; report written to {report}" if report is not None else ""
     print(
-        f"{state} {images} image{'s' if images != 1 else ''}{failures} in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {classifier.device}, {classifier.precision})",
+        f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
+        f"({rate:.1f} images/s, {classifier.device}, {classifier.precision}){written}",
         file=sys.stderr,
         flush=True,
     )
 
 
+REPORT_EPILOG = """\
+**Examples**
+
+    resnet-classify report labels.jsonl -o report.html
+    resnet-classify report part1.csv part2.csv -o report.html --title "Holiday photos"
+
+Relative image paths are looked up from the current folder, then from the results file's
+folder. To classify a file or folder that is literally named `report`, write `./report`.
+"""
+
+report_app = create_app()
+
+
+@report_app.command(epilog=REPORT_EPILOG)
+def report_command(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Results files written by resnet-classify: .jsonl, .json, .csv or .parquet "
+            "(another extension is read as jsonl).",
+            metavar="RESULTS",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
+    ],
+    title: Annotated[
+        str | None,
+        typer.Option(help="The page's title. \\[default: from the results file names]"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="The model that made the results, for the summary."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing report file.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No line on stderr saying what was written.")
+    ] = False,
+) -> None:
+    """Write an HTML contact sheet of earlier results: a thumbnail card per image, grouped by
+    top-1 label, the doubtful ones first, failures with their error.
+
+    One self-contained file: open it in any browser, no network needed.
+    """
+    raise typer.Exit(
+        run_reporting_errors(lambda: make_report(results, output, title, model, overwrite, quiet))
+    )
+
+
+def make_report(
+    results: list[Path],
+    output: Path,
+    title: str | None,
+    model: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> int:
+    """The ``report`` subcommand's work: read the results files, write the report."""
+    from .report import ReportSummary
+    from .writers import read_results_file
+
+    check_report_path(output, replace=overwrite)
+    records: list[Record] = []
+    for path in results:
+        if output.resolve() == path.resolve():
+            raise UsageError(f"{str(path)!r} is both a results file and the report: pick -o")
+        try:
+            records.extend(read_results_file(str(path)))
+        except FileNotFoundError:
+            raise UsageError(f"results file {str(path)!r} does not exist") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"{str(path)!r} is not a resnet-classify results file ({exc})"
+            ) from None
+    names = ", ".join(path.name for path in results)
+    summary = ReportSummary(
+        title=title or f"resnet-classify report: {names}",
+        model=model,
+        sources=tuple(str(path) for path in results),
+    )
+    # Relative image paths are relative to where the run was; try here, then beside the results.
+    folders = ("", *dict.fromkeys(str(path.parent) for path in results))
+    write_report_file(records, output, summary, quiet, folders)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: usage errors become one ``Error:`` line and exit code 2."""
+    """Console-script entry point: usage errors become one ``Error:`` line and exit code 2.
+
+    ``resnet-classify report ...`` runs the report subcommand; everything else classifies (the
+    main command takes its inputs as positional arguments, so it cannot have Typer subcommands).
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    prog_name = "resnet-classify"
     command = typer.main.get_command(app)
+    if args[:1] == ["report"]:
+        args, prog_name = args[1:], "resnet-classify report"
+        command = typer.main.get_command(report_app)
     # Typer vendors click; its ClickException is the base of typer.BadParameter.
     click_exception: type[Exception] = next(
         c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
     )
     try:
-        code = command.main(args=argv, prog_name="resnet-classify", standalone_mode=False)
+        code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click_exception as exc:
         print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         code = getattr(exc, "exit_code", EXIT_USAGE)

@@ -40,6 +40,22 @@ class DatasetInput:
                 yield row_source(f"{self.name}:{self.split}:{index}", value)
                 index += 1
 
+    def row_image(self, name: str) -> bytes | None:
+        """The encoded image of the row a record name points to (for report thumbnails), or
+        None: streamed rows cannot be looked up again."""
+        prefix = f"{self.name}:{self.split}:"
+        if self.rows is None or not name.startswith(prefix):
+            return None
+        index = int(name[len(prefix) :])
+        source = row_source(name, self.data[index][self.column])
+        if source.data is not None:
+            return source.data
+        if source.path is not None:
+            from .decode import read_file
+
+            return read_file(source.path)
+        return None
+
 
 def row_source(name: str, value: Any) -> Source:
     """A row's image cell -> a Source: encoded bytes, a file path, a URL, or an error."""

@@ -111,7 +111,7 @@ def decode_image(
     try:
         image.load()
         stored = image.size
-        image = to_rgb(_upright(image))
+        image = to_rgb(upright(image))
     except ImageError:
         raise
     except Exception as exc:
@@ -143,7 +143,8 @@ def load_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.
     return decode_image(read_file(path), max_pixels=max_pixels)
 
 
-def _upright(image: Image.Image) -> Image.Image:
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (as stored, if that tag is malformed)."""
     try:
         return ImageOps.exif_transpose(image)
     except Exception:

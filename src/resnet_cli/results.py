@@ -61,3 +61,28 @@ class Record:
 def failure(input_name: str, message: str) -> Record:
     """An error record for an input that could not be classified."""
     return Record(input=input_name, error=message)
+
+
+# A classified record "needs review" when its top-1 score is below REVIEW_SCORE or its lead over
+# the second label is below REVIEW_MARGIN: the HTML report and the table both use this rule.
+REVIEW_SCORE = 0.5
+REVIEW_MARGIN = 0.1
+
+
+def top_margin(record: Record) -> float | None:
+    """How far the top-1 score leads the second (None with fewer than two predictions)."""
+    if len(record.predictions) < 2:
+        return None
+    return record.predictions[0].score - record.predictions[1].score
+
+
+def needs_review(
+    record: Record, min_score: float = REVIEW_SCORE, min_margin: float = REVIEW_MARGIN
+) -> bool:
+    """Whether a classified record is doubtful: a low top-1 score or a narrow lead."""
+    if not record.ok:
+        return False
+    if not record.predictions:
+        return True
+    margin = top_margin(record)
+    return record.predictions[0].score < min_score or (margin is not None and margin < min_margin)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from .results import Prediction, Record
+from .results import REVIEW_MARGIN, REVIEW_SCORE, Prediction, Record, needs_review, top_margin
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
@@ -152,7 +152,31 @@ class TableWriter:
                 self.console.print(detailed_table(record))
         else:
             self.console.print(summary_table(self.records))
+        self.console.print(closing_line(self.records), style="dim")
         self.console.file.flush()
+
+
+def closing_line(records: list[Record]) -> str:
+    """The line under the table: how many images, how many failed, how many are doubtful."""
+    failed = sum(not r.ok for r in records)
+    doubtful = sum(needs_review(r) for r in records)
+    return (
+        f"{len(records)} image{'s' if len(records) != 1 else ''}, {failed} failed, "
+        f"{doubtful} to review (best score < {REVIEW_SCORE:.2f} or "
+        f"< {REVIEW_MARGIN:.2f} ahead of the next)"
+    )
+
+
+def review_reason(record: Record) -> str | None:
+    """Why a record needs review, in words, or None when it does not."""
+    if not needs_review(record):
+        return None
+    if not record.predictions:
+        return "no prediction"
+    best, margin = record.predictions[0].score, top_margin(record)
+    if best < REVIEW_SCORE:
+        return f"best score {best:.2f} < {REVIEW_SCORE:.2f}"
+    return f"only {margin:.2f} ahead of the next label"
 
 
 def score_bar(score: float, width: int = 20) -> str:
@@ -164,11 +188,12 @@ def score_bar(score: float, width: int = 20) -> str:
 
 def detailed_table(record: Record) -> Any:
     """One image's top-k: rank, label, score and a score bar; the top-1 row in bold."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     if record.error is not None:
-        return Text(f"{printable(record.input)}: {record.error}", style="red")
+        return Text(f"{printable(record.input)}: {printable(record.error)}", style="red")
     table = Table(title=printable(record.input), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("label")
@@ -176,13 +201,19 @@ def detailed_table(record: Record) -> Any:
     table.add_column("")
     for p in record.predictions:
         style = "bold green" if p.rank == 1 else None
-        table.add_row(str(p.rank), p.label, f"{p.score:.4f}", score_bar(p.score), style=style)
-    return table
+        label = printable(p.label)
+        table.add_row(str(p.rank), label, f"{p.score:.4f}", score_bar(p.score), style=style)
+    reason = review_reason(record)
+    if reason is None:
+        return table
+    # Under the table, not as its caption: a caption wraps to the table's width.
+    return Group(table, Text(f"needs review: {reason}", style="yellow"))
 
 
 def summary_table(records: list[Record]) -> Any:
     """Many images: one row each with the top-1 label and score and the runners-up."""
     from rich.table import Table
+    from rich.text import Text
 
     folder = common_folder([r.input for r in records])
     table = Table(title=f"in {printable(folder)}/" if folder else None, title_justify="left")
@@ -194,12 +225,18 @@ def summary_table(records: list[Record]) -> Any:
     for record in records:
         name = printable(record.input[len(folder) + 1 :] if folder else record.input)
         if record.error is not None:
-            table.add_row(name, "error", "", "", record.error, style="red")
+            table.add_row(name, "error", "", "", printable(record.error), style="red")
+            continue
+        if not record.predictions:
+            table.add_row(name, "", "", "", "no prediction", style="yellow")
             continue
         best, *others = record.predictions
         # Labels often hold commas ("teapot, kettle"), so runners-up are split by semicolons.
-        runners_up = "; ".join(f"{p.label} {p.score:.2f}" for p in others[:2])
-        table.add_row(name, best.label, f"{best.score:.4f}", score_bar(best.score, 10), runners_up)
+        runners_up = "; ".join(f"{printable(p.label)} {p.score:.2f}" for p in others[:2])
+        # A doubtful top-1 gets a yellow score and a "?" so the eye finds it in a long table.
+        doubtful = needs_review(record)
+        score = Text(f"? {best.score:.4f}", style="yellow") if doubtful else f"{best.score:.4f}"
+        table.add_row(name, printable(best.label), score, score_bar(best.score, 10), runners_up)
     return table
 
 
@@ -299,6 +336,25 @@ def read_records(text: str, fmt: str) -> list[Record]:
     if fmt == "csv":
         return records_from_csv_rows(csv.reader(io.StringIO(text, newline="")))
     raise ValueError(f"cannot read records in format {fmt!r}")
+
+
+def read_results_file(path: str) -> list[Record]:
+    """The records in a results file, in the format its extension names (jsonl if none does).
+
+    A torn last line (a run killed mid-write) is left out; anything else that is not a record
+    raises ValueError, KeyError or TypeError, and a file that cannot be read raises OSError.
+    """
+    fmt = format_for_path(path) or "jsonl"
+    if fmt == "parquet":
+        return read_parquet_records(path)
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        text = handle.read()
+    try:
+        return read_records(text, fmt)
+    except ValueError:
+        if fmt != "jsonl" or text.endswith("\n") or "\n" not in text:
+            raise
+        return read_records(text[: text.rfind("\n") + 1], fmt)
 
 
 def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
