@@ -86,7 +86,15 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["--top-k", "nope", "x.jpg"], [], ["missing.jpg"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["--top-k", "nope", "x.jpg"],
+        [],
+        ["missing.jpg"],
+        ["--engine", "ray", "x.jpg"],
+        ["--engine", "ray", "x.jpg", "-o", "results", "-f", "csv"],
+    ],
 )
 def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> None:
     probe = (
@@ -95,7 +103,7 @@ def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> No
         "try:\n"
         "    main(sys.argv[1:])\n"
         "except SystemExit as exit:\n"
-        "    heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'torchvision')"
+        "    heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'torchvision', 'ray')"
         " if m in sys.modules)\n"
         "    print('HEAVY=' + ','.join(heavy), 'CODE=' + str(exit.code), file=sys.stderr)\n"
     )

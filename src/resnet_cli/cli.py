@@ -17,6 +17,7 @@ import typer
 from . import __version__
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import (
+    ClusterError,
     DeviceError,
     ModelLoadError,
     ResnetCliError,
@@ -31,6 +32,7 @@ EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
     (UsageError, EXIT_USAGE),
     (ModelLoadError, EXIT_MODEL),
     (DeviceError, EXIT_MODEL),
+    (ClusterError, EXIT_MODEL),
     (ResnetCliError, EXIT_FAILED),
 )
 
@@ -42,9 +44,13 @@ EPILOG = """\
     resnet-classify 'photos/**/*.png' -k 1 -f csv
     find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
     resnet-classify --model ./my-model --offline img.webp
+    resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
-2 usage error, 3 model or device could not be loaded, 130 interrupted.
+2 usage error, 3 model, device or Ray cluster could not be loaded or reached, 130 interrupted.
+
+**--engine ray** writes a folder of shards; `python -m resnet_cli.ray_engine merge DIR -o FILE`
+makes one file of them, in input order.
 """
 
 
@@ -53,6 +59,11 @@ class Precision(str, enum.Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+class Engine(str, enum.Enum):
+    local = "local"
+    ray = "ray"
 
 
 class Format(str, enum.Enum):
@@ -184,6 +195,23 @@ def classify_command(
     offline: Annotated[
         bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
     ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="local: this machine. ray: a Ray cluster, with Ray Data; needs --output DIR, "
+            "a folder of parquet (default) or jsonl shards.",
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: the cluster's HOST:PORT or ray://HOST:PORT. "
+            "\\[default: $RAY_ADDRESS, else a Ray started on this machine]",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
     ] = False,
@@ -217,6 +245,8 @@ def classify_command(
         compile_model=compile_model,
         offline=offline,
         quiet=quiet,
+        engine=engine.value,
+        ray_address=ray_address,
     )
     try:
         code = run(inputs or [], options)
@@ -265,6 +295,19 @@ class Options:
     compile_model: bool = False
     offline: bool = False
     quiet: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
+
+    def model_options(self) -> dict[str, Any]:
+        """The options ``load_classifier`` takes besides the model's name."""
+        return {
+            "revision": self.revision,
+            "device": self.device,
+            "precision": self.precision,
+            "exact": self.exact,
+            "offline": self.offline,
+            "compile_model": self.compile_model,
+        }
 
 
 def run(inputs: list[str], options: Options) -> int:
@@ -278,14 +321,13 @@ def run(inputs: list[str], options: Options) -> int:
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
+    _check_output_flags(o)
+    if o.engine == "ray":
+        return run_on_ray(inputs, o)
+    if o.ray_address is not None:
+        raise UsageError("--ray-address only applies to --engine ray")
     output = o.output
-    fmt = o.output_format or (
-        (format_for_path(str(output)) or "jsonl")
-        if output
-        else ("table" if _isatty(sys.stdout) else "jsonl")
-    )
-    if fmt in FILE_ONLY_FORMATS and output is None:
-        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    fmt = _resolve_format(o.output_format, output)
     done = _prepare_output(output, fmt, o)
 
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
@@ -312,15 +354,7 @@ def run(inputs: list[str], options: Options) -> int:
     from .model import load_classifier
 
     try:
-        classifier = load_classifier(
-            o.model,
-            revision=o.revision,
-            device=o.device,
-            precision=o.precision,
-            exact=o.exact,
-            offline=o.offline,
-            compile_model=o.compile_model,
-        )
+        classifier = load_classifier(o.model, **o.model_options())
     finally:
         if progress is not None:
             progress.stop()
@@ -364,10 +398,24 @@ def run(inputs: list[str], options: Options) -> int:
         _close_output(stream, opened)
     elapsed = time.perf_counter() - started
     if not o.quiet:
-        _summary(counts["images"], counts["failed"], elapsed, classifier, interrupted)
+        where = f"{classifier.device}, {classifier.precision}"
+        _summary(counts["images"], counts["failed"], elapsed, where, interrupted)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _resolve_format(output_format: str | None, output: Path | None) -> str:
+    """--format, else the output file's extension, else table on a terminal and jsonl
+    otherwise."""
+    fmt = output_format or (
+        (format_for_path(str(output)) or "jsonl")
+        if output
+        else ("table" if _isatty(sys.stdout) else "jsonl")
+    )
+    if fmt in FILE_ONLY_FORMATS and output is None:
+        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    return fmt
 
 
 def _prepend(first: Any, rest: Any) -> Any:
@@ -386,14 +434,78 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _check_output_flags(o: Options) -> None:
+    what = "DIR" if o.engine == "ray" else "FILE"
+    if (o.resume or o.overwrite) and o.output is None:
+        raise UsageError(f"--{'resume' if o.resume else 'overwrite'} needs --output {what}")
+    if o.resume and o.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: pick one")
+
+
+def run_on_ray(inputs: list[str], o: Options) -> int:
+    """``run`` for --engine ray: the same inputs, classified on a Ray cluster into a folder."""
+    from .ray_engine import (
+        NEEDS_RAY,
+        RAY_FORMATS,
+        classify_on_ray,
+        output_key,
+        prepare_output_folder,
+        ray_available,
+    )
+    from .sources import collect_inputs, require_an_image
+
+    if not ray_available():
+        raise UsageError(NEEDS_RAY)
+    folder = o.output
+    if folder is None:
+        raise UsageError("--engine ray needs --output DIR: the folder Ray writes the records to")
+    if o.workers is not None:
+        raise UsageError(
+            "-j/--workers sets the local engine's decode threads; with --engine ray, decoding "
+            "runs in Ray tasks across the cluster"
+        )
+    fmt = o.output_format or (format_for_path(str(folder)) or "parquet")
+    if fmt not in RAY_FORMATS:
+        raise UsageError(
+            f"--engine ray writes {' or '.join(RAY_FORMATS)} shards, not {fmt}: pick one "
+            "(python -m resnet_cli.ray_engine merge DIR -o FILE makes one file of any format)"
+        )
+    done = prepare_output_folder(folder, resume=o.resume, overwrite=o.overwrite)
+    stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
+    sources = list(require_an_image(collect_inputs(inputs, stdin=stdin, null_separated=o.null)))
+    if all(output_key(s.name) in done for s in sources):
+        if not o.quiet:
+            print(f"nothing to do: every input is already in {folder}", file=sys.stderr)
+        return EXIT_OK
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result = classify_on_ray(
+            sources,
+            folder,
+            model=o.model,
+            model_options=o.model_options(),
+            top_k=o.top_k,
+            batch_size=o.batch_size,
+            max_pixels=o.max_pixels,
+            fmt=fmt,
+            address=o.ray_address,
+            skip=done,
+            quiet=o.quiet,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    if not o.quiet:
+        nodes = f", {result.nodes} node{'s' if result.nodes != 1 else ''}" if result.nodes else ""
+        _summary(result.images, result.failed, result.seconds, f"ray{nodes}", result.interrupted)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
 def _prepare_output(output: Path | None, fmt: str, o: Options) -> set[str]:
     """Check --output against --resume/--overwrite; for --resume, the inputs already done."""
     from .writers import RESUMABLE_FORMATS, rewrite_for_resume
 
-    if (o.resume or o.overwrite) and output is None:
-        raise UsageError(f"--{'resume' if o.resume else 'overwrite'} needs --output FILE")
-    if o.resume and o.overwrite:
-        raise UsageError("--resume and --overwrite contradict each other: pick one")
     if output is None or not output.exists():
         return set()
     if output.is_dir():
@@ -477,13 +589,13 @@ def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | Non
     return _Bar(total)
 
 
-def _summary(images: int, failed: int, elapsed: float, classifier: Any, interrupted: bool) -> None:
+def _summary(images: int, failed: int, elapsed: float, where: str, interrupted: bool) -> None:
     rate = images / elapsed if elapsed > 0 else 0.0
     state = "interrupted after" if interrupted else "classified"
     failures = f", {failed} failed" if failed else ""
     print(
         f"{state} {images} image{'s' if images != 1 else ''}{failures} in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {classifier.device}, {classifier.precision})",
+        f"({rate:.1f} images/s, {where})",
         file=sys.stderr,
         flush=True,
     )
@@ -491,13 +603,83 @@ def _summary(images: int, failed: int, elapsed: float, classifier: Any, interrup
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: usage errors become one ``Error:`` line and exit code 2."""
-    command = typer.main.get_command(app)
+    _main(app, "resnet-classify", argv)
+
+
+merge_app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@merge_app.callback()
+def merge_group() -> None:
+    """Work with the results folder that ``resnet-classify --engine ray -o DIR`` writes."""
+
+
+@merge_app.command(
+    "merge", epilog="    python -m resnet_cli.ray_engine merge results/ -o labels.csv"
+)
+def merge_command(
+    folder: Annotated[
+        Path, typer.Argument(help="A folder written by --engine ray.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the records to this file (never overwritten)."),
+    ] = None,
+    output_format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format. \\[default: from the --output extension, else jsonl; table on "
+            "a terminal]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Merge the record shards of a --engine ray run into one file, in input order."""
+    try:
+        code = merge(folder, output, output_format.value if output_format else None)
+    except ResnetCliError as exc:
+        code = report_error(exc)
+    raise typer.Exit(code)
+
+
+def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
+    """``merge_command``'s work: every record of a results folder, in input order, written
+    in one format."""
+    from .ray_engine import read_ray_output
+    from .writers import create_writer
+
+    fmt = _resolve_format(output_format, output)
+    records = read_ray_output(folder)
+    stream, opened = _open_output(output)
+    writer = create_writer(fmt, stream)
+    try:
+        writer.write(records)
+    finally:
+        writer.close()
+        _close_output(stream, opened)
+    return EXIT_OK
+
+
+def merge_main(argv: list[str] | None = None) -> None:
+    """``python -m resnet_cli.ray_engine``: the merge command."""
+    _main(merge_app, "python -m resnet_cli.ray_engine", argv)
+
+
+def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
+    command = typer.main.get_command(typer_app)
     # Typer vendors click; its ClickException is the base of typer.BadParameter.
     click_exception: type[Exception] = next(
         c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
     )
     try:
-        code = command.main(args=argv, prog_name="resnet-classify", standalone_mode=False)
+        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click_exception as exc:
         print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         code = getattr(exc, "exit_code", EXIT_USAGE)
