@@ -15,15 +15,17 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.dataset
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'resnet-cli[ray]'")
 
 from conftest import scene
-from resnet_cli import classify, collect_inputs, load_classifier
+from resnet_cli import Source, classify, collect_inputs, load_classifier
 from resnet_cli.ray_engine import RayPlacement, classify_on_ray, read_ray_output, shard_paths
 from resnet_cli.results import Record
-from resnet_cli.writers import read_records
+from resnet_cli.writers import read_records, record_schema
 
 pytestmark = pytest.mark.timeout(900, method="thread")
 
@@ -69,18 +71,21 @@ def cluster():
 
 
 @pytest.fixture
-def inputs(tmp_path: Path) -> list[str]:
+def inputs(tmp_path: Path) -> list[str | Source]:
     """JPEGs and PNGs of assorted sizes (one big enough for DCT-downscaled decoding), a
-    corrupt file, an empty file and a missing one: what the local engine's tests use."""
+    corrupt file, an empty file, a missing one, and an image given as encoded bytes (as
+    dataset rows are)."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, (w, h) in enumerate([(320, 240), (300, 400), (500, 375), (256, 256), (1200, 900)]):
         scene(w, h, seed=i).save(photos / f"{i:02d}.{'png' if i == 3 else 'jpg'}")
     for i in range(5, 12):
         scene(160 + 8 * i, 120, seed=i).save(photos / f"{i:02d}.jpg")
-    (photos / "07-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    (photos / "08-empty.png").write_bytes(b"")
-    return [str(photos), str(tmp_path / "missing.jpg")]
+    # Last, so the first shard (a block of 8 inputs) has no failure: its error column is null.
+    (photos / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (photos / "zz-empty.png").write_bytes(b"")
+    encoded = Source(name="<row 7>", data=(photos / "02.jpg").read_bytes())
+    return [str(photos), str(tmp_path / "missing.jpg"), encoded]
 
 
 def assert_same_records(got: list[Record], want: list[Record]) -> None:
@@ -96,11 +101,12 @@ def assert_same_records(got: list[Record], want: list[Record]) -> None:
 
 
 def test_ray_gives_the_local_records_with_both_nodes_classifying(
-    cluster, tiny_model: Path, inputs: list[str], tmp_path: Path
+    cluster, tiny_model: Path, inputs: list[str | Source], tmp_path: Path
 ) -> None:
     out = tmp_path / "results"
+    *paths, encoded = inputs
     run = classify_on_ray(
-        collect_inputs(inputs),
+        [*collect_inputs(paths), encoded],
         out,
         model=str(tiny_model),
         model_options={"offline": True},
@@ -113,7 +119,16 @@ def test_ray_gives_the_local_records_with_both_nodes_classifying(
     assert_same_records(read_ray_output(out), local)
     assert sum(not r.ok for r in local) == 3  # the corrupt, the empty and the missing file
     assert (run.images, run.failed, run.nodes) == (len(local), 3, 2)
-    assert len(shard_paths(out)) > 1 and all(p.endswith(".parquet") for p in shard_paths(out))
+    # Ray wrote every shard with the one schema: those without a failure (error all null)
+    # read back as one table with the others.
+    shards = shard_paths(out)
+    assert len(shards) > 1 and all(p.endswith(".parquet") for p in shards)
+    assert any(
+        pq.read_table(p).column("error").null_count == pq.read_metadata(p).num_rows for p in shards
+    )
+    table = pyarrow.dataset.dataset(shards, format="parquet").to_table()
+    assert table.schema.remove_metadata() == record_schema(indexed=True)
+    assert sorted(table.column("index").to_pylist()) == list(range(len(local)))
 
 
 def _ray_command(model: Path, folder: Path, out: Path, address: str, *extra: str) -> list[str]:
@@ -150,6 +165,8 @@ def test_a_killed_run_resumed_gives_every_input_once(
     for i in range(40):
         scene(120 + i, 90, seed=i).save(photos / f"{i:03d}.jpg")
     (photos / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    # A name that is not UTF-8 reaches the decode task, and the merged file, unchanged.
+    (photos / os.fsdecode(b"\xff-odd.jpg")).write_bytes((photos / "000.jpg").read_bytes())
     expected = sorted(str(p) for p in photos.iterdir())
     out = tmp_path / "results"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
