@@ -259,7 +259,8 @@ def _connect(ray: Any, address: str | None) -> bool:
     options: dict[str, Any] = {
         "address": address,
         "runtime_env": {"py_modules": [os.path.dirname(os.path.abspath(__file__))]},
-        "logging_level": logging.WARNING,
+        # Ray's notes at start-up (auth mode, address reuse) are not for our users.
+        "logging_level": logging.INFO if debug else logging.ERROR,
         "log_to_driver": debug,
     }
     if address is None:
