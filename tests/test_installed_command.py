@@ -94,6 +94,8 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
         ["missing.jpg"],
         ["report", "--help"],
         ["report", "missing.jsonl", "-o", "report.html"],
+        ["--engine", "ray", "x.jpg"],
+        ["--engine", "ray", "x.jpg", "-o", "results", "-f", "csv"],
     ],
 )
 def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> None:
@@ -103,7 +105,7 @@ def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> No
         "try:\n"
         "    main(sys.argv[1:])\n"
         "except SystemExit as exit:\n"
-        "    heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'torchvision')"
+        "    heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'torchvision', 'ray')"
         " if m in sys.modules)\n"
         "    print('HEAVY=' + ','.join(heavy), 'CODE=' + str(exit.code), file=sys.stderr)\n"
     )

@@ -20,6 +20,7 @@ from . import __version__
 from .dataset_source import DEMO_DATASET
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import (
+    ClusterError,
     DatasetLoadError,
     DeviceError,
     ModelLoadError,
@@ -40,6 +41,7 @@ EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
     (ModelLoadError, EXIT_MODEL),
     (DatasetLoadError, EXIT_MODEL),
     (DeviceError, EXIT_MODEL),
+    (ClusterError, EXIT_MODEL),
     (ResnetCliError, EXIT_FAILED),
 )
 
@@ -55,9 +57,14 @@ EPILOG = """\
     resnet-classify --demo                       # the seed example's cat
     resnet-classify photos/ --report report.html  # also an HTML contact sheet
     resnet-classify report labels.jsonl -o report.html  # from earlier results
+    resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
-2 usage error, 3 model, device or hub dataset could not be loaded, 130 interrupted.
+2 usage error, 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
+130 interrupted.
+
+**--engine ray** writes a folder of shards; `python -m resnet_cli.ray_engine merge DIR -o FILE`
+makes one file of them, in input order.
 """
 
 
@@ -66,6 +73,11 @@ class Precision(str, enum.Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+class Engine(str, enum.Enum):
+    local = "local"
+    ray = "ray"
 
 
 class Format(str, enum.Enum):
@@ -251,6 +263,23 @@ def classify_command(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="local: this machine. ray: a Ray cluster, with Ray Data; needs --output DIR, "
+            "a folder of parquet (default) or jsonl shards.",
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: the cluster's HOST:PORT or ray://HOST:PORT. "
+            "\\[default: $RAY_ADDRESS, else a Ray started on this machine]",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
     ] = False,
@@ -290,6 +319,8 @@ def classify_command(
         offline=offline,
         report=report,
         quiet=quiet,
+        engine=engine.value,
+        ray_address=ray_address,
     )
     raise typer.Exit(run_reporting_errors(lambda: run(inputs or [], options)))
 
@@ -348,6 +379,19 @@ class Options:
     offline: bool = False
     report: Path | None = None
     quiet: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
+
+    def model_options(self) -> dict[str, Any]:
+        """The options ``load_classifier`` takes besides the model's name."""
+        return {
+            "revision": self.revision,
+            "device": self.device,
+            "precision": self.precision,
+            "exact": self.exact,
+            "offline": self.offline,
+            "compile_model": self.compile_model,
+        }
 
 
 def run(inputs: list[str], options: Options) -> int:
@@ -366,19 +410,18 @@ def run(inputs: list[str], options: Options) -> int:
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
-    output = o.output
-    fmt = o.output_format or (
-        (format_for_path(str(output)) or "jsonl")
-        if output
-        else ("table" if o.demo or _isatty(sys.stdout) else "jsonl")
-    )
-    if fmt in FILE_ONLY_FORMATS and output is None:
-        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    _check_output_flags(o)
     if o.report is not None:
-        if output is not None and output.resolve() == o.report.resolve():
+        if o.output is not None and o.output.resolve() == o.report.resolve():
             raise UsageError("--report and --output name the same file: choose two names")
         # --resume regenerates the report of the run it continues.
         check_report_path(o.report, replace=o.overwrite or o.resume)
+    if o.engine == "ray":
+        return run_on_ray(inputs, dataset, o)
+    if o.ray_address is not None:
+        raise UsageError("--ray-address only applies to --engine ray")
+    output = o.output
+    fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
     done = _prepare_output(output, fmt, o)
 
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
@@ -423,15 +466,7 @@ def run(inputs: list[str], options: Options) -> int:
     from .model import load_classifier
 
     try:
-        classifier = load_classifier(
-            o.model,
-            revision=o.revision,
-            device=o.device,
-            precision=o.precision,
-            exact=o.exact,
-            offline=o.offline,
-            compile_model=o.compile_model,
-        )
+        classifier = load_classifier(o.model, **o.model_options())
     finally:
         if progress is not None:
             progress.stop()
@@ -493,7 +528,8 @@ def run(inputs: list[str], options: Options) -> int:
         )
         write_report_file(finished, o.report, summary, quiet=True, dataset=rows)
     if not o.quiet:
-        _summary(counts["images"], counts["failed"], elapsed, classifier, interrupted, o.report)
+        where = f"{classifier.device}, {classifier.precision}"
+        _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if counts["failed"] else EXIT_OK
@@ -586,6 +622,21 @@ def write_report_file(
         )
 
 
+def _resolve_format(
+    output_format: str | None, output: Path | None, table_by_default: bool = False
+) -> str:
+    """--format, else the output file's extension, else table on a terminal (or for the demo)
+    and jsonl otherwise."""
+    fmt = output_format or (
+        (format_for_path(str(output)) or "jsonl")
+        if output
+        else ("table" if table_by_default or _isatty(sys.stdout) else "jsonl")
+    )
+    if fmt in FILE_ONLY_FORMATS and output is None:
+        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    return fmt
+
+
 def _prepend(first: Any, rest: Any) -> Any:
     yield first
     yield from rest
@@ -602,16 +653,98 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _check_output_flags(o: Options) -> None:
+    what = "DIR" if o.engine == "ray" else "FILE"
+    if o.resume and o.output is None:
+        raise UsageError(f"--resume needs --output {what}")
+    if o.overwrite and o.output is None and o.report is None:
+        raise UsageError(f"--overwrite needs --output {what} or --report FILE")
+    if o.resume and o.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: pick one")
+
+
+def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
+    """``run`` for --engine ray: the same inputs (files, then the dataset's rows), classified
+    on a Ray cluster into a folder."""
+    from .ray_engine import (
+        NEEDS_RAY,
+        RAY_FORMATS,
+        classify_on_ray,
+        output_key,
+        prepare_output_folder,
+        ray_available,
+    )
+    from .sources import Source, collect_inputs, require_an_image
+
+    if not ray_available():
+        raise UsageError(NEEDS_RAY)
+    folder = o.output
+    if folder is None:
+        raise UsageError("--engine ray needs --output DIR: the folder Ray writes the records to")
+    if o.workers is not None:
+        raise UsageError(
+            "-j/--workers sets the local engine's decode threads; with --engine ray, decoding "
+            "runs in Ray tasks across the cluster"
+        )
+    fmt = o.output_format or (format_for_path(str(folder)) or "parquet")
+    if fmt not in RAY_FORMATS:
+        raise UsageError(
+            f"--engine ray writes {' or '.join(RAY_FORMATS)} shards, not {fmt}: pick one "
+            "(python -m resnet_cli.ray_engine merge DIR -o FILE makes one file of any format)"
+        )
+    done = prepare_output_folder(folder, resume=o.resume, overwrite=o.overwrite)
+    stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
+    found: Iterator[Source] = iter(())
+    if inputs:
+        found = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
+    rows = None
+    if dataset is not None:
+        rows = _open_dataset(dataset, o)
+        found = itertools.chain(found, rows.sources())
+    sources = list(require_an_image(found))
+    if all(output_key(s.name) in done for s in sources):
+        if not o.quiet:
+            print(f"nothing to do: every input is already in {folder}", file=sys.stderr)
+        return EXIT_OK
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result = classify_on_ray(
+            sources,
+            folder,
+            model=o.model,
+            model_options=o.model_options(),
+            top_k=o.top_k,
+            batch_size=o.batch_size,
+            max_pixels=o.max_pixels,
+            fmt=fmt,
+            address=o.ray_address,
+            skip=done,
+            quiet=o.quiet,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    if o.report is not None:
+        from .ray_engine import read_ray_output
+        from .report import ReportSummary
+
+        summary = ReportSummary(
+            model=o.model, device="ray", elapsed=result.seconds, interrupted=result.interrupted
+        )
+        records = read_ray_output(folder)  # the whole folder, earlier runs included
+        write_report_file(records, o.report, summary, quiet=True, dataset=rows)
+    if not o.quiet:
+        nodes = f", {result.nodes} node{'s' if result.nodes != 1 else ''}" if result.nodes else ""
+        where = f"ray{nodes}"
+        _summary(result.images, result.failed, result.seconds, where, result.interrupted, o.report)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
 def _prepare_output(output: Path | None, fmt: str, o: Options) -> set[str]:
     """Check --output against --resume/--overwrite; for --resume, the inputs already done."""
     from .writers import RESUMABLE_FORMATS, rewrite_for_resume
 
-    if o.resume and output is None:
-        raise UsageError("--resume needs --output FILE")
-    if o.overwrite and output is None and o.report is None:
-        raise UsageError("--overwrite needs --output FILE or --report FILE")
-    if o.resume and o.overwrite:
-        raise UsageError("--resume and --overwrite contradict each other: pick one")
     if output is None or not output.exists():
         return set()
     if output.is_dir():
@@ -699,7 +832,7 @@ def _summary(
     images: int,
     failed: int,
     elapsed: float,
-    classifier: Any,
+    where: str,
     interrupted: bool,
     report: Path | None = None,
 ) -> None:
@@ -708,7 +841,7 @@ def _summary(
     written = f"; report written to {report}" if report is not None else ""
     print(
         f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {classifier.device}, {classifier.precision}){written}",
+        f"({rate:.1f} images/s, {where}){written}",
         file=sys.stderr,
         flush=True,
     )
@@ -812,17 +945,86 @@ def main(argv: list[str] | None = None) -> None:
     main command takes its inputs as positional arguments, so it cannot have Typer subcommands).
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    prog_name = "resnet-classify"
-    command = typer.main.get_command(app)
     if args[:1] == ["report"]:
-        args, prog_name = args[1:], "resnet-classify report"
-        command = typer.main.get_command(report_app)
+        _main(report_app, "resnet-classify report", args[1:])
+    else:
+        _main(app, "resnet-classify", args)
+
+
+merge_app = typer.Typer(
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@merge_app.callback()
+def merge_group() -> None:
+    """Work with the results folder that ``resnet-classify --engine ray -o DIR`` writes."""
+
+
+@merge_app.command(
+    "merge", epilog="    python -m resnet_cli.ray_engine merge results/ -o labels.csv"
+)
+def merge_command(
+    folder: Annotated[
+        Path, typer.Argument(help="A folder written by --engine ray.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the records to this file (never overwritten)."),
+    ] = None,
+    output_format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format. \\[default: from the --output extension, else jsonl; table on "
+            "a terminal]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Merge the record shards of a --engine ray run into one file, in input order."""
+    try:
+        code = merge(folder, output, output_format.value if output_format else None)
+    except ResnetCliError as exc:
+        code = report_error(exc)
+    raise typer.Exit(code)
+
+
+def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
+    """``merge_command``'s work: every record of a results folder, in input order, written
+    in one format."""
+    from .ray_engine import read_ray_output
+    from .writers import create_writer
+
+    fmt = _resolve_format(output_format, output)
+    records = read_ray_output(folder)
+    stream, opened = _open_output(output)
+    writer = create_writer(fmt, stream)
+    try:
+        writer.write(records)
+    finally:
+        writer.close()
+        _close_output(stream, opened)
+    return EXIT_OK
+
+
+def merge_main(argv: list[str] | None = None) -> None:
+    """``python -m resnet_cli.ray_engine``: the merge command."""
+    _main(merge_app, "python -m resnet_cli.ray_engine", argv)
+
+
+def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
+    command = typer.main.get_command(typer_app)
     # Typer vendors click; its ClickException is the base of typer.BadParameter.
     click_exception: type[Exception] = next(
         c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
     )
     try:
-        code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click_exception as exc:
         print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         code = getattr(exc, "exit_code", EXIT_USAGE)

@@ -9,14 +9,15 @@ Records come out in input order, a batch at a time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, decode_image, read_file
+from .decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, ResizeRule, decode_image, read_file
 from .errors import ImageError
 from .results import Prediction, Record
 from .sources import Source
@@ -43,7 +44,7 @@ def default_workers(device: torch.device) -> int:
 
 
 @dataclass
-class _Slot:
+class Slot:
     """One input's place in a batch: a decoded image, JPEG bytes to decode on the device, its
     model-ready pixels, or the error that stopped it."""
 
@@ -55,10 +56,10 @@ class _Slot:
     error: str | None = None
 
 
-class _Launched:
+class LaunchedBatch:
     """A batch whose forward pass has been queued; ``records()`` waits for it."""
 
-    def __init__(self, slots: list[_Slot], results: dict[int, tuple[Any, Any]]):
+    def __init__(self, slots: list[Slot], results: dict[int, tuple[Any, Any]]):
         self.slots = slots
         self.results = results
 
@@ -100,13 +101,15 @@ def classify_batches(
     pool_size = workers or default_workers(classifier.device)
     if device_decode is None:
         device_decode = classifier.device.type == "cuda" and not classifier.exact
-    prepare = _make_preparer(classifier, max_pixels, device_decode)
+    prepare = functools.partial(
+        decode_source, resize=classifier.resize, max_pixels=max_pixels, device_decode=device_decode
+    )
     # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
     in_flight = size + 2 * pool_size
 
     pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode")
     finished = False
-    pending: deque[tuple[Source, Future[_Slot]]] = deque()
+    pending: deque[tuple[Source, Future[Slot]]] = deque()
     stream = iter(sources)
 
     def refill() -> None:
@@ -116,8 +119,8 @@ def classify_batches(
                 return
             pending.append((source, pool.submit(prepare, source)))
 
-    previous: _Launched | None = None
-    slots: list[_Slot] = []
+    previous: LaunchedBatch | None = None
+    slots: list[Slot] = []
     ready = 0
     try:
         refill()
@@ -134,12 +137,12 @@ def classify_batches(
             ready += slot.error is None
             # A long run of failures is flushed too, so its records are not held back.
             if ready == size or len(slots) >= 4 * size:
-                launched = _launch(classifier, slots, top_k)
+                launched = launch_batch(classifier, slots, top_k)
                 if previous is not None:
                     yield previous.records(classifier.labels)
                 previous, slots, ready = launched, [], 0
         if slots:
-            launched = _launch(classifier, slots, top_k)
+            launched = launch_batch(classifier, slots, top_k)
             if previous is not None:
                 yield previous.records(classifier.labels)
             previous = launched
@@ -158,31 +161,38 @@ def classify(classifier: Classifier, sources: Iterable[Source], **options: Any) 
         yield from batch
 
 
-def _make_preparer(
-    classifier: Classifier, max_pixels: int | None, device_decode: bool
-) -> Callable[[Source], _Slot]:
+def decode_source(
+    source: Source,
+    *,
+    resize: ResizeRule | None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    device_decode: bool = False,
+) -> Slot:
+    """One input's decode step: read its bytes and decode them (downscaled by ``resize``, the
+    model's first resize); any failure becomes the slot's error, never an exception.
 
-    def prepare(source: Source) -> _Slot:
-        if source.error is not None:
-            return _Slot(source.name, error=source.error)
-        try:
-            if source.image is not None:
-                image = source.image
-            else:
-                data = _read(source)
-                orientation = _device_decodable(data, max_pixels) if device_decode else None
-                if orientation is not None:
-                    return _Slot(source.name, jpeg=data, orientation=orientation)
-                image = decode_image(data, max_pixels=max_pixels, resize=classifier.resize)
-            # Decoding only: the model's processor runs on whole batches in the main thread,
-            # so torch's thread pool never competes with itself across decode threads.
-            return _Slot(source.name, image=image)
-        except ImageError as exc:
-            return _Slot(source.name, error=str(exc))
-        except Exception as exc:  # a bad input must never take the run down with it
-            return _Slot(source.name, error=f"could not decode the image: {exc}")
-
-    return prepare
+    ``device_decode``: leave a plain JPEG's bytes in the slot for ``launch_batch`` to decode on
+    the model's device. The local engine runs this in its decode threads, the Ray engine in
+    its CPU tasks.
+    """
+    if source.error is not None:
+        return Slot(source.name, error=source.error)
+    try:
+        if source.image is not None:
+            image = source.image
+        else:
+            data = _read(source)
+            orientation = _device_decodable(data, max_pixels) if device_decode else None
+            if orientation is not None:
+                return Slot(source.name, jpeg=data, orientation=orientation)
+            image = decode_image(data, max_pixels=max_pixels, resize=resize)
+        # Decoding only: the model's processor runs on whole batches in the main thread,
+        # so torch's thread pool never competes with itself across decode threads.
+        return Slot(source.name, image=image)
+    except ImageError as exc:
+        return Slot(source.name, error=str(exc))
+    except Exception as exc:  # a bad input must never take the run down with it
+        return Slot(source.name, error=f"could not decode the image: {exc}")
 
 
 def _read(source: Source) -> bytes:
@@ -242,7 +252,7 @@ def apply_orientation(image: torch.Tensor, orientation: int) -> torch.Tensor:
     return image
 
 
-def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[int]) -> None:
+def _decode_on_device(classifier: Classifier, slots: list[Slot], indices: list[int]) -> None:
     """Decode the slots' JPEGs as one batch on the device (preprocessing then stays there).
 
     A batch the decoder rejects is retried image by image; an image it still rejects is
@@ -281,7 +291,7 @@ def _decode_on_device(classifier: Classifier, slots: list[_Slot], indices: list[
             slots[i].error = str(exc)
 
 
-def _preprocess(classifier: Classifier, slots: list[_Slot]) -> None:
+def _preprocess(classifier: Classifier, slots: list[Slot]) -> None:
     """Run the model's processor on the batch's decoded images, one call per kind of image
     (PIL, device tensor); if a call fails, image by image, so only a bad image is lost."""
     from PIL import Image
@@ -305,7 +315,12 @@ def _preprocess(classifier: Classifier, slots: list[_Slot]) -> None:
             slots[i].image = None
 
 
-def _launch(classifier: Classifier, slots: list[_Slot], top_k: int) -> _Launched:
+def classify_slots(classifier: Classifier, slots: list[Slot], top_k: int) -> list[Record]:
+    """One batch's step: preprocess, run the model and build each slot's record, in order."""
+    return launch_batch(classifier, slots, top_k).records(classifier.labels)
+
+
+def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> LaunchedBatch:
     """Queue the forward pass for a batch's good slots, grouped by tensor shape."""
     import torch
 
@@ -327,7 +342,7 @@ def _launch(classifier: Classifier, slots: list[_Slot], top_k: int) -> _Launched
             results[i] = (scores[row], ids[row])
     for slot in slots:
         slot.pixels = None  # the batch's memory can go as soon as the model has it
-    return _Launched(slots, results)
+    return LaunchedBatch(slots, results)
 
 
 def predict_splitting_on_oom(

@@ -32,6 +32,10 @@ class DeviceError(ResnetCliError):
     """The requested device or precision is not available on this machine (exit code 3)."""
 
 
+class ClusterError(ResnetCliError):
+    """The Ray cluster could not be reached, or could not run the job (exit code 3)."""
+
+
 class ImageError(ResnetCliError):
     """One input could not be read as an image; it becomes an error record, never a crash."""
 

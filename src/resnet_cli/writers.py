@@ -42,13 +42,13 @@ def round_score(score: float) -> float:
     return float(f"{score:.6g}")
 
 
-def record_json(record: Record) -> str:
-    """One record as a JSON object on one line.
+def record_json(record: Record, index: int | None = None) -> str:
+    """One record as a JSON object on one line (``index``: its input's position, first).
 
     File names that are not valid UTF-8 reach us as lone surrogates (os.fsdecode); they are
     written as \\udcXX escapes, which keeps the output valid UTF-8 and reads back unchanged.
     """
-    data = record.to_dict()
+    data = record.to_dict() if index is None else {"index": index, **record.to_dict()}
     for prediction in data.get("predictions", ()):
         prediction["score"] = round_score(prediction["score"])
     text = json.dumps(data, ensure_ascii=False)
@@ -251,40 +251,67 @@ def common_folder(names: list[str]) -> str:
     return "" if folder in ("", ".", os.sep) else folder
 
 
+def record_schema(indexed: bool = False) -> Any:
+    """The Arrow schema of records as parquet rows: ``input``, the top-k as list columns
+    ``labels``, ``scores`` and ``class_ids`` (rank order), and ``error``; ``indexed`` puts
+    the input's position, ``index``, first. One schema, so a batch without a failure (its
+    ``error`` column all null) still reads back with the others."""
+    import pyarrow as pa
+
+    fields = [
+        ("input", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("scores", pa.list_(pa.float64())),
+        ("class_ids", pa.list_(pa.int64())),
+        ("error", pa.string()),
+    ]
+    return pa.schema([("index", pa.int64()), *fields] if indexed else fields)
+
+
+def records_table(records: list[Record], indices: list[int] | None = None) -> Any:
+    """Records as an Arrow table in ``record_schema`` (indexed when ``indices`` is given)."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {} if indices is None else {"index": indices}
+    columns.update(
+        {
+            # Parquet strings must be UTF-8: names that are not are kept as \udcXX escapes.
+            "input": [escape_text(r.input) for r in records],
+            "labels": [[p.label for p in r.predictions] for r in records],
+            "scores": [[round_score(p.score) for p in r.predictions] for r in records],
+            "class_ids": [[p.class_id for p in r.predictions] for r in records],
+            "error": [r.error for r in records],
+        }
+    )
+    return pa.table(columns, schema=record_schema(indexed=indices is not None))
+
+
+def record_from_row(row: dict[str, Any]) -> Record:
+    """The record a ``records_table`` row holds."""
+    if row["error"] is not None:
+        return Record(input=row["input"], error=row["error"])
+    predictions = tuple(
+        Prediction(rank=rank, label=label, score=score, class_id=class_id)
+        for rank, (label, score, class_id) in enumerate(
+            zip(row["labels"], row["scores"], row["class_ids"], strict=True), start=1
+        )
+    )
+    return Record(input=row["input"], predictions=predictions)
+
+
 class ParquetWriter:
-    """One row per input: ``input``, the top-k as list columns ``labels``, ``scores`` and
-    ``class_ids`` (rank order), and ``error``; a row group per batch. Loads straight into
+    """One row per input in ``record_schema``; a row group per batch. Loads straight into
     pandas or ``datasets.Dataset.from_parquet``. Written to the binary file under ``stream``."""
 
     def __init__(self, stream: IO[str]):
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.pa = pa
-        self.schema = pa.schema(
-            [
-                ("input", pa.string()),
-                ("labels", pa.list_(pa.string())),
-                ("scores", pa.list_(pa.float64())),
-                ("class_ids", pa.list_(pa.int64())),
-                ("error", pa.string()),
-            ]
-        )
-        self.writer = pq.ParquetWriter(stream.buffer, self.schema)  # type: ignore[attr-defined]
+        self.writer = pq.ParquetWriter(stream.buffer, record_schema())  # type: ignore[attr-defined]
 
     def write(self, records: Iterable[Record]) -> None:
         rows = list(records)
-        if not rows:
-            return
-        columns = {
-            # Parquet strings must be UTF-8: names that are not are kept as \udcXX escapes.
-            "input": [escape_text(r.input) for r in rows],
-            "labels": [[p.label for p in r.predictions] for r in rows],
-            "scores": [[round_score(p.score) for p in r.predictions] for r in rows],
-            "class_ids": [[p.class_id for p in r.predictions] for r in rows],
-            "error": [r.error for r in rows],
-        }
-        self.writer.write_table(self.pa.table(columns, schema=self.schema))
+        if rows:
+            self.writer.write_table(records_table(rows))
 
     def close(self) -> None:
         self.writer.close()
@@ -294,19 +321,7 @@ def read_parquet_records(path: str) -> list[Record]:
     """Records from a file ParquetWriter wrote."""
     import pyarrow.parquet as pq
 
-    records = []
-    for row in pq.read_table(path).to_pylist():
-        if row["error"] is not None:
-            records.append(Record(input=row["input"], error=row["error"]))
-            continue
-        predictions = tuple(
-            Prediction(rank=rank, label=label, score=score, class_id=class_id)
-            for rank, (label, score, class_id) in enumerate(
-                zip(row["labels"], row["scores"], row["class_ids"], strict=True), start=1
-            )
-        )
-        records.append(Record(input=row["input"], predictions=predictions))
-    return records
+    return [record_from_row(row) for row in pq.read_table(path).to_pylist()]
 
 
 def create_writer(
@@ -385,6 +400,22 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
 RESUMABLE_FORMATS = ("jsonl", "csv")
 
 
+def json_line_records(text: str) -> tuple[list[tuple[dict[str, Any], Record]], bool]:
+    """The records on the complete lines of jsonl text, each with its JSON object, and whether
+    every line held one. A run stopped mid-write leaves a partial or torn line: it is dropped
+    here, so its input is classified again."""
+    *complete, tail = text.split("\n")  # the piece after the last newline is partial or empty
+    found, whole = [], not tail
+    for line in complete:
+        if line.strip():
+            try:
+                data = json.loads(line)
+                found.append((data, Record.from_dict(data)))
+            except (ValueError, KeyError, TypeError):
+                whole = False
+    return found, whole
+
+
 def recover_records(path: str, fmt: str) -> list[Record]:
     """The complete records in an output file from an earlier run, dropping a torn tail.
 
@@ -394,16 +425,7 @@ def recover_records(path: str, fmt: str) -> list[Record]:
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
         text = handle.read()
     if fmt == "jsonl":
-        lines = text.split("\n")
-        complete = lines[:-1]  # the piece after the last newline is partial (or empty)
-        records = []
-        for line in complete:
-            if line.strip():
-                try:
-                    records.append(Record.from_dict(json.loads(line)))
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn line: its input will be retried
-        return records
+        return [record for _, record in json_line_records(text)[0]]
     if fmt == "csv":
         if not text:
             return []

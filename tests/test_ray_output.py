@@ -1,0 +1,194 @@
+"""The Ray engine's results folder without a cluster: reading shards in input order, getting a
+folder ready for --resume (torn shards, failed records), the merge command, and the command's
+usage errors for --engine ray. None of this needs Ray installed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.dataset
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from resnet_cli import ray_engine
+from resnet_cli.cli import app, merge_app
+from resnet_cli.errors import ClusterError, ModelLoadError, UsageError
+from resnet_cli.ray_engine import (
+    NEEDS_RAY,
+    prepare_output_folder,
+    read_ray_output,
+    shard_paths,
+)
+from resnet_cli.results import Prediction, Record
+from resnet_cli.writers import read_records, record_json, record_schema, records_table
+
+runner = CliRunner()
+
+
+def ok(name: str, class_id: int = 1) -> Record:
+    return Record(input=name, predictions=(Prediction(1, "cat", 0.75, class_id),))
+
+
+def failed(name: str) -> Record:
+    return Record(input=name, error="not a readable image: truncated image data")
+
+
+def write_parquet_shard(path: Path, rows: list[tuple[int, Record]]) -> None:
+    pq.write_table(records_table([r for _, r in rows], [i for i, _ in rows]), path)
+
+
+def write_jsonl_shard(path: Path, rows: list[tuple[int, Record]]) -> None:
+    path.write_text("".join(record_json(r, i) + "\n" for i, r in rows))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Shards as two runs of the Ray engine leave them: out of order, both formats, a failure,
+    one shard whose error column is all null, and a name that is not UTF-8."""
+    out = tmp_path / "results"
+    out.mkdir()
+    write_parquet_shard(out / "b_000001-0.parquet", [(3, ok("d.jpg")), (1, failed("b.jpg"))])
+    write_parquet_shard(out / "a_000000-0.parquet", [(0, ok("a.jpg")), (5, ok("f\udcff.jpg"))])
+    write_jsonl_shard(out / "c_000000.jsonl", [(4, ok("e.jpg", 2)), (2, ok("c.jpg"))])
+    return out
+
+
+def test_records_come_back_in_input_order_whatever_the_shards(folder: Path) -> None:
+    records = read_ray_output(folder)
+    assert [r.input for r in records] == [
+        "a.jpg",
+        "b.jpg",
+        "c.jpg",
+        "d.jpg",
+        "e.jpg",
+        "f\\udcff.jpg",  # parquet strings are UTF-8: kept as an escape, as --format parquet does
+    ]
+    assert records[1].error is not None and records[4].predictions[0].class_id == 2
+    # One schema for every parquet shard: read as one dataset, whose schema comes from the
+    # first shard, the one without failures still agrees with the others.
+    shards = sorted(str(p) for p in folder.glob("*.parquet"))
+    table = pyarrow.dataset.dataset(shards, format="parquet").to_table()
+    assert table.num_rows == 4 and table.schema.field("error").type == "string"
+    assert table.schema.remove_metadata() == record_schema(indexed=True)
+
+
+def test_resume_sets_torn_shards_aside_and_drops_failures(folder: Path) -> None:
+    (folder / "d_000000-0.parquet").write_bytes(b"PAR1 cut short")  # a write killed midway
+    with (folder / "c_000000.jsonl").open("a") as shard:
+        shard.write('{"index": 6, "input": "g.jp')  # a torn last line
+    with pytest.raises(UsageError, match="torn"):
+        read_ray_output(folder)
+
+    done = prepare_output_folder(folder, resume=True)
+
+    assert done == {"a.jpg", "c.jpg", "d.jpg", "e.jpg", "f\\udcff.jpg"}  # b failed: retried
+    assert (folder / ".d_000000-0.parquet.torn").exists()  # hidden from pyarrow and pandas
+    assert [r.input for r in read_ray_output(folder)] == sorted(done)
+    assert "g.jp" not in (folder / "c_000000.jsonl").read_text()
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
+        ".d_000000-0.parquet.torn"  # and no temporary file left behind
+    ]
+
+
+def test_an_existing_folder_needs_resume_or_overwrite(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"--resume .* --overwrite"):
+        prepare_output_folder(folder)
+    (folder / "notes.txt").write_text("mine")
+    assert prepare_output_folder(folder, overwrite=True) == set()
+    assert shard_paths(folder) == [] and (folder / "notes.txt").exists()
+    a_file = tmp_path / "labels.parquet"
+    a_file.write_bytes(b"")
+    with pytest.raises(UsageError, match="is a file"):
+        prepare_output_folder(a_file)
+    assert prepare_output_folder(tmp_path / "new") == set()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
+def test_merge_writes_one_file_in_input_order(fmt: str, folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"merged.{fmt}"
+    result = runner.invoke(merge_app, ["merge", str(folder), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert read_records(out.read_text(), fmt) == read_ray_output(folder)
+    again = runner.invoke(merge_app, ["merge", str(folder), "-o", str(out)])
+    assert again.exit_code == 2 and "exists" in again.stderr
+
+
+def test_merge_of_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(merge_app, ["merge", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: no results folder at {str(tmp_path / 'nope')!r}"
+
+
+def test_merge_stdout_is_jsonl(folder: Path) -> None:
+    result = runner.invoke(merge_app, ["merge", str(folder)])
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["input"] for line in lines][:2] == ["a.jpg", "b.jpg"]
+
+
+def cli(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def with_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Usage errors come before Ray is imported: they do not need it installed."""
+    monkeypatch.setattr(ray_engine, "ray_available", lambda: True)
+
+
+def test_usage_errors_name_what_works(with_ray: None, tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"")
+    no_output = cli("--engine", "ray", image)
+    assert no_output.exit_code == 2 and "needs --output DIR" in no_output.stderr
+    csv = cli("--engine", "ray", image, "-o", tmp_path / "out", "-f", "csv")
+    assert csv.exit_code == 2
+    assert "writes parquet or jsonl shards, not csv" in csv.stderr and "merge" in csv.stderr
+    local = cli("--ray-address", "head:6379", image)
+    assert local.exit_code == 2 and "only applies to --engine ray" in local.stderr
+    resume = cli("--engine", "ray", image, "--resume")
+    assert resume.exit_code == 2 and "--resume needs --output DIR" in resume.stderr
+    workers = cli("--engine", "ray", image, "-o", tmp_path / "out", "-j", "2")
+    assert workers.exit_code == 2 and "decoding runs in Ray tasks" in workers.stderr
+
+
+def test_existing_results_need_resume_and_nothing_to_do_is_exit_0(
+    with_ray: None, tmp_path: Path
+) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    write_jsonl_shard(folder / "x.jsonl", [(0, ok(str(image)))])
+    busy = cli("--engine", "ray", image, "-o", folder)
+    assert busy.exit_code == 2 and "not empty" in busy.stderr
+    done = cli("--engine", "ray", "--resume", image, "-o", folder)
+    assert done.exit_code == 0 and "nothing to do" in done.stderr
+
+
+def test_without_ray_the_error_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ray_engine, "ray_available", lambda: False)
+    result = cli("--engine", "ray", tmp_path, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: --engine ray needs Ray: pip install 'resnet-cli[ray]'"
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is missing
+    with pytest.raises(UsageError, match="pip install 'resnet-cli\\[ray\\]'") as error:
+        ray_engine.import_ray()
+    assert str(error.value) == NEEDS_RAY
+
+
+def test_a_model_actor_that_cannot_load_is_the_model_error() -> None:
+    text = (
+        "The actor died because of an error raised in its creation task\n"
+        "  File ...\n"
+        "resnet_cli.errors.ModelLoadError: model folder '/m' does not exist: check the path\n"
+    )
+    error = ray_engine._job_failure(RuntimeError(text), "out")
+    assert isinstance(error, ModelLoadError)
+    assert str(error) == "on a Ray node: model folder '/m' does not exist: check the path"
+    other = ray_engine._job_failure(RuntimeError("OutOfDiskError: disk full"), "out")
+    assert isinstance(other, ClusterError) and "--resume" in str(other)
