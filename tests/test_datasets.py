@@ -327,3 +327,25 @@ def test_report_of_a_dataset_has_thumbnails_of_its_rows(
     assert page.count("data:image/jpeg;base64,") == sum(
         c is not None and c != b"not an image" for c in CELLS
     )
+
+
+def test_ray_engine_gets_the_dataset_rows_after_the_files(
+    saved: Path, tiny_model: Path, images: list[Path], tmp_path: Path, monkeypatch
+) -> None:
+    # The driver side of --engine ray with --dataset, without a cluster: the sources handed to
+    # the Ray job are the files, then the rows, named as locally.
+    pytest.importorskip("ray", reason="Ray is not installed")
+    from resnet_cli import ray_engine
+
+    handed: list = []
+
+    def fake_job(sources, folder, **options):
+        handed.extend(sources)
+        return ray_engine.RayRun(images=len(handed), failed=0, seconds=1.0)
+
+    monkeypatch.setattr(ray_engine, "classify_on_ray", fake_job)
+    result = invoke("-m", tiny_model, "--offline", "-q", "--engine", "ray", "-o", tmp_path / "out",
+                    images[0], "--dataset", saved)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert [s.name for s in handed] == [str(images[0]), f"{saved}:test:0", f"{saved}:test:1"]
+    assert all(s.data for s in handed[1:])  # rows travel as their encoded bytes
