@@ -26,6 +26,15 @@ import make_tiny_model
 LABELS = make_tiny_model.LABELS
 
 
+def as_foreground() -> None:
+    """Popen's preexec_fn for a child that a test will Ctrl-C: SIGINT back to its default.
+
+    A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored
+    across exec, so under `bash .ci/run &` the child would never see the test's Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def build_tiny_model(folder: Path, *, multi_label: bool = False, seed: int = 0) -> Path:
     """A few-channel ResNet with named labels and microsoft/resnet-50's preprocessing."""
     return Path(make_tiny_model.save_tiny_model(str(folder), multi_label=multi_label, seed=seed))
@@ -77,6 +86,7 @@ def interrupt_a_stuck_run(
     args = ["-m", model, "-b", "1", first, pipe, *options]
     process = subprocess.Popen(
         [command, *map(str, args)],
+        preexec_fn=as_foreground,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},

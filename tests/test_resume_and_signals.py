@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import interrupt_a_stuck_run, scene
+from conftest import as_foreground, interrupt_a_stuck_run, scene
 from resnet_cli.cli import app
 from resnet_cli.writers import read_records, recover_records
 
@@ -105,6 +105,7 @@ def test_recover_drops_a_short_csv_record(tmp_path: Path) -> None:
 def _start(model: Path, folder: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(COMMAND), "-m", str(model), "-b", "2", "-j", "1", str(folder), "-o", str(out)],
+        preexec_fn=as_foreground,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
