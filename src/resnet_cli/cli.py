@@ -98,7 +98,8 @@ def _show_version(value: bool) -> None:
 
 
 def create_app() -> typer.Typer:
-    """A Typer app with this command's settings (the main command and ``report`` share them)."""
+    """A Typer app with this command's settings (shared by the main command, ``report`` and
+    the Ray engine's ``merge``)."""
     return typer.Typer(
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
@@ -478,7 +479,9 @@ def run(inputs: list[str], options: Options) -> int:
 
     writer = create_writer(fmt, stream, header=not append)
     counts = {"images": 0, "failed": 0}
-    finished: list[Record] = []  # kept for --report only
+    # Kept for --report; after --resume the report is read back from the whole file instead.
+    keep_records = o.report is not None and not append
+    finished: list[Record] = []
     started = time.perf_counter()
     bar = _progress_bar(total, size, o.quiet)
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -495,7 +498,7 @@ def run(inputs: list[str], options: Options) -> int:
             writer.write(batch)
             if opened:
                 os.fsync(stream.fileno())
-            if o.report is not None:
+            if keep_records:
                 finished.extend(batch)
             counts["images"] += len(batch)
             counts["failed"] += sum(not r.ok for r in batch)
@@ -951,12 +954,7 @@ def main(argv: list[str] | None = None) -> None:
         _main(app, "resnet-classify", args)
 
 
-merge_app = typer.Typer(
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
+merge_app = create_app()
 
 
 @merge_app.callback()
@@ -987,11 +985,8 @@ def merge_command(
     ] = None,
 ) -> None:
     """Merge the record shards of a --engine ray run into one file, in input order."""
-    try:
-        code = merge(folder, output, output_format.value if output_format else None)
-    except ResnetCliError as exc:
-        code = report_error(exc)
-    raise typer.Exit(code)
+    fmt = output_format.value if output_format else None
+    raise typer.Exit(run_reporting_errors(lambda: merge(folder, output, fmt)))
 
 
 def merge(folder: Path, output: Path | None, output_format: str | None) -> int:

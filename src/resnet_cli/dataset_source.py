@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import DatasetLoadError, UsageError, exception_chain, first_line
-from .sources import Source, is_url, offline_mode
+from .sources import Source, is_url, looks_like_path, offline_mode
 
 # The project's demo: the dataset the seed example classifies.
 DEMO_DATASET = "huggingface/cats-image"
@@ -96,9 +96,10 @@ def open_dataset(
     the first column whose feature is an Image.
     """
     _quiet_datasets()
-    if _is_saved_to_disk(name):
+    saved = _is_saved_to_disk(name)
+    if saved:
         table, split = _open_saved(name, split)
-    elif os.path.isdir(name) or not _looks_like_hub_id(name):
+    elif not _looks_like_hub_id(name):
         if not os.path.exists(name):
             raise UsageError(
                 f"dataset folder {name!r} does not exist: check the path, or pass a hub id"
@@ -113,7 +114,7 @@ def open_dataset(
         from datasets import Image
 
         table = table.cast_column(column, Image(decode=False))
-    rows = None if streaming and not _is_saved_to_disk(name) else len(table)
+    rows = None if streaming and not saved else len(table)
     return DatasetInput(name=name, split=split, column=column, rows=rows, data=table)
 
 
@@ -189,13 +190,7 @@ def _is_saved_to_disk(path: str) -> bool:
 
 
 def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return (
-        not name.startswith((".", "/", "~"))
-        and len(parts) <= 2
-        and all(parts)
-        and not os.path.exists(name)
-    )
+    return not looks_like_path(name) and all(name.split("/")) and not os.path.exists(name)
 
 
 def _open_saved(path: str, split: str | None) -> tuple[Any, str]:

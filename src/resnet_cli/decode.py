@@ -35,6 +35,14 @@ class ResizeRule:
     size: tuple[int, int] | None = None
     crops: bool = False  # a centre crop no larger than shortest_edge follows the resize
 
+    @classmethod
+    def convnext(cls, shortest_edge: int, crop_pct: float) -> ResizeRule:
+        """A ConvNeXt-style processor's resize (microsoft/resnet-50's): below 384, the shorter
+        side to shortest_edge / crop_pct, then a centre crop; from 384 up, a square warp."""
+        if shortest_edge < 384:
+            return cls(shortest_edge=int(shortest_edge / crop_pct), crops=True)
+        return cls(size=(int(shortest_edge), int(shortest_edge)))
+
     def target(self, width: int, height: int) -> tuple[int, int]:
         """The size the processor resizes a ``width`` x ``height`` image to (its rounding)."""
         if self.size is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .decode import ResizeRule
 from .errors import DeviceError, ModelLoadError, UsageError, exception_chain, first_line
-from .sources import offline_mode
+from .sources import looks_like_path, offline_mode
 
 if TYPE_CHECKING:
     import torch
@@ -343,12 +343,7 @@ def resize_rule(processor: Any) -> ResizeRule | None:
     shortest = _size_field(size, "shortest_edge")
     height, width = _size_field(size, "height"), _size_field(size, "width")
     if "ConvNext" in type(processor).__name__ and shortest:
-        # ConvNeXt-style (microsoft/resnet-50): below 384, resize to edge / crop_pct and crop;
-        # from 384 up, warp to a square.
-        crop_pct = getattr(processor, "crop_pct", None) or 1.0
-        if shortest < 384:
-            return ResizeRule(shortest_edge=int(shortest / crop_pct), crops=True)
-        return ResizeRule(size=(int(shortest), int(shortest)))
+        return ResizeRule.convnext(int(shortest), getattr(processor, "crop_pct", None) or 1.0)
     if getattr(processor, "crop_pct", None) is not None:
         return None  # other crop_pct conventions exist; not worth guessing
     if shortest and not (height or width):
@@ -392,7 +387,7 @@ def explain_load_failure(
             f"could not load the model in folder {model!r} (weights missing or unreadable: "
             f"expected model.safetensors or pytorch_model.bin): {first_line(exc)}"
         )
-    if _looks_like_path(model):
+    if looks_like_path(model):
         return f"model folder {model!r} does not exist: check the path, or pass a hub id"
     if "RevisionNotFoundError" in names:
         return f"revision {revision!r} does not exist for model {model!r}: check --revision"
@@ -416,7 +411,3 @@ def explain_load_failure(
             "network, or pass --model PATH to a local copy (and --offline)"
         )
     return f"could not load model {model!r}: {first_line(exc)}"
-
-
-def _looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or os.sep * 2 in model or model.count("/") > 1

@@ -283,13 +283,9 @@ class NativeConvNextProcessor:
         """PIL images, or uint8 CHW tensors (decoded on a device) -> {"pixel_values": float
         tensor N x 3 x H x W}, like the processor."""
         edge = self.size["shortest_edge"]
-        rule = (
-            ResizeRule(shortest_edge=int(edge / self.crop_pct), crops=True)
-            if edge < 384
-            else ResizeRule(size=(edge, edge))
-        )
+        rule = ResizeRule.convnext(edge, self.crop_pct)
         prepared = [self._resized(image, rule) for image in images]
-        if edge < 384:
+        if rule.crops:
             prepared = [_centre_crop(image, edge) for image in prepared]
         pixels = torch.stack(prepared).float()
         if self.do_rescale:

@@ -50,6 +50,12 @@ def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def looks_like_path(name: str) -> bool:
+    """Whether a --model or --dataset value is written as a local path rather than a hub id
+    (``org/name``): it starts with '.', '/' or '~', or has more than one '/'."""
+    return name.startswith((".", "/", "~")) or os.sep * 2 in name or name.count("/") > 1
+
+
 def is_url(text: str) -> bool:
     """Whether an input names an http(s) URL rather than a path."""
     return text.startswith(("http://", "https://"))
