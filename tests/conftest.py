@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from PIL import Image
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The ONNX Runtime cache of this test session, never the user's (children inherit it).
+os.environ["RESNET_CLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="resnet-cli-cache-")
 
 # The tiny model lives in examples/ so users can make the same one to try the tool offline.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
@@ -40,14 +43,57 @@ def build_tiny_model(folder: Path, *, multi_label: bool = False, seed: int = 0) 
     return Path(make_tiny_model.save_tiny_model(str(folder), multi_label=multi_label, seed=seed))
 
 
+def warm_runtime_cache(folder: Path) -> None:
+    """What a first run leaves behind: the model's ONNX export in the runtime cache, so that
+    later loads take the torch-free ONNX Runtime path, as every run after a user's first does.
+    Tests of the torch path set RESNET_CLI_ONNX=0."""
+    from resnet_cli import classify, load_classifier
+
+    classifier = load_classifier(str(folder), device="cpu")
+    assert all(r.ok for r in classify(classifier, [scene(64, 48, seed=0)]))
+    classifier.cache_runtime()
+    assert load_classifier(str(folder), device="cpu").runtime == "onnxruntime"
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-resnet"))
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny-resnet"))
+    warm_runtime_cache(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def multi_label_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-multilabel"), multi_label=True)
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny-multilabel"), multi_label=True)
+    warm_runtime_cache(folder)
+    return folder
+
+
+@pytest.fixture
+def torch_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ONNX Runtime in this test: models load and stay in torch."""
+    monkeypatch.setenv("RESNET_CLI_ONNX", "0")
+
+
+def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh interpreter; its last stderr line says which of torch and
+    transformers it imported (see ``imported``)."""
+    probe = (
+        "import json, sys\nfrom resnet_cli.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(json.dumps({m: m in sys.modules for m in ('torch', 'transformers')}),"
+        " file=sys.stderr)\nsys.exit(code)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def imported(result: subprocess.CompletedProcess[str]) -> dict[str, bool]:
+    import json
+
+    loaded: dict[str, bool] = json.loads(result.stderr.strip().splitlines()[-1])
+    return loaded
 
 
 def scene(width: int, height: int, seed: int) -> Image.Image:

@@ -29,10 +29,16 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
 def test_dct_downscaled_pixels_stay_close_to_the_reference(
-    tiny_model: Path, photos: list[Path]
+    runtime: str, tiny_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import torch
+
+    # The torch path's processor, and the ONNX Runtime path's NumPy one.
+    monkeypatch.setenv("RESNET_CLI_ONNX", "1" if runtime == "onnxruntime" else "0")
     classifier = load_classifier(str(tiny_model), device="cpu")
+    assert classifier.runtime == runtime
     # The reference: the model's own AutoImageProcessor (what --exact uses) on full decodes.
     reference = load_classifier(str(tiny_model), device="cpu", exact=True)
     assert classifier.resize is not None and classifier.resize.target(640, 480) == (341, 256)
@@ -42,7 +48,8 @@ def test_dct_downscaled_pixels_stay_close_to_the_reference(
         full = load_image(str(path))
         if min(full.size) >= 2 * classifier.resize.draft_edge:
             assert min(fast.size) == 256  # decoded downscaled, then resized as the model does
-        difference = (classifier.preprocess([fast]) - reference.preprocess([full])).abs().mean()
+        ours = torch.as_tensor(classifier.preprocess([fast]))
+        difference = (ours - reference.preprocess([full])).abs().mean()
         assert float(difference) <= 0.03, (path.name, float(difference))
 
 

@@ -78,9 +78,13 @@ def test_other_model_errors_are_not_swallowed(classifier, images, monkeypatch) -
         list(classify(classifier, images))
 
 
-def test_device_decode_path_matches_the_cpu_path(classifier, images: list[Path]) -> None:
+def test_device_decode_path_matches_the_cpu_path(
+    tiny_model: Path, images: list[Path], torch_only: None
+) -> None:
     # On CUDA, JPEGs are decoded in batches on the GPU (nvJPEG); the same code runs here on the
     # CPU with torchvision's decode_jpeg, so its wiring and fallbacks are tested without a GPU.
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    assert classifier.runtime == "torch"
     jpegs = [p for p in images if p.suffix == ".jpg"]
     inputs = [*jpegs, io.BytesIO(b"x").getvalue()]
     reference = list(classify(classifier, inputs, device_decode=False))
@@ -93,17 +97,28 @@ def test_device_decode_path_matches_the_cpu_path(classifier, images: list[Path])
             assert p.score == pytest.approx(theirs_scores[p.class_id], abs=0.03)
 
 
-def test_cpu_freeze_kicks_in_after_enough_images_and_changes_nothing(
-    tiny_model: Path, images: list[Path]
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
+def test_cpu_runtime_swap_kicks_in_after_enough_images_and_changes_nothing(
+    runtime: str,
+    tiny_model: Path,
+    images: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A cache of its own: the model starts in torch, as on a first run.
+    monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RESNET_CLI_ONNX", "1" if runtime == "onnxruntime" else "0")
     eager = load_classifier(str(tiny_model), device="cpu")
     eager.freeze_after = None
     frozen = load_classifier(str(tiny_model), device="cpu")
     frozen.freeze_after = 4
+    assert frozen.runtime == eager.runtime == "torch"
     inputs = images * 3
     expected = list(classify(eager, inputs, batch_size=4))
     records = list(classify(frozen, inputs, batch_size=4))
-    assert frozen._frozen is not None  # the traced, frozen model took over
+    assert frozen.runtime == runtime and frozen._frozen is not None  # it took over
+    # Only an ONNX export is kept for later runs.
+    assert len(list((tmp_path / "cache").glob("onnx/*.onnx"))) == (runtime == "onnxruntime")
     for ours, theirs in zip(records, expected, strict=True):
         assert [p.class_id for p in ours.predictions] == [p.class_id for p in theirs.predictions]
         for p, q in zip(ours.predictions, theirs.predictions, strict=True):

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from transformers import (
     ViTImageProcessor,
 )
 
-from conftest import scene
+from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
 from resnet_cli.native import NativeConvNextProcessor, load_native
 
@@ -69,7 +67,7 @@ def test_same_logits_as_transformers(name: str, tmp_path: Path) -> None:
     reference = save_resnet(tmp_path, **CONFIGS[name])
     loaded = load_native(str(tmp_path))
     assert loaded is not None
-    network, _, _ = loaded
+    network = loaded[0]
     pixels = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         expected = reference(pixel_values=pixels).logits
@@ -147,7 +145,9 @@ def test_anything_else_falls_back_to_transformers(change: str, tmp_path: Path) -
     assert load_native(str(tmp_path)) is None
 
 
-def test_classifier_uses_it_and_agrees_with_transformers(tiny_model: Path, tmp_path: Path) -> None:
+def test_classifier_uses_it_and_agrees_with_transformers(
+    tiny_model: Path, tmp_path: Path, torch_only: None
+) -> None:
     paths = []
     for i, size in enumerate([(256, 256), (341, 256), (512, 384)]):
         paths.append(tmp_path / f"{i}.png")
@@ -169,17 +169,6 @@ def test_classifier_uses_it_and_agrees_with_transformers(tiny_model: Path, tmp_p
         assert max(abs(p.score - theirs[p.class_id]) for p in a.predictions) <= tolerance
 
 
-def run_quietly(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    probe = (
-        "import sys\nfrom resnet_cli.cli import main\n"
-        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-        "print('transformers' in sys.modules, file=sys.stderr)\nsys.exit(code)\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 def test_default_model_from_the_hub_cache_starts_without_transformers(
     tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -193,15 +182,15 @@ def test_default_model_from_the_hub_cache_starts_without_transformers(
     image = tmp_path / "cat.png"
     scene(256, 256, seed=3).save(image)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    result = run_quietly(["-q", "-f", "jsonl", "-k", "2", str(image)], env)
+    result = run_probing_imports(["-q", "-f", "jsonl", "-k", "2", str(image)], env)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "False"  # transformers was never imported
+    assert not imported(result)["transformers"]
     record = json.loads(result.stdout)
     assert record["input"] == str(image) and len(record["predictions"]) == 2
 
-    exact = run_quietly(["-q", "-f", "jsonl", "-k", "2", "--exact", str(image)], env)
+    exact = run_probing_imports(["-q", "-f", "jsonl", "-k", "2", "--exact", str(image)], env)
     assert exact.returncode == 0, exact.stderr
-    assert exact.stderr.strip() == "True"  # --exact is the reference: transformers itself
+    assert imported(exact)["transformers"]  # --exact is the reference: transformers itself
     theirs = {p["class_id"]: p["score"] for p in json.loads(exact.stdout)["predictions"]}
     for p in record["predictions"]:
         assert p["score"] == pytest.approx(theirs[p["class_id"]], abs=1e-4)

@@ -535,6 +535,7 @@ def run(inputs: list[str], options: Options) -> int:
         _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
     if interrupted:
         return EXIT_INTERRUPTED
+    classifier.cache_runtime()  # once per model, after the results: later runs skip torch
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -101,8 +101,14 @@ def classify_batches(
     pool_size = workers or default_workers(classifier.device)
     if device_decode is None:
         device_decode = classifier.device.type == "cuda" and not classifier.exact
+    # Device decoding hands the processor torch tensors: not for a NumPy processor.
+    device_decode = device_decode and classifier.preprocess_one is None
     prepare = functools.partial(
-        decode_source, resize=classifier.resize, max_pixels=max_pixels, device_decode=device_decode
+        decode_source,
+        resize=classifier.resize,
+        max_pixels=max_pixels,
+        device_decode=device_decode,
+        preprocess=classifier.preprocess_one,
     )
     # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
     in_flight = size + 2 * pool_size
@@ -167,6 +173,7 @@ def decode_source(
     resize: ResizeRule | None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device_decode: bool = False,
+    preprocess: Callable[[Any], Any] | None = None,
 ) -> Slot:
     """One input's decode step: read its bytes and decode them (downscaled by ``resize``, the
     model's first resize); any failure becomes the slot's error, never an exception.
@@ -186,13 +193,18 @@ def decode_source(
             if orientation is not None:
                 return Slot(source.name, jpeg=data, orientation=orientation)
             image = decode_image(data, max_pixels=max_pixels, resize=resize)
-        # Decoding only: the model's processor runs on whole batches in the main thread,
-        # so torch's thread pool never competes with itself across decode threads.
-        return Slot(source.name, image=image)
+        if preprocess is None:
+            # Decoding only: the model's processor runs on whole batches in the main thread,
+            # so torch's thread pool never competes with itself across decode threads.
+            return Slot(source.name, image=image)
     except ImageError as exc:
         return Slot(source.name, error=str(exc))
     except Exception as exc:  # a bad input must never take the run down with it
         return Slot(source.name, error=f"could not decode the image: {exc}")
+    try:  # a processor without torch (NumPy) runs here, in the decode threads
+        return Slot(source.name, pixels=preprocess(image))
+    except Exception as exc:
+        return Slot(source.name, error=f"could not preprocess the image: {exc}")
 
 
 def _read(source: Source) -> bytes:
@@ -298,7 +310,7 @@ def _preprocess(classifier: Classifier, slots: list[Slot]) -> None:
 
     kinds: dict[bool, list[int]] = {}
     for i, slot in enumerate(slots):
-        if slot.error is None:
+        if slot.error is None and slot.pixels is None:  # not preprocessed by a decode thread
             kinds.setdefault(isinstance(slot.image, Image.Image), []).append(i)
     for indices in kinds.values():
         try:
@@ -322,8 +334,6 @@ def classify_slots(classifier: Classifier, slots: list[Slot], top_k: int) -> lis
 
 def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> LaunchedBatch:
     """Queue the forward pass for a batch's good slots, grouped by tensor shape."""
-    import torch
-
     on_device = [i for i, s in enumerate(slots) if s.jpeg is not None]
     if on_device:
         _decode_on_device(classifier, slots, on_device)
@@ -334,9 +344,7 @@ def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> Launc
             groups.setdefault(tuple(slot.pixels.shape), []).append(i)
     results: dict[int, tuple[Any, Any]] = {}
     for indices in groups.values():
-        batch = torch.stack([slots[i].pixels for i in indices])
-        if batch.device.type == "cpu" and classifier.device.type == "cuda":
-            batch = batch.pin_memory()  # lets the copy to the GPU overlap with other work
+        batch = classifier.stack([slots[i].pixels for i in indices])
         scores, ids = predict_splitting_on_oom(classifier, batch, top_k)
         for row, i in enumerate(indices):
             results[i] = (scores[row], ids[row])
@@ -349,22 +357,32 @@ def predict_splitting_on_oom(
     classifier: Classifier, batch: torch.Tensor, top_k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the model; if the device runs out of memory, halve the batch and retry the halves."""
-    import torch
-
     try:
         return classifier.predict(batch, top_k)
     except Exception as exc:
         if not _is_out_of_memory(exc) or len(batch) == 1:
             raise
     if classifier.device.type == "cuda":
+        import torch
+
         torch.cuda.empty_cache()
     half = len(batch) // 2
     first = predict_splitting_on_oom(classifier, batch[:half], top_k)
     second = predict_splitting_on_oom(classifier, batch[half:], top_k)
-    return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
+    return _concatenate(first[0], second[0]), _concatenate(first[1], second[1])
+
+
+def _concatenate(first: Any, second: Any) -> Any:
+    """Two halves' results, joined: NumPy arrays (ONNX Runtime) or torch tensors."""
+    import numpy as np
+
+    if isinstance(first, np.ndarray):
+        return np.concatenate([first, second])
+    import torch
+
+    return torch.cat([first, second])
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    # torch.OutOfMemoryError by name: the ONNX Runtime path runs without importing torch.
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()

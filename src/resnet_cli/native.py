@@ -12,87 +12,44 @@ transformers as usual. ``--exact`` always uses transformers.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .decode import ResizeRule
-
-PROCESSORS = ("ConvNextImageProcessor", "ConvNextImageProcessorFast")
-FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+from .checkpoint import (
+    ArrayConvNextProcessor,
+    centre_crop,
+    local_files,
+    num_labels,
+    read_json,
+    supported,
+)
 
 
 def load_native(
     model: str, revision: str | None = None
-) -> tuple[nn.Module, NativeConvNextProcessor, dict[str, Any]] | None:
-    """(network, processor, config) for a supported ResNet checkpoint that is on disk, or None.
+) -> tuple[nn.Module, NativeConvNextProcessor, dict[str, Any], dict[str, str]] | None:
+    """(network, processor, config, files) for a supported ResNet checkpoint that is on disk,
+    or None.
 
     A hub id is looked up in the local cache only; a cache miss returns None (transformers
     then downloads it, and the next run starts quickly).
     """
-    if os.environ.get("RESNET_CLI_NATIVE", "1") == "0":
-        return None
-    paths = _local_files(model, revision)
+    paths = local_files(model, revision)
     if paths is None:
         return None
     try:
-        with open(paths["config.json"], encoding="utf-8") as handle:
-            config = json.load(handle)
-        with open(paths["preprocessor_config.json"], encoding="utf-8") as handle:
-            processor_config = json.load(handle)
+        config = read_json(paths["config.json"])
+        processor_config = read_json(paths["preprocessor_config.json"])
         processor = NativeConvNextProcessor.from_config(processor_config)
         if processor is None or not supported(config):
             return None
         network = build_resnet(config, paths["model.safetensors"])
     except Exception:
         return None  # anything unexpected: transformers knows more checkpoints than we do
-    return network, processor, config
-
-
-def supported(config: dict[str, Any]) -> bool:
-    """Whether ``config`` describes a ResNet classifier this module builds exactly."""
-    return (
-        config.get("model_type") == "resnet"
-        and config.get("architectures") == ["ResNetForImageClassification"]
-        and config.get("hidden_act", "relu") == "relu"
-        and config.get("layer_type", "bottleneck") in ("bottleneck", "basic")
-        and len(config.get("depths", [])) == len(config.get("hidden_sizes", [])) > 0
-        and int(config.get("num_channels", 3)) == 3
-        and _num_labels(config) > 0
-    )
-
-
-def labels_of(config: dict[str, Any]) -> list[str]:
-    """Label names by class id, from ``id2label`` (LABEL_i where a name is missing)."""
-    names = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
-    return [names.get(i, f"LABEL_{i}") for i in range(_num_labels(config))]
-
-
-def _num_labels(config: dict[str, Any]) -> int:
-    return int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
-
-
-def _local_files(model: str, revision: str | None) -> dict[str, str] | None:
-    if os.path.isdir(model):
-        paths = {name: os.path.join(model, name) for name in FILES}
-        return paths if all(os.path.isfile(p) for p in paths.values()) else None
-    from huggingface_hub import try_to_load_from_cache
-
-    found: dict[str, str] = {}
-    for name in FILES:
-        try:
-            path = try_to_load_from_cache(model, name, revision=revision)
-        except Exception:
-            return None
-        if not isinstance(path, str):
-            return None
-        found[name] = path
-    return found
+    return network, processor, config, paths
 
 
 # The network: the layers of transformers' modeling_resnet, with the same attribute names so
@@ -208,7 +165,7 @@ class ResNetClassifier(nn.Module):
         super().__init__()
         self.resnet = Backbone(config)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(int(config["hidden_sizes"][-1]), _num_labels(config))
+            nn.Flatten(), nn.Linear(int(config["hidden_sizes"][-1]), num_labels(config))
         )
 
     def forward(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -238,74 +195,25 @@ def build_resnet(config: dict[str, Any], weights: str) -> ResNetClassifier:
     return network.eval()
 
 
-@dataclass(frozen=True)
-class NativeConvNextProcessor:
-    """A ConvNeXt-style image processor (microsoft/resnet-50's): resize the shorter side to
-    shortest_edge / crop_pct and centre-crop shortest_edge (below 384), or warp to a square;
-    then rescale and normalize. Its attributes are the processor's, so ``resize_rule`` reads
-    it like the real one."""
-
-    size: dict[str, int]
-    crop_pct: float
-    resample: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
-    rescale_factor: float
-    do_resize: bool = True
-    do_rescale: bool = True
-    do_normalize: bool = True
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> NativeConvNextProcessor | None:
-        """The processor a preprocessor_config.json describes, or None if it is not one this
-        class reproduces."""
-        kind = config.get("image_processor_type")
-        size = config.get("size")
-        if kind not in PROCESSORS or not isinstance(size, dict) or set(size) != {"shortest_edge"}:
-            return None
-        if not config.get("do_resize", True) or config.get("do_pad"):
-            return None
-        mean, std = config.get("image_mean"), config.get("image_std")
-        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):
-            return None
-        return cls(
-            size={"shortest_edge": int(size["shortest_edge"])},
-            crop_pct=float(config.get("crop_pct") or 224 / 256),
-            resample=int(config.get("resample", 3)),
-            image_mean=(float(mean[0]), float(mean[1]), float(mean[2])),
-            image_std=(float(std[0]), float(std[1]), float(std[2])),
-            rescale_factor=float(config.get("rescale_factor", 1 / 255)),
-            do_rescale=bool(config.get("do_rescale", True)),
-            do_normalize=bool(config.get("do_normalize", True)),
-        )
+class NativeConvNextProcessor(ArrayConvNextProcessor):
+    """The ConvNeXt-style processor with torch output: PIL images are resized with Pillow,
+    uint8 CHW tensors (decoded on a device) with torch, on that device, as torchvision does."""
 
     def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, torch.Tensor]:
-        """PIL images, or uint8 CHW tensors (decoded on a device) -> {"pixel_values": float
-        tensor N x 3 x H x W}, like the processor."""
-        edge = self.size["shortest_edge"]
-        rule = ResizeRule.convnext(edge, self.crop_pct)
-        prepared = [self._resized(image, rule) for image in images]
-        if rule.crops:
-            prepared = [_centre_crop(image, edge) for image in prepared]
-        pixels = torch.stack(prepared).float()
-        if self.do_rescale:
-            pixels = pixels * self.rescale_factor
-        if self.do_normalize:
-            mean = torch.tensor(self.image_mean, device=pixels.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.image_std, device=pixels.device).view(1, 3, 1, 1)
-            pixels = (pixels - mean) / std
-        return {"pixel_values": pixels.contiguous()}
+        """PIL images, or uint8 CHW tensors -> {"pixel_values": float tensor N x 3 x H x W}."""
+        prepared = [
+            self._resized_tensor(image)
+            if isinstance(image, torch.Tensor)
+            else torch.from_numpy(self.resized(image).copy())
+            for image in images
+        ]
+        return {"pixel_values": self.normalize(torch.stack(prepared)).contiguous()}
 
-    def _resized(self, image: Any, rule: ResizeRule) -> torch.Tensor:
-        """One image resized to the rule's target, as a uint8 CHW tensor."""
-        import numpy as np
-        from PIL import Image
-
-        if isinstance(image, torch.Tensor):
-            height, width = image.shape[-2:]
-            target_width, target_height = rule.target(int(width), int(height))
-            if (target_height, target_width) == (height, width):
-                return image
+    def _resized_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        rule = self.rule
+        height, width = image.shape[-2:]
+        target_width, target_height = rule.target(int(width), int(height))
+        if (target_height, target_width) != (height, width):
             # What torchvision's resize does to uint8 images: antialiased, rounded, clamped.
             resized = torch.nn.functional.interpolate(
                 image[None].float(),
@@ -314,17 +222,5 @@ class NativeConvNextProcessor:
                 antialias=True,
                 align_corners=False,
             )
-            return resized[0].round_().clamp_(0, 255).to(torch.uint8)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        target = rule.target(*image.size)
-        if image.size != target:
-            image = image.resize(target, Image.Resampling(self.resample))
-        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
-
-
-def _centre_crop(image: torch.Tensor, edge: int) -> torch.Tensor:
-    # torchvision's anchor, which the processor uses: rounded half to even.
-    height, width = image.shape[-2:]
-    top, left = round((height - edge) / 2.0), round((width - edge) / 2.0)
-    return image[:, top : top + edge, left : left + edge]
+            image = resized[0].round_().clamp_(0, 255).to(torch.uint8)
+        return centre_crop(image, self.size["shortest_edge"]) if rule.crops else image

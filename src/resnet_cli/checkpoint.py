@@ -1,0 +1,186 @@
+"""A ResNet checkpoint on disk, read without torch: its files, its labels, and its image
+processor's arithmetic in NumPy.
+
+Both quick paths start here: ``native`` builds the network in torch from these files, and
+``runtime`` runs a cached ONNX export of it without importing torch at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .decode import ResizeRule
+
+PROCESSORS = ("ConvNextImageProcessor", "ConvNextImageProcessorFast")
+FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+
+
+def local_files(model: str, revision: str | None) -> dict[str, str] | None:
+    """The checkpoint's files (FILES) in a local folder or the hub cache, or None if any is
+    missing. Never downloads."""
+    if os.environ.get("RESNET_CLI_NATIVE", "1") == "0":
+        return None
+    if os.path.isdir(model):
+        paths = {name: os.path.join(model, name) for name in FILES}
+        return paths if all(os.path.isfile(p) for p in paths.values()) else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found: dict[str, str] = {}
+    for name in FILES:
+        try:
+            path = try_to_load_from_cache(model, name, revision=revision)
+        except Exception:
+            return None
+        if not isinstance(path, str):
+            return None
+        found[name] = path
+    return found
+
+
+def read_json(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        loaded = json.load(handle)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return loaded
+
+
+def supported(config: dict[str, Any]) -> bool:
+    """Whether ``config`` describes a ResNet classifier that ``native`` builds exactly."""
+    return (
+        config.get("model_type") == "resnet"
+        and config.get("architectures") == ["ResNetForImageClassification"]
+        and config.get("hidden_act", "relu") == "relu"
+        and config.get("layer_type", "bottleneck") in ("bottleneck", "basic")
+        and len(config.get("depths", [])) == len(config.get("hidden_sizes", [])) > 0
+        and int(config.get("num_channels", 3)) == 3
+        and num_labels(config) > 0
+    )
+
+
+def labels_of(config: dict[str, Any]) -> list[str]:
+    """Label names by class id, from ``id2label`` (LABEL_i where a name is missing)."""
+    names = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    return [names.get(i, f"LABEL_{i}") for i in range(num_labels(config))]
+
+
+def num_labels(config: dict[str, Any]) -> int:
+    return int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
+
+
+def label_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A classifier's ``labels`` and ``multi_label`` (sigmoid, not softmax) from its config."""
+    return {
+        "labels": labels_of(config),
+        "multi_label": config.get("problem_type") == "multi_label_classification",
+    }
+
+
+@dataclass(frozen=True)
+class ArrayConvNextProcessor:
+    """A ConvNeXt-style image processor (microsoft/resnet-50's) in Pillow and NumPy: resize
+    the shorter side to shortest_edge / crop_pct and centre-crop shortest_edge (below 384), or
+    warp to a square; then rescale and normalize. Its attributes are the processor's, so
+    ``resize_rule`` reads it like the real one."""
+
+    size: dict[str, int]
+    crop_pct: float
+    resample: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    rescale_factor: float
+    do_resize: bool = True
+    do_rescale: bool = True
+    do_normalize: bool = True
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        """The processor a preprocessor_config.json describes, or None if it is not one this
+        class reproduces."""
+        kind = config.get("image_processor_type")
+        size = config.get("size")
+        if kind not in PROCESSORS or not isinstance(size, dict) or set(size) != {"shortest_edge"}:
+            return None
+        if not config.get("do_resize", True) or config.get("do_pad"):
+            return None
+        mean, std = config.get("image_mean"), config.get("image_std")
+        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):
+            return None
+        return cls(
+            size={"shortest_edge": int(size["shortest_edge"])},
+            crop_pct=float(config.get("crop_pct") or 224 / 256),
+            resample=int(config.get("resample", 3)),
+            image_mean=(float(mean[0]), float(mean[1]), float(mean[2])),
+            image_std=(float(std[0]), float(std[1]), float(std[2])),
+            rescale_factor=float(config.get("rescale_factor", 1 / 255)),
+            do_rescale=bool(config.get("do_rescale", True)),
+            do_normalize=bool(config.get("do_normalize", True)),
+        )
+
+    @property
+    def rule(self) -> ResizeRule:
+        return ResizeRule.convnext(self.size["shortest_edge"], self.crop_pct)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The model input it produces: channels, height, width."""
+        edge = self.size["shortest_edge"]
+        return (3, edge, edge)
+
+    def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, Any]:
+        """PIL images -> {"pixel_values": float32 array N x 3 x H x W}, like the processor."""
+        import numpy as np
+
+        return {"pixel_values": self.normalize(np.stack([self.resized(i) for i in images]))}
+
+    def prepare(self, image: Any) -> Any:
+        """One PIL image -> its float32 3 x H x W model input (what ``__call__`` makes of it)."""
+        return self.normalize(self.resized(image)[None])[0]
+
+    def resized(self, image: Any) -> Any:
+        """One PIL image resized (Pillow) and cropped to the model's input: uint8 CHW array."""
+        import numpy as np
+        from PIL import Image
+
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        rule = self.rule
+        target = rule.target(*image.size)
+        if image.size != target:
+            image = image.resize(target, Image.Resampling(self.resample))
+        pixels = np.asarray(image).transpose(2, 0, 1)
+        return centre_crop(pixels, self.size["shortest_edge"]) if rule.crops else pixels
+
+    def normalize(self, pixels: Any) -> Any:
+        """uint8 N x 3 x H x W -> rescaled and normalized float32 (NumPy or torch alike)."""
+        pixels = pixels.astype("float32") if hasattr(pixels, "astype") else pixels.float()
+        if self.do_rescale:
+            pixels = pixels * self.rescale_factor
+        if self.do_normalize:
+            mean = _column(self.image_mean, pixels)
+            std = _column(self.image_std, pixels)
+            pixels = (pixels - mean) / std
+        return pixels
+
+
+def _column(values: tuple[float, float, float], like: Any) -> Any:
+    """``values`` shaped 1 x 3 x 1 x 1, as an array of ``like``'s kind (NumPy or torch)."""
+    if hasattr(like, "astype"):
+        import numpy as np
+
+        return np.asarray(values, dtype=np.float32).reshape(1, 3, 1, 1)
+    import torch
+
+    return torch.tensor(values, device=like.device).view(1, 3, 1, 1)
+
+
+def centre_crop(image: Any, edge: int) -> Any:
+    """The centre ``edge`` x ``edge`` of a CHW array or tensor, at torchvision's anchor (which
+    the processor uses: rounded half to even)."""
+    height, width = image.shape[-2:]
+    top, left = round((height - edge) / 2.0), round((width - edge) / 2.0)
+    return image[..., top : top + edge, left : left + edge]

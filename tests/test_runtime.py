@@ -1,0 +1,177 @@
+"""The ONNX Runtime path (resnet_cli.runtime): a first run exports the model, later runs start
+without torch, and the answers are the torch path's answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import imported, run_probing_imports, scene
+from resnet_cli import classify, load_classifier
+from resnet_cli import runtime as rt
+from resnet_cli.checkpoint import local_files
+
+
+@pytest.fixture
+def fresh_model(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny model with an empty runtime cache of its own: as before a first run."""
+    monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))
+    return tiny_model
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list[Path]:
+    paths = []
+    for i, size in enumerate([(640, 480), (256, 256), (300, 1200), (1200, 900), (90, 60)]):
+        paths.append(tmp_path / f"photo{i}.jpg")
+        scene(*size, seed=20 + i).save(paths[-1], quality=92)
+    return paths
+
+
+def cached_exports() -> list[Path]:
+    return sorted(rt.cache_dir().glob("onnx/*.onnx"))
+
+
+def scores(records: list) -> list[dict[int, float]]:
+    return [{p.class_id: p.score for p in r.predictions} for r in records]
+
+
+def assert_same_answers(ours: list, theirs: list, tolerance: float) -> None:
+    assert [r.input for r in ours] == [r.input for r in theirs]
+    assert [r.ok for r in ours] == [r.ok for r in theirs]
+    for mine, reference in zip(scores(ours), scores(theirs), strict=True):
+        assert set(mine) == set(reference)
+        assert max((abs(s - reference[c]) for c, s in mine.items()), default=0) <= tolerance
+
+
+def test_first_run_exports_and_the_next_starts_without_torch(
+    fresh_model: Path, photos: list[Path], tmp_path: Path
+) -> None:
+    env = dict(os.environ)
+    args = ["-m", str(fresh_model), "-q", "-f", "jsonl", "-k", "3", *map(str, photos)]
+    first = run_probing_imports(args, env)
+    assert first.returncode == 0, first.stderr
+    assert imported(first)["torch"] and len(cached_exports()) == 1
+
+    second = run_probing_imports(args, env)
+    assert second.returncode == 0, second.stderr
+    assert imported(second) == {"torch": False, "transformers": False}
+    one = [json.loads(line) for line in first.stdout.splitlines()]
+    two = [json.loads(line) for line in second.stdout.splitlines()]
+    assert [r["input"] for r in two] == [str(p) for p in photos]
+    for a, b in zip(one, two, strict=True):
+        assert [p["class_id"] for p in a["predictions"]] == [
+            p["class_id"] for p in b["predictions"]
+        ]
+        for p, q in zip(a["predictions"], b["predictions"], strict=True):
+            assert p["score"] == pytest.approx(q["score"], abs=1e-4)
+
+
+def test_onnx_runtime_gives_the_torch_answers(
+    tiny_model: Path, multi_label_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = photos[0].parent / "broken.jpg"
+    broken.write_bytes(photos[0].read_bytes()[:300])
+    inputs = [*photos, broken]
+    for model in (tiny_model, multi_label_model):  # softmax and sigmoid, in NumPy
+        fast = load_classifier(str(model), device="cpu")
+        assert fast.runtime == "onnxruntime" and fast.multi_label == (model == multi_label_model)
+        with monkeypatch.context() as patch:
+            patch.setenv("RESNET_CLI_ONNX", "0")
+            reference = load_classifier(str(model), device="cpu")
+        assert reference.runtime == "torch"
+        ours = list(classify(fast, inputs, top_k=4))
+        assert not ours[-1].ok and ours[-1].error
+        # The same decoded pixels, the same arithmetic in another runtime: rounding apart.
+        assert_same_answers(ours, list(classify(reference, inputs, top_k=4)), 1e-4)
+
+
+def test_onnx_runtime_splits_a_batch_that_runs_out_of_memory(
+    tiny_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = load_classifier(str(tiny_model), device="cpu")
+    expected = list(classify(fast, photos, batch_size=8))
+    run = fast.session.run
+
+    def small_memory(outputs, feeds):  # type: ignore[no-untyped-def]
+        if len(feeds[rt.INPUT]) > 2:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : out of memory")
+        return run(outputs, feeds)
+
+    monkeypatch.setattr(fast.session, "run", small_memory, raising=False)
+    assert_same_answers(list(classify(fast, photos, batch_size=8)), expected, 0)
+
+
+def test_corrupt_export_falls_back_to_torch_and_is_replaced(
+    fresh_model: Path, photos: list[Path]
+) -> None:
+    files = local_files(str(fresh_model), None)
+    assert files is not None
+    path = rt.cache_path(files)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an onnx model")
+    classifier = load_classifier(str(fresh_model), device="cpu")
+    assert classifier.runtime == "torch"
+    assert all(r.ok for r in classify(classifier, photos))
+    classifier.cache_runtime()
+    assert load_classifier(str(fresh_model), device="cpu").runtime == "onnxruntime"
+
+
+def test_an_edited_checkpoint_never_meets_a_stale_export(tiny_model: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(tiny_model, tmp_path / "copy"))
+    files = local_files(str(copy), None)
+    assert files is not None
+    before = rt.cache_path(files)
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"]["0"] = "renamed"
+    (copy / "config.json").write_text(json.dumps(config))
+    assert rt.cache_path(files) != before
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"exact": True}, {"precision": "bf16"}, {"compile_model": True}],
+    ids=["exact", "bf16", "compile"],
+)
+def test_options_that_need_torch_never_take_the_export(tiny_model: Path, options: dict) -> None:
+    assert cached_exports()  # the tiny model's export is there (conftest)
+    assert load_classifier(str(tiny_model), device="cpu", **options).runtime == "torch"
+
+
+def test_switched_off_it_neither_loads_nor_writes_an_export(
+    fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESNET_CLI_ONNX", "0")
+    classifier = load_classifier(str(fresh_model), device="cpu")
+    classifier.freeze_after = 2
+    assert all(r.ok for r in classify(classifier, photos, batch_size=2))
+    classifier.cache_runtime()
+    assert classifier.runtime in ("torch", "torchscript") and cached_exports() == []
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_quick_start(
+    tiny_model: Path, photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(blocker / "cache"))  # under a file
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    classifier.freeze_after = 2
+    assert all(r.ok for r in classify(classifier, photos, batch_size=2))
+    assert classifier.runtime == "onnxruntime"  # it still runs, it just is not kept
+
+
+def test_the_torch_free_checks_agree_with_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from resnet_cli.model import cpu_has_native_bf16
+
+    assert rt._cpu_has_bf16() == cpu_has_native_bf16()
+    if torch.cuda.is_available():
+        assert rt._cuda_possible()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not rt._cuda_possible()
