@@ -398,7 +398,7 @@ def test_summary_line_says_how_many_failed_and_where_the_report_is(
     page = tmp_path / "report.html"
     result = classify(tiny_model, "-f", "jsonl", "--report", page, images[0], broken, quiet=False)
     assert re.fullmatch(
-        rf"classified 2 images, 1 failed in [0-9.]+s \([0-9.]+ images/s, cpu, \w+\); "
+        rf"classified 2 images, 1 failed in [0-9.]+s \([0-9.]+ images/s, cpu, \w+(, \w+)?\); "
         rf"report written to {re.escape(str(page))}\n",
         result.stderr,
     ), result.stderr

@@ -57,9 +57,10 @@ def test_first_run_exports_and_the_next_starts_without_torch(
     assert first.returncode == 0, first.stderr
     assert imported(first)["torch"] and len(cached_exports()) == 1
 
-    second = run_probing_imports(args, env)
+    second = run_probing_imports([a for a in args if a != "-q"], env)
     assert second.returncode == 0, second.stderr
     assert imported(second) == {"torch": False, "transformers": False}
+    assert "images/s, cpu, fp32, onnxruntime)" in second.stderr  # the summary says so
     one = [json.loads(line) for line in first.stdout.splitlines()]
     two = [json.loads(line) for line in second.stdout.splitlines()]
     assert [r["input"] for r in two] == [str(p) for p in photos]

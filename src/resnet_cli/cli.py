@@ -532,6 +532,8 @@ def run(inputs: list[str], options: Options) -> int:
         write_report_file(finished, o.report, summary, quiet=True, dataset=rows)
     if not o.quiet:
         where = f"{classifier.device}, {classifier.precision}"
+        if classifier.runtime != "torch":  # the runtime the model ended the run in
+            where += f", {classifier.runtime}"
         _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
     if interrupted:
         return EXIT_INTERRUPTED
