@@ -176,3 +176,18 @@ def test_the_torch_free_checks_agree_with_torch(monkeypatch: pytest.MonkeyPatch)
         assert rt._cuda_possible()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert not rt._cuda_possible()
+
+
+@pytest.mark.parametrize(("limit", "expected"), [("1", 1), ("", None), ("many", None)])
+def test_sessions_take_the_cores_omp_num_threads_allows(
+    limit: str, expected: int | None, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ray gives each actor OMP_NUM_THREADS = its CPUs; torch honours it, and so do we.
+    monkeypatch.setenv("OMP_NUM_THREADS", limit)
+    cores = len(os.sched_getaffinity(0))
+    assert rt.session_threads() == (expected or cores)
+    files = local_files(str(tiny_model), None)
+    assert files is not None
+    export = rt.cache_path(files)  # made by conftest
+    threads = rt.new_session(str(export)).get_session_options().intra_op_num_threads
+    assert threads == (expected or cores)

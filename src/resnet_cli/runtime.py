@@ -89,19 +89,26 @@ def save(files: dict[str, str], data: bytes) -> Path | None:
     return path
 
 
-def usable_cores() -> int:
+def session_threads() -> int:
+    """Threads for a session: every core this process may use, or fewer where
+    OMP_NUM_THREADS says so, as torch does (Ray sets it to an actor's CPUs)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        limit = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        limit = 0
+    return min(cores, limit) if limit > 0 else cores
 
 
 def new_session(model: bytes | str) -> Any:
-    """An ONNX Runtime CPU session on every usable core."""
+    """An ONNX Runtime CPU session on ``session_threads()`` threads."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = usable_cores()
+    options.intra_op_num_threads = session_threads()
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
