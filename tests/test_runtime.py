@@ -191,3 +191,30 @@ def test_sessions_take_the_cores_omp_num_threads_allows(
     export = rt.cache_path(files)  # made by conftest
     threads = rt.new_session(str(export)).get_session_options().intra_op_num_threads
     assert threads == (expected or cores)
+
+
+def test_the_cache_keeps_only_the_most_recently_used_exports(tmp_path: Path) -> None:
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    for i in range(12):
+        export = folder / f"{i:02d}.onnx"
+        export.write_bytes(b"x")
+        os.utime(export, (1_000_000 + i, 1_000_000 + i))  # 11 is the most recently used
+    os.utime(folder / "03.onnx", (2_000_000, 2_000_000))  # just loaded by a run
+    newest = folder / "00.onnx"  # just written: kept whatever its time says
+    rt.prune(folder, keep=newest, most=4)
+    assert sorted(p.name for p in folder.glob("*.onnx")) == [
+        "00.onnx",
+        "03.onnx",
+        "10.onnx",
+        "11.onnx",
+    ]
+
+
+def test_loading_an_export_marks_it_recently_used(tiny_model: Path) -> None:
+    files = local_files(str(tiny_model), None)
+    assert files is not None
+    export = rt.cache_path(files)
+    os.utime(export, (1_000_000, 1_000_000))
+    assert load_classifier(str(tiny_model), device="cpu").runtime == "onnxruntime"
+    assert export.stat().st_mtime > 1_000_000

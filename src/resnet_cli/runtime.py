@@ -11,8 +11,8 @@ kernels against oneDNN), and importing it takes 0.2 s where importing torch take
   alone (``load_cached``): no torch, no transformers, and the processor's arithmetic in NumPy.
 
 ``RESNET_CLI_ONNX=0`` turns all of it off; ``RESNET_CLI_CACHE_DIR`` moves the cache (default:
-``$XDG_CACHE_HOME/resnet-cli``, else ``~/.cache/resnet-cli``). --exact, GPUs, bf16/fp16 and
---compile never use it.
+``$XDG_CACHE_HOME/resnet-cli``, else ``~/.cache/resnet-cli``), which keeps the 8 most
+recently used exports. --exact, GPUs, bf16/fp16 and --compile never use it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .checkpoint import (
 from .model import Classifier, resize_rule
 
 FORMAT = 1  # bump when what the cache holds changes meaning
+KEEP_EXPORTS = 8  # the most recently used exports kept in the cache
 INPUT, OUTPUT = "pixel_values", "logits"
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -86,7 +87,20 @@ def save(files: dict[str, str], data: bytes) -> Path | None:
                 os.unlink(temporary)
     except OSError:
         return None
+    prune(path.parent, keep=path)
     return path
+
+
+def prune(folder: Path, keep: Path, most: int = KEEP_EXPORTS) -> None:
+    """Delete the least recently used exports beyond ``most`` (each run touches the one it
+    loads), so edited and abandoned checkpoints do not pile up 100 MB at a time."""
+    try:
+        exports = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for stale in [p for p in exports if p != keep][max(0, most - 1) :]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def session_threads() -> int:
@@ -220,6 +234,8 @@ def load_cached(
         path = cache_path(files)
         if not path.is_file():
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be pruned
         config = read_json(files["config.json"])
         processor = ArrayConvNextProcessor.from_config(read_json(files["preprocessor_config.json"]))
         if processor is None or not supported(config):
