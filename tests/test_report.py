@@ -551,6 +551,48 @@ def test_interrupted_run_still_writes_the_report(
     assert 'id="sum-images">1 (interrupted)<' in page.read_text()
 
 
+def test_ctrl_c_while_a_batch_is_written_keeps_it_counted_and_reported(
+    tiny_model: Path,
+    images: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C lands just after the first batch's record reaches the file, before it is
+    # counted: the summary and the report must still have it.
+    import signal
+
+    import resnet_cli.writers as writers
+
+    create = writers.create_writer
+    sent: list[bool] = []
+
+    def interrupting(*args: Any, **kwargs: Any) -> Any:
+        writer = create(*args, **kwargs)
+        write = writer.write
+
+        def write_then_interrupt(batch: Any) -> None:
+            write(batch)
+            if batch and not sent:  # once: a second Ctrl-C would end the process at once
+                sent.append(True)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        writer.write = write_then_interrupt  # type: ignore[method-assign]
+        return writer
+
+    monkeypatch.setattr(writers, "create_writer", interrupting)
+    out, page = tmp_path / "labels.jsonl", tmp_path / "report.html"
+    args = ["-m", tiny_model, "-b", "1", images[0], images[1], "-o", out, "--report", page]
+    previous = signal.getsignal(signal.SIGINT)
+    try:  # the command itself: main() would end this process (os._exit) after a Ctrl-C
+        result = runner.invoke(app, [str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGINT, previous)  # the run leaves its second-Ctrl-C handler
+    assert result.exit_code == 130, result.stderr
+    assert "interrupted after 1 image, 0 failed" in result.stderr
+    assert len(out.read_text().splitlines()) == 1
+    assert [item["n"] for item in page_items(page)] == [str(images[0])]
+
+
 # --- the page in a real browser -----------------------------------------------------------------
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import io
 import itertools
@@ -495,13 +496,14 @@ def run(inputs: list[str], options: Options) -> int:
             workers=o.workers,
             max_pixels=o.max_pixels,
         ):
-            writer.write(batch)
-            if opened:
-                os.fsync(stream.fileno())
-            if keep_records:
-                finished.extend(batch)
-            counts["images"] += len(batch)
-            counts["failed"] += sum(not r.ok for r in batch)
+            with _interrupts_held():  # a record in the output is in the count and report
+                writer.write(batch)
+                if opened:
+                    os.fsync(stream.fileno())
+                if keep_records:
+                    finished.extend(batch)
+                counts["images"] += len(batch)
+                counts["failed"] += sum(not r.ok for r in batch)
             if bar is not None:
                 bar.advance(len(batch))
     except KeyboardInterrupt:
@@ -650,6 +652,22 @@ def _prepend(first: Any, rest: Any) -> Any:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a batch is written and counted, and raise them just
+    after: a record written to the output is always counted and in the report."""
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda n, _: caught.append(n)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _isatty(stream: Any) -> bool:
