@@ -36,6 +36,7 @@ from .writers import (
     record_json,
     record_schema,
     records_table,
+    replaced_atomically,
 )
 
 RAY_FORMATS = ("parquet", "jsonl")
@@ -603,18 +604,16 @@ def _rewrite_shard(path: str, rows: list[tuple[int, Record]]) -> None:
     if not rows:
         os.remove(path)
         return
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.tmp")
     indices = [index for index, _ in rows]
     records = [record for _, record in rows]
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
+    with replaced_atomically(path) as temporary:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
 
-        pq.write_table(records_table(records, indices), temporary)
-    else:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
-    os.replace(temporary, path)
+            pq.write_table(records_table(records, indices), temporary)
+        else:
+            with open(temporary, "w", encoding="utf-8", newline="") as handle:
+                handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
 
 
 def _count(paths: list[str]) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .results import REVIEW_MARGIN, REVIEW_SCORE, Record, needs_review
 from .sources import is_url
-from .writers import common_folder, printable
+from .writers import common_folder, printable, replaced_atomically
 
 THUMBNAIL_EDGE = 160  # longest side, in pixels
 THUMBNAIL_QUALITY = 70  # JPEG quality: about 5 kB for a 160-pixel photo
@@ -136,17 +136,13 @@ def write_report(
     """
     records = list(records)
     page = render_report(records, summary or ReportSummary(), make_thumbnails(records, thumbnail))
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        # Everything on the page is printable() text already; backslashreplace is the last guard.
-        with open(temporary, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(page)
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return target.stat().st_size
+    # Everything on the page is printable() text already; backslashreplace is the last guard.
+    with (
+        replaced_atomically(path) as temporary,
+        open(temporary, "w", encoding="utf-8", errors="backslashreplace") as handle,
+    ):
+        handle.write(page)
+    return Path(path).stat().st_size
 
 
 def _text(value: object) -> str:

@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from .checkpoint import (
     supported,
 )
 from .model import Classifier, resize_rule
+from .writers import replaced_atomically
 
 FORMAT = 1  # bump when what the cache holds changes meaning
 KEEP_EXPORTS = 8  # the most recently used exports kept in the cache
@@ -77,14 +77,8 @@ def save(files: dict[str, str], data: bytes) -> Path | None:
     try:
         path = cache_path(files)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        with replaced_atomically(path) as temporary, open(temporary, "wb") as out:
+            out.write(data)
     except OSError:
         return None
     prune(path.parent, keep=path)

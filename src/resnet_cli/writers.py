@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -439,6 +440,22 @@ def recover_records(path: str, fmt: str) -> list[Record]:
     raise ValueError(f"cannot resume a {fmt} file: use jsonl or csv")
 
 
+@contextlib.contextmanager
+def replaced_atomically(path: str | os.PathLike[str]) -> Iterator[str]:
+    """A temporary name beside ``path`` to write the new file to; when the block ends well it
+    replaces ``path`` in one step, and in any case no temporary file is left behind. The
+    name is per process, so two processes writing the same file do not write into each
+    other's."""
+    folder, name = os.path.split(os.fspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
 def rewrite_for_resume(path: str, fmt: str) -> set[str]:
     """Keep only the classified records of an earlier run's file; return their inputs.
 
@@ -446,11 +463,12 @@ def rewrite_for_resume(path: str, fmt: str) -> set[str]:
     file holds every input exactly once. The file is replaced atomically.
     """
     kept = [r for r in recover_records(path, fmt) if r.ok]
-    temporary = f"{path}.resume-tmp"
-    with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    with (
+        replaced_atomically(path) as temporary,
+        open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle,
+    ):
         writer = create_writer(fmt, handle)
         writer.write(kept)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temporary, path)
     return {r.input for r in kept}
