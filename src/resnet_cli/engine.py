@@ -34,13 +34,17 @@ def default_batch_size(device: torch.device) -> int:
     return 256 if device.type in ("cuda", "mps") else 8
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers(device: torch.device) -> int:
     """Decode threads when the user does not say: every core this process may use, up to 32."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 32))
+    return max(1, min(usable_cores(), 32))
 
 
 @dataclass

@@ -196,8 +196,12 @@ class Classifier:
             if built is not None:
                 self._frozen, self.runtime = built
                 self._frozen_shape = tuple(sample.shape[1:])
-                if self.runtime == "onnxruntime" and self.files is not None:
-                    runtime.save(self.files, self._frozen.data)
+                if self.runtime == "onnxruntime":
+                    # The export's bytes (100 MB for ResNet-50) are kept for the next run,
+                    # not for the rest of this one: the session holds its own copy.
+                    data, self._frozen.data = self._frozen.data, b""
+                    if self.files is not None:
+                        runtime.save(self.files, data)
                 return True
         return False
 

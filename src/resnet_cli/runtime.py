@@ -35,6 +35,7 @@ from .checkpoint import (
     read_json,
     supported,
 )
+from .engine import usable_cores
 from .model import Classifier, resize_rule
 from .writers import replaced_atomically
 
@@ -100,10 +101,7 @@ def prune(folder: Path, keep: Path, most: int = KEEP_EXPORTS) -> None:
 def session_threads() -> int:
     """Threads for a session: every core this process may use, or fewer where
     OMP_NUM_THREADS says so, as torch does (Ray sets it to an actor's CPUs)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         limit = int(os.environ.get("OMP_NUM_THREADS", "0"))
     except ValueError:
