@@ -125,12 +125,6 @@ class ArrayConvNextProcessor:
     def rule(self) -> ResizeRule:
         return ResizeRule.convnext(self.size["shortest_edge"], self.crop_pct)
 
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """The model input it produces: channels, height, width."""
-        edge = self.size["shortest_edge"]
-        return (3, edge, edge)
-
     def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, Any]:
         """PIL images -> {"pixel_values": float32 array N x 3 x H x W}, like the processor."""
         import numpy as np
