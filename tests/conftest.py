@@ -76,12 +76,13 @@ def torch_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a fresh interpreter; its last stderr line says which of torch and
-    transformers it imported (see ``imported``)."""
+    """Run the CLI in a fresh interpreter; its last stderr line says which of torch,
+    transformers and pydantic (a third of a second, through typer 0.29+) it imported (see
+    ``imported``)."""
     probe = (
         "import json, sys\nfrom resnet_cli.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-        "print(json.dumps({m: m in sys.modules for m in ('torch', 'transformers')}),"
+        "print(json.dumps({m: m in sys.modules for m in ('torch', 'transformers', 'pydantic')}),"
         " file=sys.stderr)\nsys.exit(code)\n"
     )
     return subprocess.run(
