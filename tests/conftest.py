@@ -77,13 +77,14 @@ def torch_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a fresh interpreter; its last stderr line says which of torch,
-    transformers and pydantic (a third of a second, through typer 0.29+) it imported (see
-    ``imported``)."""
+    transformers, torchvision (3 s: it imports torch._dynamo) and pydantic (a third of a
+    second, through typer 0.29+) it imported (see ``imported``)."""
     probe = (
         "import json, sys\nfrom resnet_cli.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-        "print(json.dumps({m: m in sys.modules for m in ('torch', 'transformers', 'pydantic')}),"
-        " file=sys.stderr)\nsys.exit(code)\n"
+        "names = ('torch', 'transformers', 'torchvision', 'pydantic')\n"
+        "print(json.dumps({m: m in sys.modules for m in names}), file=sys.stderr)\n"
+        "sys.exit(code)\n"
     )
     return subprocess.run(
         [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=300

@@ -21,7 +21,7 @@ from transformers import (
 
 from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
-from resnet_cli.native import NativeConvNextProcessor, load_native
+from resnet_cli.native import ExactConvNextProcessor, NativeConvNextProcessor, load_native
 
 CONFIGS = {
     "basic": {
@@ -119,6 +119,56 @@ def test_processor_matches_the_model_processor(tmp_path: Path) -> None:
     assert ours([gray])["pixel_values"].shape == (1, 3, 224, 224)
 
 
+@pytest.mark.parametrize("edge", [224, 384])
+def test_exact_processor_computes_what_the_model_processor_computes(
+    edge: int, tmp_path: Path
+) -> None:
+    # --exact's processor for these checkpoints: the same numbers as transformers', to the bit.
+    theirs = ConvNextImageProcessor(size={"shortest_edge": edge}, crop_pct=0.875, resample=3)
+    theirs.save_pretrained(tmp_path)
+    ours = ExactConvNextProcessor.from_config(
+        json.loads((tmp_path / "preprocessor_config.json").read_text())
+    )
+    assert ours is not None
+    sizes = [
+        (500, 375),  # ImageNet-size: downscaled
+        (375, 500),
+        (343, 256),  # at the resize target, an odd margin of 119: where crops truncate
+        (256, 343),
+        (257, 343),
+        (256, 256),
+        (90, 60),  # upscaled
+        (1001, 999),
+        (300, 1200),
+    ]
+    images = [scene(*size, seed=i) for i, size in enumerate(sizes)]
+    for image in images:
+        expected = theirs(images=[image], return_tensors="pt")["pixel_values"]
+        actual = ours([image])["pixel_values"]
+        assert actual.dtype == expected.dtype and torch.equal(actual, expected), image.size
+    mixed = theirs(images=images, return_tensors="pt")["pixel_values"]
+    assert torch.equal(ours(images)["pixel_values"], mixed)
+
+
+def test_exact_goes_through_transformers_where_its_resize_is_not_reproduced(
+    tmp_path: Path,
+) -> None:
+    bilinear = ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875, resample=2)
+    save_resnet(tmp_path, processor=bilinear, **CONFIGS["basic"])
+    assert load_native(str(tmp_path), exact=True) is None
+    assert load_native(str(tmp_path)) is not None  # the fast path still takes it
+    classifier = load_classifier(str(tmp_path), device="cpu", exact=True)
+    assert type(classifier.model).__module__.startswith("transformers.")
+    assert type(classifier.processor).__module__.startswith("transformers.")
+
+
+def test_exact_classifier_is_built_without_transformers(tiny_model: Path) -> None:
+    classifier = load_classifier(str(tiny_model), device="cpu", exact=True)
+    assert type(classifier.model).__module__ == "resnet_cli.native"
+    assert isinstance(classifier.processor, ExactConvNextProcessor)
+    assert classifier.resize is None and classifier.runtime == "torch"  # full decodes, torch
+
+
 @pytest.mark.parametrize(
     "change",
     ["vit-processor", "other-architecture", "gelu", "missing-weights", "bad-key"],
@@ -190,7 +240,8 @@ def test_default_model_from_the_hub_cache_starts_without_transformers(
 
     exact = run_probing_imports(["-q", "-f", "jsonl", "-k", "2", "--exact", str(image)], env)
     assert exact.returncode == 0, exact.stderr
-    assert imported(exact)["transformers"]  # --exact is the reference: transformers itself
+    # --exact reproduces transformers' processor without it, and without torchvision.
+    assert not imported(exact)["transformers"] and not imported(exact)["torchvision"]
     theirs = {p["class_id"]: p["score"] for p in json.loads(exact.stdout)["predictions"]}
     for p in record["predictions"]:
         assert p["score"] == pytest.approx(theirs[p["class_id"]], abs=1e-4)

@@ -105,7 +105,11 @@ class ArrayConvNextProcessor:
         size = config.get("size")
         if kind not in PROCESSORS or not isinstance(size, dict) or set(size) != {"shortest_edge"}:
             return None
-        if not config.get("do_resize", True) or config.get("do_pad"):
+        if (
+            not config.get("do_resize", True)
+            or config.get("do_pad")
+            or config.get("do_center_crop")
+        ):
             return None
         mean, std = config.get("image_mean"), config.get("image_std")
         if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3):
@@ -173,8 +177,8 @@ def _column(values: tuple[float, float, float], like: Any) -> Any:
 
 
 def centre_crop(image: Any, edge: int) -> Any:
-    """The centre ``edge`` x ``edge`` of a CHW array or tensor, at torchvision's anchor (which
-    the processor uses: rounded half to even)."""
+    """The centre ``edge`` x ``edge`` of a CHW array or tensor, at the processor's anchor
+    (transformers 5 truncates: for an odd margin the extra pixel is on the right/bottom)."""
     height, width = image.shape[-2:]
-    top, left = round((height - edge) / 2.0), round((width - edge) / 2.0)
+    top, left = int((height - edge) / 2.0), int((width - edge) / 2.0)
     return image[..., top : top + edge, left : left + edge]

@@ -349,9 +349,10 @@ def load_classifier(
     from .native import load_native
 
     # Where a ResNet checkpoint is on disk, it is built without transformers (a 3x quicker
-    # start); everything else, and --exact, goes through transformers.
+    # start), for --exact too where its processor is reproduced exactly; everything else goes
+    # through transformers.
     network: Any
-    native = None if exact or torch_device.type != "cpu" else load_native(model, revision)
+    native = None if torch_device.type != "cpu" else load_native(model, revision, exact)
     files = None
     if native is not None:
         network, processor, config, files = native

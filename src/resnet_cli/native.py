@@ -7,7 +7,12 @@ safetensors with a ConvNeXt-style image processor (microsoft/resnet-50 and its f
 this module builds the same network from ``config.json`` (same layers, same parameter names,
 so the checkpoint loads as it is) and does the processor's resize, crop and normalization
 itself. Anything else, or anything unexpected, returns None and the caller loads through
-transformers as usual. ``--exact`` always uses transformers.
+transformers as usual.
+
+``--exact`` uses it too, with ``ExactConvNextProcessor``: transformers' own arithmetic for
+these processors, operation for operation, where the fast path's Pillow resize would only be
+close. Its output is tested equal to AutoImageProcessor's; importing transformers' image
+processors (which import torchvision, and with it torch._dynamo) would cost 5-7 s a run.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from .checkpoint import (
 
 
 def load_native(
-    model: str, revision: str | None = None
+    model: str, revision: str | None = None, exact: bool = False
 ) -> tuple[nn.Module, NativeConvNextProcessor, dict[str, Any], dict[str, str]] | None:
     """(network, processor, config, files) for a supported ResNet checkpoint that is on disk,
-    or None.
+    or None. ``exact``: the processor computes exactly what transformers' does (None where
+    that is not reproduced here).
 
     A hub id is looked up in the local cache only; a cache miss returns None (transformers
     then downloads it, and the next run starts quickly).
@@ -40,10 +46,11 @@ def load_native(
     paths = local_files(model, revision)
     if paths is None:
         return None
+    kind = ExactConvNextProcessor if exact else NativeConvNextProcessor
     try:
         config = read_json(paths["config.json"])
         processor_config = read_json(paths["preprocessor_config.json"])
-        processor = NativeConvNextProcessor.from_config(processor_config)
+        processor = kind.from_config(processor_config)
         if processor is None or not supported(config):
             return None
         network = build_resnet(config, paths["model.safetensors"])
@@ -224,3 +231,51 @@ class NativeConvNextProcessor(ArrayConvNextProcessor):
             )
             image = resized[0].round_().clamp_(0, 255).to(torch.uint8)
         return centre_crop(image, self.size["shortest_edge"]) if rule.crops else image
+
+
+class ExactConvNextProcessor(NativeConvNextProcessor):
+    """What transformers 5's ConvNextImageProcessor (the torchvision backend, which the
+    pipeline uses) computes, step for step: the RGB image as a uint8 CHW tensor, torch's
+    antialiased bicubic resize of uint8 (torchvision's call on the CPU), transformers' centre
+    crop, then rescale and normalize fused into one subtraction and division by mean and std
+    times 255. Only for bicubic resizing with rescale and normalize, the checkpoints this is
+    tested on; ``from_config`` returns None for anything else, which then goes through
+    transformers."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        made = super().from_config(config)
+        if made is None or made.resample != BICUBIC or made.crop_pct > 1:
+            return None  # other filters resize uint8 in other ways; crop_pct > 1 pads
+        return made if made.do_rescale and made.do_normalize else None
+
+    def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, torch.Tensor]:
+        """RGB PIL images -> {"pixel_values": float32 tensor N x 3 x H x W}."""
+        pixels = torch.stack([self.exact_pixels(image) for image in images]).float()
+        mean = torch.tensor(self.image_mean) * (1.0 / self.rescale_factor)
+        std = torch.tensor(self.image_std) * (1.0 / self.rescale_factor)
+        return {"pixel_values": pixels.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))}
+
+    def exact_pixels(self, image: Any) -> torch.Tensor:
+        """One image resized and cropped as transformers does it: uint8 CHW."""
+        import numpy as np
+
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        rule = self.rule
+        width, height = rule.target(*image.size)
+        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # pil_to_tensor's layout
+        if (height, width) != tuple(tensor.shape[-2:]):
+            # torchvision's resize of a 1 x C x H x W channels-last uint8 image: the stride
+            # trick it uses to keep the layout, then interpolate on uint8 itself.
+            channels, rows, columns = tensor.shape
+            strides = list(tensor[None].stride())
+            strides[0] = tensor.numel()
+            batch = tensor[None].as_strided((1, channels, rows, columns), strides)
+            tensor = torch.nn.functional.interpolate(
+                batch, size=[height, width], mode="bicubic", align_corners=False, antialias=True
+            )[0]
+        return centre_crop(tensor, self.size["shortest_edge"]) if rule.crops else tensor
+
+
+BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, as preprocessor_config.json stores it
