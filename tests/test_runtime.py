@@ -190,6 +190,19 @@ def test_a_cache_that_cannot_be_written_only_costs_the_quick_start(
     assert classifier.runtime == "onnxruntime"  # it still runs, it just is not kept
 
 
+def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
+    fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> list[str]:
+        raise ImportError("libonnxruntime.so: cannot open shared object file")
+
+    monkeypatch.setattr(rt, "hardware", broken)
+    classifier = load_classifier(str(fresh_model), device="cpu")
+    assert all(r.ok for r in classify(classifier, photos[:2]))
+    classifier.cache_runtime()  # after the results: must not turn a good run into a crash
+    assert cached_exports() == []
+
+
 def test_the_torch_free_checks_agree_with_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 

@@ -217,7 +217,7 @@ class Classifier:
         try:
             if runtime.cache_path(self.files).is_file():
                 return
-        except OSError:
+        except Exception:  # an unreadable checkpoint file, an onnxruntime that fails to import
             return
         import torch
 
