@@ -154,15 +154,16 @@ class ArrayConvNextProcessor:
         return centre_crop(pixels, self.size["shortest_edge"]) if rule.crops else pixels
 
     def normalize(self, pixels: Any) -> Any:
-        """uint8 N x 3 x H x W -> rescaled and normalized float32 (NumPy or torch alike)."""
+        """uint8 N x 3 x H x W -> rescaled and normalized float32 (NumPy or torch alike), as
+        transformers does it: both at once, subtracting mean / rescale_factor and dividing by
+        std / rescale_factor."""
         pixels = pixels.astype("float32") if hasattr(pixels, "astype") else pixels.float()
-        if self.do_rescale:
-            pixels = pixels * self.rescale_factor
-        if self.do_normalize:
-            mean = _column(self.image_mean, pixels)
-            std = _column(self.image_std, pixels)
-            pixels = (pixels - mean) / std
-        return pixels
+        if not self.do_normalize:
+            return pixels * self.rescale_factor if self.do_rescale else pixels
+        scale = 1.0 / self.rescale_factor if self.do_rescale else 1.0
+        mean = _column(self.image_mean, pixels) * scale
+        std = _column(self.image_std, pixels) * scale
+        return (pixels - mean) / std
 
 
 def _column(values: tuple[float, float, float], like: Any) -> Any:

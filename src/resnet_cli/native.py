@@ -208,39 +208,32 @@ class NativeConvNextProcessor(ArrayConvNextProcessor):
 
     def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, torch.Tensor]:
         """PIL images, or uint8 CHW tensors -> {"pixel_values": float tensor N x 3 x H x W}."""
-        prepared = [
-            self._resized_tensor(image)
-            if isinstance(image, torch.Tensor)
-            else torch.from_numpy(self.resized(image).copy())
-            for image in images
-        ]
+        prepared = [self._prepared(image) for image in images]
         return {"pixel_values": self.normalize(torch.stack(prepared)).contiguous()}
+
+    def _prepared(self, image: Any) -> torch.Tensor:
+        """One image resized and cropped to the model's input: uint8 CHW."""
+        if isinstance(image, torch.Tensor):
+            return self._resized_tensor(image)
+        return torch.from_numpy(self.resized(image).copy())
 
     def _resized_tensor(self, image: torch.Tensor) -> torch.Tensor:
         rule = self.rule
         height, width = image.shape[-2:]
         target_width, target_height = rule.target(int(width), int(height))
         if (target_height, target_width) != (height, width):
-            # What torchvision's resize does to uint8 images: antialiased, rounded, clamped.
-            resized = torch.nn.functional.interpolate(
-                image[None].float(),
-                size=(target_height, target_width),
-                mode="bicubic" if self.resample == 3 else "bilinear",
-                antialias=True,
-                align_corners=False,
+            image = _resized_like_torchvision(
+                image, (target_height, target_width), self.resample == BICUBIC
             )
-            image = resized[0].round_().clamp_(0, 255).to(torch.uint8)
         return centre_crop(image, self.size["shortest_edge"]) if rule.crops else image
 
 
 class ExactConvNextProcessor(NativeConvNextProcessor):
     """What transformers 5's ConvNextImageProcessor (the torchvision backend, which the
-    pipeline uses) computes, step for step: the RGB image as a uint8 CHW tensor, torch's
-    antialiased bicubic resize of uint8 (torchvision's call on the CPU), transformers' centre
-    crop, then rescale and normalize fused into one subtraction and division by mean and std
-    times 255. Only for bicubic resizing with rescale and normalize, the checkpoints this is
-    tested on; ``from_config`` returns None for anything else, which then goes through
-    transformers."""
+    pipeline uses) computes, step for step: the RGB image as a uint8 CHW tensor, resized as
+    torchvision resizes it, transformers' centre crop, then its fused rescale and normalize.
+    Only for bicubic resizing with rescale and normalize, the checkpoints this is tested on;
+    ``from_config`` returns None for anything else, which then goes through transformers."""
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
@@ -249,33 +242,38 @@ class ExactConvNextProcessor(NativeConvNextProcessor):
             return None  # other filters resize uint8 in other ways; crop_pct > 1 pads
         return made if made.do_rescale and made.do_normalize else None
 
-    def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, torch.Tensor]:
-        """RGB PIL images -> {"pixel_values": float32 tensor N x 3 x H x W}."""
-        pixels = torch.stack([self.exact_pixels(image) for image in images]).float()
-        mean = torch.tensor(self.image_mean) * (1.0 / self.rescale_factor)
-        std = torch.tensor(self.image_std) * (1.0 / self.rescale_factor)
-        return {"pixel_values": pixels.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))}
-
-    def exact_pixels(self, image: Any) -> torch.Tensor:
-        """One image resized and cropped as transformers does it: uint8 CHW."""
+    def _prepared(self, image: Any) -> torch.Tensor:
+        if isinstance(image, torch.Tensor):
+            return self._resized_tensor(image)
         import numpy as np
 
         if image.mode != "RGB":
             image = image.convert("RGB")
-        rule = self.rule
-        width, height = rule.target(*image.size)
-        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # pil_to_tensor's layout
-        if (height, width) != tuple(tensor.shape[-2:]):
-            # torchvision's resize of a 1 x C x H x W channels-last uint8 image: the stride
-            # trick it uses to keep the layout, then interpolate on uint8 itself.
-            channels, rows, columns = tensor.shape
-            strides = list(tensor[None].stride())
-            strides[0] = tensor.numel()
-            batch = tensor[None].as_strided((1, channels, rows, columns), strides)
-            tensor = torch.nn.functional.interpolate(
-                batch, size=[height, width], mode="bicubic", align_corners=False, antialias=True
-            )[0]
-        return centre_crop(tensor, self.size["shortest_edge"]) if rule.crops else tensor
+        # pil_to_tensor's layout: a CHW view of the HWC pixels
+        return self._resized_tensor(torch.from_numpy(np.array(image)).permute(2, 0, 1))
+
+
+def _resized_like_torchvision(
+    image: torch.Tensor, size: tuple[int, int], bicubic: bool
+) -> torch.Tensor:
+    """A uint8 CHW image resized as torchvision's resize does it (antialiased): bicubic on
+    the CPU interpolates the uint8 pixels themselves; otherwise through float, rounded and
+    clamped."""
+    batch = image[None]
+    if batch.is_contiguous(memory_format=torch.channels_last) and batch.numel() != batch.stride(0):
+        # torchvision's restride of a 1 x C x H x W channels-last image, to keep its layout
+        strides = list(batch.stride())
+        strides[0] = batch.numel()
+        batch = batch.as_strided(batch.shape, strides)
+    mode = "bicubic" if bicubic else "bilinear"
+    if bicubic and image.device.type == "cpu":
+        return torch.nn.functional.interpolate(
+            batch, size=size, mode=mode, align_corners=False, antialias=True
+        )[0]
+    resized = torch.nn.functional.interpolate(
+        batch.float(), size=size, mode=mode, antialias=True, align_corners=False
+    )
+    return resized[0].round_().clamp_(0, 255).to(torch.uint8)
 
 
 BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, as preprocessor_config.json stores it
