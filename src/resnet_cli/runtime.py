@@ -22,6 +22,7 @@ recently used exports. --exact, GPUs, bf16/fp16 and --compile never use it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -290,23 +291,28 @@ def _cpu_has_bf16() -> bool:
 
 
 def _cpu_flags() -> list[str]:
-    """The first CPU's feature flags from /proc/cpuinfo ("flags" on x86, "Features" on Arm);
-    empty where there is no such file."""
-    found = _cpuinfo_field(("flags", "Features"))
-    return found.split() if found else []
+    """The first CPU's feature flags ("flags" on x86, "Features" on Arm)."""
+    info = _cpuinfo()
+    return (info.get("flags") or info.get("Features") or "").split()
 
 
 def _cpu_model() -> str:
-    return _cpuinfo_field(("model name", "CPU part")) or platform.processor()
+    info = _cpuinfo()
+    return info.get("model name") or info.get("CPU part") or platform.processor()
 
 
-def _cpuinfo_field(names: tuple[str, ...]) -> str | None:
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo, read once; empty where there is no such file
+    (macOS)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
+                if not line.strip() and fields:
+                    break  # the end of the first CPU's block
                 name, _, value = line.partition(":")
-                if name.strip() in names:
-                    return value.strip()
+                fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return None
+    return fields
