@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -61,26 +62,53 @@ class Slot:
 
 
 class LaunchedBatch:
-    """A batch whose forward pass has been queued; ``records()`` waits for it."""
+    """A batch whose forward pass has been queued; ``records()`` waits for it.
 
-    def __init__(self, slots: list[Slot], results: dict[int, tuple[Any, Any]]):
+    ``groups``: (slot indices, scores, class ids) for each forward pass. On a GPU the results
+    are copied to the host without blocking as soon as they are queued, and ``records()``
+    waits for that copy alone: not for the next batch's forward pass, which is queued behind
+    it by then (a plain ``.tolist()`` would wait for the whole stream).
+    """
+
+    def __init__(self, slots: list[Slot], groups: list[tuple[list[int], Any, Any]]):
         self.slots = slots
-        self.results = results
+        self.groups = [(indices, *_to_host(scores, ids)) for indices, scores, ids in groups]
 
     def records(self, labels: list[str]) -> list[Record]:
+        fetched: dict[int, tuple[list[float], list[int]]] = {}
+        for indices, scores, ids, copied in self.groups:
+            if copied is not None:
+                copied.synchronize()
+            # One conversion per group, not per row: a row of a device tensor is a copy each.
+            rows = zip(scores.tolist(), ids.tolist(), strict=True)
+            fetched.update(zip(indices, rows, strict=True))
         out: list[Record] = []
-        fetched = {i: (s.tolist(), c.tolist()) for i, (s, c) in self.results.items()}
         for i, slot in enumerate(self.slots):
             if slot.error is not None:
                 out.append(Record(input=slot.name, error=slot.error))
                 continue
             scores, ids = fetched[i]
             predictions = tuple(
-                Prediction(rank=r + 1, label=labels[c], score=float(s), class_id=int(c))
-                for r, (s, c) in enumerate(zip(scores, ids, strict=True))
+                Prediction(rank=r, label=labels[c], score=s, class_id=c)
+                for r, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
             )
             out.append(Record(input=slot.name, predictions=predictions))
         return out
+
+
+def _to_host(scores: Any, ids: Any) -> tuple[Any, Any, Any]:
+    """(scores, ids, event): on the host, or on their way there from a CUDA device, with the
+    event that marks the copy done (None when there is nothing to wait for)."""
+    if not getattr(scores, "is_cuda", False):  # NumPy arrays, CPU tensors
+        return scores, ids, None
+    import torch
+
+    # Device-to-host copies with non_blocking land in pinned memory, readable once the
+    # event recorded after them has passed.
+    scores, ids = scores.to("cpu", non_blocking=True), ids.to("cpu", non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return scores, ids, event
 
 
 def classify_batches(
@@ -116,18 +144,27 @@ def classify_batches(
     )
     # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
     in_flight = size + 2 * pool_size
+    # Inputs go to the workers a few at a time where batches are big (GPUs): a task per
+    # input costs the main thread more than the model's share of an image there.
+    chunk = max(1, min(16, size // (4 * pool_size)))
 
     pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode")
     finished = False
-    pending: deque[tuple[Source, Future[Slot]]] = deque()
+    pending: deque[Future[list[Slot]]] = deque()
+    queued = 0  # inputs in the pending tasks
     stream = iter(sources)
 
+    def prepare_all(chunk_sources: list[Source]) -> list[Slot]:
+        return [prepare(source) for source in chunk_sources]
+
     def refill() -> None:
-        while len(pending) < in_flight:
-            source = next(stream, None)
-            if source is None:
+        nonlocal queued
+        while queued < in_flight:
+            taken = list(itertools.islice(stream, chunk))
+            if not taken:
                 return
-            pending.append((source, pool.submit(prepare, source)))
+            pending.append(pool.submit(prepare_all, taken))
+            queued += len(taken)
 
     previous: LaunchedBatch | None = None
     slots: list[Slot] = []
@@ -135,22 +172,24 @@ def classify_batches(
     try:
         refill()
         while pending:
-            _, future = pending.popleft()
-            refill()
+            future = pending.popleft()
             if previous is not None and not future.done():
                 # The next input is not ready: hand over the finished batch now rather than
                 # hold it back (an input that never arrives must not hide finished records).
                 yield previous.records(classifier.labels)
                 previous = None
-            slot = future.result()
-            slots.append(slot)
-            ready += slot.error is None
-            # A long run of failures is flushed too, so its records are not held back.
-            if ready == size or len(slots) >= 4 * size:
-                launched = launch_batch(classifier, slots, top_k)
-                if previous is not None:
-                    yield previous.records(classifier.labels)
-                previous, slots, ready = launched, [], 0
+            arrived = future.result()
+            queued -= len(arrived)
+            refill()
+            for slot in arrived:
+                slots.append(slot)
+                ready += slot.error is None
+                # A long run of failures is flushed too, so its records are not held back.
+                if ready == size or len(slots) >= 4 * size:
+                    launched = launch_batch(classifier, slots, top_k)
+                    if previous is not None:
+                        yield previous.records(classifier.labels)
+                    previous, slots, ready = launched, [], 0
         if slots:
             launched = launch_batch(classifier, slots, top_k)
             if previous is not None:
@@ -346,12 +385,10 @@ def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> Launc
     for i, slot in enumerate(slots):
         if slot.error is None:
             groups.setdefault(tuple(slot.pixels.shape), []).append(i)
-    results: dict[int, tuple[Any, Any]] = {}
+    results: list[tuple[list[int], Any, Any]] = []
     for indices in groups.values():
         batch = classifier.stack([slots[i].pixels for i in indices])
-        scores, ids = predict_splitting_on_oom(classifier, batch, top_k)
-        for row, i in enumerate(indices):
-            results[i] = (scores[row], ids[row])
+        results.append((indices, *predict_splitting_on_oom(classifier, batch, top_k)))
     for slot in slots:
         slot.pixels = None  # the batch's memory can go as soon as the model has it
     return LaunchedBatch(slots, results)

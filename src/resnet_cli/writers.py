@@ -19,6 +19,8 @@ CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
+# json.dumps with options builds an encoder per call, which costs more than the encoding.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 # Up to this many images the table shows each image's full top-k; above it, one row per image.
 DETAILED_TABLE_LIMIT = 3
 
@@ -52,8 +54,7 @@ def record_json(record: Record, index: int | None = None) -> str:
     data = record.to_dict() if index is None else {"index": index, **record.to_dict()}
     for prediction in data.get("predictions", ()):
         prediction["score"] = round_score(prediction["score"])
-    text = json.dumps(data, ensure_ascii=False)
-    return escape_text(text)
+    return escape_text(_JSON.encode(data))
 
 
 def escape_text(text: str) -> str:
