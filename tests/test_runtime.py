@@ -190,6 +190,62 @@ def test_a_cache_that_cannot_be_written_only_costs_the_quick_start(
     assert classifier.runtime == "onnxruntime"  # it still runs, it just is not kept
 
 
+def counting_sessions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Every ONNX Runtime session built from now on, as where it wrote its optimized graph."""
+    import onnxruntime
+
+    built: list[str | None] = []
+    real = onnxruntime.InferenceSession
+
+    def counted(model, options, **kwargs):  # type: ignore[no-untyped-def]
+        built.append(options.optimized_model_filepath or None)
+        return real(model, options, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counted)
+    return built
+
+
+@pytest.mark.parametrize("when", ["mid-run swap", "end of a short run"])
+def test_a_first_run_optimizes_the_graph_once_and_keeps_that_one(
+    fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # The session the run uses writes the graph the cache keeps: a second session only to
+    # write it cost 0.45 s of a ResNet-50 first run.
+    classifier = load_classifier(str(fresh_model), device="cpu")
+    sessions = counting_sessions(monkeypatch)
+    if when == "mid-run swap":
+        classifier.freeze_after = 2
+    assert all(r.ok for r in classify(classifier, photos, batch_size=2))
+    classifier.cache_runtime()
+    assert len(sessions) == 1 and sessions[0] is not None
+    assert cached_exports() == [rt.cache_path(classifier.files or {})]
+    assert os.listdir(cached_exports()[0].parent) == [cached_exports()[0].name]  # no temporary
+    assert load_classifier(str(fresh_model), device="cpu").runtime == "onnxruntime"
+
+
+def test_a_graph_onnx_runtime_cannot_write_costs_only_the_quick_start(
+    fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+
+    def no_space(model, options, **kwargs):  # type: ignore[no-untyped-def]
+        if options.optimized_model_filepath:
+            Path(options.optimized_model_filepath).write_bytes(b"half a graph")
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : No space left on device")
+        return real(model, options, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", no_space)
+    expected = list(classify(load_classifier(str(fresh_model), device="cpu"), photos))
+    classifier = load_classifier(str(fresh_model), device="cpu")
+    classifier.freeze_after = 2
+    records = list(classify(classifier, photos, batch_size=2))
+    assert classifier.runtime == "onnxruntime"  # the session, built without writing its graph
+    assert_same_answers(records, expected, 1e-4)
+    assert not list(rt.cache_dir().glob("onnx/*"))  # no half-written graph, no temporary
+
+
 def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
     fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

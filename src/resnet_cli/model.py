@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -190,20 +191,13 @@ class Classifier:
             return False
         from . import runtime
 
-        builds = (_onnx_runtime, _torchscript) if runtime.enabled() else (_torchscript,)
-        for build in builds:
-            built = _checked(build, self.model, sample)
-            if built is not None:
-                self._frozen, self.runtime = built
-                self._frozen_shape = tuple(sample.shape[1:])
-                if self.runtime == "onnxruntime":
-                    # The export's bytes (100 MB for ResNet-50) are kept for the next run,
-                    # not for the rest of this one: the session holds its own copy.
-                    data, self._frozen.data = self._frozen.data, b""
-                    if self.files is not None:
-                        runtime.save(self.files, data)
-                return True
-        return False
+        built = self._onnx_checked(sample) if runtime.enabled() else None
+        built = built or _checked(_torchscript, self.model, sample)
+        if built is None:
+            return False
+        self._frozen, self.runtime = built
+        self._frozen_shape = tuple(sample.shape[1:])
+        return True
 
     def cache_runtime(self) -> None:
         """After a run too short to swap runtimes: export the model for the next run's quick
@@ -221,10 +215,19 @@ class Classifier:
             return
         import torch
 
-        sample = torch.randn(2, *self._input_shape)
-        built = _checked(_onnx_runtime, self.model, sample)
-        if built is not None:
-            runtime.save(self.files, built[0].data)
+        self._onnx_checked(torch.randn(2, *self._input_shape))
+
+    def _onnx_checked(self, sample: torch.Tensor) -> tuple[Any, str] | None:
+        """The model in an ONNX Runtime session, checked against the eager model; the graph
+        the session optimized is kept in the runtime cache for the next run's quick start."""
+        from . import runtime
+
+        def build(optimized_to: str | None) -> tuple[Any, str] | None:
+            onnx = functools.partial(_onnx_runtime, optimized_to=optimized_to)
+            return _checked(onnx, self.model, sample)
+
+        built: tuple[Any, str] | None = runtime.build_cached(self.files, build)
+        return built
 
     def _may_swap(self) -> bool:
         import torch
@@ -263,11 +266,10 @@ def _torchscript(model: Any, example: torch.Tensor) -> tuple[Any, str]:
 class _OnnxForward:
     """An ONNX Runtime session called like the torch model: pixels in, logits out."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, optimized_to: str | None = None):
         from .runtime import new_session
 
-        self.data = data
-        self.session = new_session(data)
+        self.session = new_session(data, optimized_to)
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
         import torch
@@ -278,10 +280,12 @@ class _OnnxForward:
         return torch.from_numpy(self.session.run(None, {INPUT: array})[0])
 
 
-def _onnx_runtime(model: Any, example: torch.Tensor) -> tuple[Any, str]:
+def _onnx_runtime(
+    model: Any, example: torch.Tensor, optimized_to: str | None = None
+) -> tuple[Any, str]:
     from .runtime import export
 
-    return _OnnxForward(export(model, example)), "onnxruntime"
+    return _OnnxForward(export(model, example), optimized_to), "onnxruntime"
 
 
 def logits_of(output: Any) -> torch.Tensor:

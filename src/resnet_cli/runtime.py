@@ -87,19 +87,32 @@ def hardware() -> list[str]:
     return [onnxruntime.__version__, platform.machine(), _cpu_model(), " ".join(_cpu_flags())]
 
 
-def save(files: dict[str, str], data: bytes) -> Path | None:
-    """Keep an export for later runs, as ONNX Runtime optimizes it for this machine; any
-    failure (read-only home, full disk, a graph it cannot serialize) only means the next run
-    starts the slow way."""
+class _NotKept(Exception):
+    """The session was not built, or built without writing its graph: keep no file."""
+
+
+def build_cached(files: dict[str, str] | None, build: Callable[[str | None], Any]) -> Any:
+    """``build(optimized_to)``, which builds an ONNX Runtime session that writes the graph it
+    optimized to ``optimized_to`` (or None); what it returns. For a checkpoint on disk that
+    graph is written beside the checkpoint's cache entry and becomes the entry when ``build``
+    succeeds: the session this run uses is the one that fills the cache, with no second
+    optimization. Where the cache cannot take it (no checkpoint files, a read-only home, a
+    full disk), the next run only starts the slow way."""
     try:
+        if files is None:
+            raise OSError("no checkpoint files to key an export by")
         path = cache_path(files)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_atomically(path) as temporary:
-            new_session(data, optimized_to=temporary)
     except Exception:
-        return None
-    prune(path.parent, keep=path)
-    return path
+        return build(None)
+    built = None
+    with contextlib.suppress(_NotKept, OSError), replaced_atomically(path) as temporary:
+        built = build(temporary)
+        if built is None or not os.path.isfile(temporary):
+            raise _NotKept
+    if built is not None and path.is_file():
+        prune(path.parent, keep=path)
+    return built
 
 
 def prune(folder: Path, keep: Path, most: int = KEEP_EXPORTS) -> None:
@@ -127,16 +140,27 @@ def session_threads() -> int:
 
 def new_session(model: bytes | str, optimized_to: str | None = None) -> Any:
     """An ONNX Runtime CPU session on ``session_threads()`` threads; ``optimized_to``: also
-    write the graph it optimized there, as ONNX."""
+    write the graph it optimized there, as ONNX (where that fails, the session is built
+    without it)."""
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = session_threads()
-    options.log_severity_level = 3  # not its warning that an optimized graph is CPU-specific
+    def options(saving_to: str | None) -> Any:
+        chosen = onnxruntime.SessionOptions()
+        chosen.intra_op_num_threads = session_threads()
+        chosen.log_severity_level = 3  # not its warning that an optimized graph is CPU-specific
+        if saving_to is not None:
+            chosen.optimized_model_filepath = saving_to
+            chosen.add_session_config_entry("session.save_model_format", "ONNX")
+        return chosen
+
+    providers = ["CPUExecutionProvider"]
     if optimized_to is not None:
-        options.optimized_model_filepath = optimized_to
-        options.add_session_config_entry("session.save_model_format", "ONNX")
-    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        try:
+            return onnxruntime.InferenceSession(model, options(optimized_to), providers=providers)
+        except Exception:
+            with contextlib.suppress(OSError):
+                os.unlink(optimized_to)  # a partly written graph (a full disk)
+    return onnxruntime.InferenceSession(model, options(None), providers=providers)
 
 
 def export(model: Any, example: Any) -> bytes:
