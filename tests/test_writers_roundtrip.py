@@ -73,3 +73,41 @@ def _merge_adjacent(batch: list[Record]) -> list[Record]:
         else:
             merged.append(record)
     return merged
+
+
+any_scores = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+    st.integers(-(10**20), 10**20),
+    st.booleans(),
+)
+
+
+@st.composite
+def any_records(draw: st.DrawFn) -> Record:
+    """Records as the engine makes them, and as library callers might: odd types included."""
+    name = draw(names)
+    if draw(st.integers(0, 5)) == 0:
+        return Record(input=name, error=draw(st.text(min_size=1)))
+    ids = st.one_of(st.integers(0, 10**6), st.booleans())
+    predictions = tuple(
+        Prediction(rank=draw(ids), label=draw(labels), score=draw(any_scores), class_id=draw(ids))
+        for _ in range(draw(st.integers(0, 5)))
+    )
+    return Record(input=name, predictions=predictions)
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_records(), st.one_of(st.none(), st.integers(0, 10**9), st.booleans()))
+def test_a_record_is_written_as_the_json_encoder_writes_its_dict(
+    record: Record, index: int | None
+) -> None:
+    # record_json puts the common record's text together itself (it is the engine's biggest
+    # cost per image after top-k); the text must be the encoder's, byte for byte.
+    import json
+
+    from resnet_cli.writers import escape_text, record_json
+
+    data = record.to_dict() if index is None else {"index": index, **record.to_dict()}
+    for prediction in data.get("predictions", ()):
+        prediction["score"] = round_score(prediction["score"])
+    assert record_json(record, index) == escape_text(json.dumps(data, ensure_ascii=False))

@@ -88,11 +88,12 @@ class LaunchedBatch:
                 out.append(Record(input=slot.name, error=slot.error))
                 continue
             scores, ids = fetched[i]
-            predictions = tuple(
-                Prediction(rank=r, label=labels[c], score=s, class_id=c)
-                for r, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
-            )
-            out.append(Record(input=slot.name, predictions=predictions))
+            # Positional, from a list: this runs five times an image.
+            predictions = [
+                Prediction(rank, labels[c], s, c)
+                for rank, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
+            ]
+            out.append(Record(input=slot.name, predictions=tuple(predictions)))
         return out
 
 

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
 # json.dumps with options builds an encoder per call, which costs more than the encoding.
 _JSON = json.JSONEncoder(ensure_ascii=False)
+_LABELS_JSON: dict[str, str] = {}  # labels as JSON strings: a model has a fixed set
 # Up to this many images the table shows each image's full top-k; above it, one row per image.
 DETAILED_TABLE_LIMIT = 3
 
@@ -51,10 +53,38 @@ def record_json(record: Record, index: int | None = None) -> str:
     File names that are not valid UTF-8 reach us as lone surrogates (os.fsdecode); they are
     written as \\udcXX escapes, which keeps the output valid UTF-8 and reads back unchanged.
     """
-    data = record.to_dict() if index is None else {"index": index, **record.to_dict()}
-    for prediction in data.get("predictions", ()):
-        prediction["score"] = round_score(prediction["score"])
-    return escape_text(_JSON.encode(data))
+    text = _classified_json(record, index)
+    if text is None:
+        data = record.to_dict() if index is None else {"index": index, **record.to_dict()}
+        for prediction in data.get("predictions", ()):
+            prediction["score"] = round_score(prediction["score"])
+        text = _JSON.encode(data)
+    return escape_text(text)
+
+
+def _classified_json(record: Record, index: int | None) -> str | None:
+    """What the encoder writes for a classified record, put together directly: building and
+    encoding its dicts was a third of the engine's time per image in a GPU run. None for
+    anything unusual (an error, a non-finite score, a value of another type)."""
+    if record.error is not None or not (index is None or type(index) is int):
+        return None
+    parts = []
+    for p in record.predictions:
+        score = round_score(p.score)
+        if type(p.rank) is not int or type(p.class_id) is not int or not math.isfinite(score):
+            return None
+        label = _LABELS_JSON.get(p.label)
+        if label is None:
+            if type(p.label) is not str:
+                return None
+            if len(_LABELS_JSON) > 100_000:
+                _LABELS_JSON.clear()
+            label = _LABELS_JSON[p.label] = _JSON.encode(p.label)
+        parts.append(
+            f'{{"rank": {p.rank}, "label": {label}, "score": {score!r}, "class_id": {p.class_id}}}'
+        )
+    start = "{" if index is None else f'{{"index": {index}, '
+    return f'{start}"input": {_JSON.encode(record.input)}, "predictions": [{", ".join(parts)}]}}'
 
 
 def escape_text(text: str) -> str:
