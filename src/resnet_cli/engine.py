@@ -151,7 +151,7 @@ def classify_batches(
 
     pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode")
     finished = False
-    pending: deque[Future[list[Slot]]] = deque()
+    pending: deque[tuple[int, Future[list[Slot]]]] = deque()  # (inputs, their task)
     queued = 0  # inputs in the pending tasks
     stream = iter(sources)
 
@@ -164,7 +164,7 @@ def classify_batches(
             taken = list(itertools.islice(stream, chunk))
             if not taken:
                 return
-            pending.append(pool.submit(prepare_all, taken))
+            pending.append((len(taken), pool.submit(prepare_all, taken)))
             queued += len(taken)
 
     previous: LaunchedBatch | None = None
@@ -173,16 +173,15 @@ def classify_batches(
     try:
         refill()
         while pending:
-            future = pending.popleft()
+            count, future = pending.popleft()
+            queued -= count
+            refill()  # the workers get the next inputs before this task is waited for
             if previous is not None and not future.done():
                 # The next input is not ready: hand over the finished batch now rather than
                 # hold it back (an input that never arrives must not hide finished records).
                 yield previous.records(classifier.labels)
                 previous = None
-            arrived = future.result()
-            queued -= len(arrived)
-            refill()
-            for slot in arrived:
+            for slot in future.result():
                 slots.append(slot)
                 ready += slot.error is None
                 # A long run of failures is flushed too, so its records are not held back.
