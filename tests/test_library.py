@@ -158,3 +158,21 @@ def test_a_long_run_of_failures_is_flushed_in_batches(classifier) -> None:
     assert len(batches) > 1 and max(len(b) for b in batches) <= 16
     assert [r.input for b in batches for r in b] == [s.name for s in sources]
     assert not any(r.ok for b in batches for r in b)
+
+
+def test_a_batch_of_host_and_device_pixels_is_stacked_on_the_device(
+    tiny_model: Path, torch_only: None
+) -> None:
+    # On CUDA a PNG (or a JPEG nvJPEG refuses) is preprocessed on the host while the batch's
+    # other JPEGs are preprocessed on the GPU; both kinds of row meet in one batch. No GPU
+    # here: the "meta" device stands in for it, and mixing it with the CPU fails the same way.
+    import dataclasses
+
+    import torch
+
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    on_device = dataclasses.replace(classifier, device=torch.device("meta"))
+    rows = [torch.zeros(3, 4, 4), torch.zeros(3, 4, 4, device="meta"), torch.ones(3, 4, 4)]
+    batch = on_device.stack(rows)
+    assert batch.device.type == "meta" and tuple(batch.shape) == (3, 3, 4, 4)
+    assert classifier.stack(rows[::2]).device.type == "cpu"  # one device: left where it is

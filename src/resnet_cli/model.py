@@ -146,6 +146,10 @@ class Classifier:
         """One batch from preprocessed images; pinned for a non-blocking copy to a GPU."""
         import torch
 
+        if len({row.device for row in pixels}) > 1:
+            # Images preprocessed on the host (a PNG, a JPEG that nvJPEG refused) beside
+            # images preprocessed on the GPU, in one batch: all of them go to the model's device.
+            pixels = [row.to(self.device) for row in pixels]
         batch = torch.stack(pixels)
         if batch.device.type == "cpu" and self.device.type == "cuda":
             batch = batch.pin_memory()  # lets the copy to the GPU overlap with other work
