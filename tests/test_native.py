@@ -246,3 +246,27 @@ def test_default_model_from_the_hub_cache_starts_without_transformers(
     for p in record["predictions"]:
         assert p["score"] == pytest.approx(theirs[p["class_id"]], abs=1e-4)
     assert np.isfinite([p["score"] for p in record["predictions"]]).all()
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_gpu_run_builds_it_without_transformers_too(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, exact: bool
+) -> None:
+    # On a GPU the start is torch's and torchvision's imports (nvJPEG) and the model; the
+    # quick path takes transformers' 4-5 s out of it as on the CPU. No GPU here: the "meta"
+    # device stands in for the resolved CUDA device.
+    from resnet_cli import model as model_module
+
+    monkeypatch.setattr(model_module, "resolve_device", lambda name: torch.device("meta"))
+    classifier = load_classifier(str(tiny_model), device="cuda", exact=exact)
+    assert classifier.device.type == "meta" and classifier.freeze_after is None
+    assert type(classifier.model).__module__ == "resnet_cli.native"
+    expected = ExactConvNextProcessor if exact else NativeConvNextProcessor
+    assert type(classifier.processor) is expected
+    assert all(p.device.type == "meta" for p in classifier.model.parameters())
+    # The processor takes the device-decoded uint8 CHW tensors nvJPEG gives, of any size.
+    frames = [
+        torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for h, w in [(375, 500), (64, 48)]
+    ]
+    pixels = classifier.preprocess(frames)
+    assert tuple(pixels.shape) == (2, 3, 224, 224) and pixels.dtype == torch.float32
