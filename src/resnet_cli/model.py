@@ -230,8 +230,7 @@ class Classifier:
             onnx = functools.partial(_onnx_runtime, optimized_to=optimized_to)
             return _checked(onnx, self.model, sample)
 
-        built: tuple[Any, str] | None = runtime.build_cached(self.files, build)
-        return built
+        return runtime.build_cached(self.files, build)
 
     def _may_swap(self) -> bool:
         import torch

@@ -98,9 +98,9 @@ def build_cached(files: dict[str, str] | None, build: Callable[[str | None], Any
     succeeds: the session this run uses is the one that fills the cache, with no second
     optimization. Where the cache cannot take it (no checkpoint files, a read-only home, a
     full disk), the next run only starts the slow way."""
+    if files is None:  # nothing to key an export by
+        return build(None)
     try:
-        if files is None:
-            raise OSError("no checkpoint files to key an export by")
         path = cache_path(files)
         path.parent.mkdir(parents=True, exist_ok=True)
     except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -22,7 +23,6 @@ CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
 # json.dumps with options builds an encoder per call, which costs more than the encoding.
 _JSON = json.JSONEncoder(ensure_ascii=False)
-_LABELS_JSON: dict[str, str] = {}  # labels as JSON strings: a model has a fixed set
 # Up to this many images the table shows each image's full top-k; above it, one row per image.
 DETAILED_TABLE_LIMIT = 3
 
@@ -64,8 +64,9 @@ def record_json(record: Record, index: int | None = None) -> str:
 
 def _classified_json(record: Record, index: int | None) -> str | None:
     """What the encoder writes for a classified record, put together directly: building and
-    encoding its dicts was a third of the engine's time per image in a GPU run. None for
-    anything unusual (an error, a non-finite score, a value of another type)."""
+    encoding its dicts was a third of the engine's own time per image (as
+    benchmarks/engine_ceiling.py measures it). None for anything unusual (an error, a
+    non-finite score, a value of another type)."""
     if record.error is not None or not (index is None or type(index) is int):
         return None
     parts = []
@@ -73,18 +74,20 @@ def _classified_json(record: Record, index: int | None) -> str | None:
         score = round_score(p.score)
         if type(p.rank) is not int or type(p.class_id) is not int or not math.isfinite(score):
             return None
-        label = _LABELS_JSON.get(p.label)
-        if label is None:
-            if type(p.label) is not str:
-                return None
-            if len(_LABELS_JSON) > 100_000:
-                _LABELS_JSON.clear()
-            label = _LABELS_JSON[p.label] = _JSON.encode(p.label)
+        if type(p.label) is not str:
+            return None
+        label = _json_string(p.label)
         parts.append(
             f'{{"rank": {p.rank}, "label": {label}, "score": {score!r}, "class_id": {p.class_id}}}'
         )
     start = "{" if index is None else f'{{"index": {index}, '
     return f'{start}"input": {_JSON.encode(record.input)}, "predictions": [{", ".join(parts)}]}}'
+
+
+@functools.lru_cache(maxsize=65536)
+def _json_string(text: str) -> str:
+    """A label as a JSON string, encoded once: a model has a fixed set of labels."""
+    return _JSON.encode(text)
 
 
 def escape_text(text: str) -> str:
