@@ -19,6 +19,9 @@ from PIL import Image
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# --precision auto as on a CPU without native bf16 (fp32, the ONNX Runtime path), whatever
+# this machine has; the bf16 path's tests set RESNET_CLI_CPU_BF16=1 themselves.
+os.environ["RESNET_CLI_CPU_BF16"] = "0"
 # The ONNX Runtime cache of this test session, never the user's (children inherit it).
 os.environ["RESNET_CLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="resnet-cli-cache-")
 

@@ -71,11 +71,16 @@ def test_reduced_precision_probabilities_stay_close_to_fp32(
         assert gap <= 0.02, (record.input, gap)
 
 
-def test_auto_precision_is_fp32_without_native_bf16(tiny_model: Path) -> None:
-    from resnet_cli.model import cpu_has_native_bf16
-
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(
+    native: str, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RESNET_CLI_CPU_BF16 stands for the CPU's flags. Without native bf16, auto is fp32 and
+    # takes the cached ONNX Runtime export (conftest); with it, bf16 in torch.
+    monkeypatch.setenv("RESNET_CLI_CPU_BF16", native)
     classifier = load_classifier(str(tiny_model), device="cpu")
-    assert classifier.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert classifier.precision == ("bf16" if native == "1" else "fp32")
+    assert classifier.runtime == ("torch" if native == "1" else "onnxruntime")
 
 
 def test_elongated_image_is_cropped_before_the_resize(tiny_model: Path, tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_device_decode_path_matches_the_cpu_path(
             assert p.score == pytest.approx(theirs_scores[p.class_id], abs=0.03)
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript", "bf16"])
 def test_cpu_runtime_swap_kicks_in_after_enough_images_and_changes_nothing(
     runtime: str,
     tiny_model: Path,
@@ -108,21 +108,58 @@ def test_cpu_runtime_swap_kicks_in_after_enough_images_and_changes_nothing(
     # A cache of its own: the model starts in torch, as on a first run.
     monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RESNET_CLI_ONNX", "1" if runtime == "onnxruntime" else "0")
+    # bf16: --precision auto on a CPU with AMX or AVX512-BF16 (emulated where there is none).
+    bf16 = runtime == "bf16"
+    monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1" if bf16 else "0")
     eager = load_classifier(str(tiny_model), device="cpu")
     eager.freeze_after = None
     frozen = load_classifier(str(tiny_model), device="cpu")
     frozen.freeze_after = 4
     assert frozen.runtime == eager.runtime == "torch"
+    assert frozen.precision == ("bf16" if bf16 else "fp32")
     inputs = images * 3
     expected = list(classify(eager, inputs, batch_size=4))
     records = list(classify(frozen, inputs, batch_size=4))
-    assert frozen.runtime == runtime and frozen._frozen is not None  # it took over
+    if bf16:  # oneDNN's packed convolutions where it has bf16 kernels, else TorchScript
+        import torch
+
+        from resnet_cli.packed import has_kernels
+
+        runtime = "onednn" if has_kernels(torch.bfloat16) else "torchscript"
+    assert frozen.runtime == runtime and frozen._frozen is not None
     # Only an ONNX export is kept for later runs.
     assert len(list((tmp_path / "cache").glob("onnx/*.onnx"))) == (runtime == "onnxruntime")
+    # The same arithmetic, but bf16 rounds at 3 significant digits, and a fused kernel
+    # rounds at other points than the eager one.
+    tolerance = 1e-2 if bf16 else 1e-4
     for ours, theirs in zip(records, expected, strict=True):
         assert [p.class_id for p in ours.predictions] == [p.class_id for p in theirs.predictions]
         for p, q in zip(ours.predictions, theirs.predictions, strict=True):
-            assert p.score == pytest.approx(q.score, abs=1e-4)
+            assert p.score == pytest.approx(q.score, abs=tolerance)
+
+
+def test_bf16_runtime_swap_keeps_the_autocast_arithmetic(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from resnet_cli.model import logits_of
+    from resnet_cli.packed import has_kernels
+
+    # The swapped-in model must compute in bf16 as the eager one does under autocast, not in
+    # fp32 (weights or inputs left uncast) and not in some third way.
+    monkeypatch.setenv("RESNET_CLI_ONNX", "0")
+    classifier = load_classifier(str(tiny_model), device="cpu", precision="bf16")
+    sample = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        fp32 = logits_of(classifier.model(pixel_values=sample))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = logits_of(classifier.model(pixel_values=sample)).float()
+        assert classifier.freeze(sample)
+        assert classifier.runtime == ("onednn" if has_kernels(torch.bfloat16) else "torchscript")
+        traced = logits_of(classifier._frozen(sample)).float()
+    assert not torch.equal(bf16, fp32)  # the two arithmetics differ on this sample
+    assert (traced - bf16).abs().max() < (traced - fp32).abs().max()
 
 
 def test_exact_classifier_is_never_frozen_or_folded(tiny_model: Path, images: list[Path]) -> None:

@@ -264,7 +264,11 @@ def test_the_torch_free_checks_agree_with_torch(monkeypatch: pytest.MonkeyPatch)
 
     from resnet_cli.model import cpu_has_native_bf16
 
+    monkeypatch.delenv("RESNET_CLI_CPU_BF16")  # this machine's own flags, as conftest pins it
     assert rt._cpu_has_bf16() == cpu_has_native_bf16()
+    for told in ("0", "1"):
+        monkeypatch.setenv("RESNET_CLI_CPU_BF16", told)
+        assert rt._cpu_has_bf16() == cpu_has_native_bf16() == (told == "1")
     if torch.cuda.is_available():
         assert rt._cuda_possible()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

@@ -42,7 +42,7 @@ from .checkpoint import (
     supported,
 )
 from .engine import usable_cores
-from .model import Classifier, resize_rule
+from .model import Classifier, native_bf16_told, resize_rule
 from .writers import replaced_atomically
 
 FORMAT = 2  # bump when what the cache holds changes meaning
@@ -320,6 +320,9 @@ def _cuda_possible() -> bool:
 def _cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (then --precision auto means bf16, in
     torch). Where /proc/cpuinfo is missing (macOS), no x86 bf16 is assumed."""
+    told = native_bf16_told()
+    if told is not None:
+        return told
     flags = _cpu_flags()
     return any(flag in flags for flag in _BF16_FLAGS)
 
