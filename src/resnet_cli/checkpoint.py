@@ -148,10 +148,21 @@ class ArrayConvNextProcessor:
             image = image.convert("RGB")
         rule = self.rule
         target = rule.target(*image.size)
+        edge = self.size["shortest_edge"]
+        if image.size != target and rule.crops:
+            # Only the centre crop's pixels are resampled, with the filter taps a resize of
+            # the whole image would use for them (Pillow reads past the box's edges): 40%
+            # less work, and at most 1 of 255 from resize-then-crop, in a few pixels.
+            (width, height), (target_width, target_height) = image.size, target
+            top, left = crop_origin(target_height, target_width, edge)
+            x_scale, y_scale = width / target_width, height / target_height
+            box = (left * x_scale, top * y_scale, (left + edge) * x_scale, (top + edge) * y_scale)
+            image = image.resize((edge, edge), Image.Resampling(self.resample), box=box)
+            return np.asarray(image).transpose(2, 0, 1)
         if image.size != target:
             image = image.resize(target, Image.Resampling(self.resample))
         pixels = np.asarray(image).transpose(2, 0, 1)
-        return centre_crop(pixels, self.size["shortest_edge"]) if rule.crops else pixels
+        return centre_crop(pixels, edge) if rule.crops else pixels
 
     def normalize(self, pixels: Any) -> Any:
         """uint8 N x 3 x H x W -> rescaled and normalized float32 (NumPy or torch alike), as
@@ -181,5 +192,10 @@ def centre_crop(image: Any, edge: int) -> Any:
     """The centre ``edge`` x ``edge`` of a CHW array or tensor, at the processor's anchor
     (transformers 5 truncates: for an odd margin the extra pixel is on the right/bottom)."""
     height, width = image.shape[-2:]
-    top, left = int((height - edge) / 2.0), int((width - edge) / 2.0)
+    top, left = crop_origin(height, width, edge)
     return image[..., top : top + edge, left : left + edge]
+
+
+def crop_origin(height: int, width: int, edge: int) -> tuple[int, int]:
+    """(top, left) of the centre ``edge`` x ``edge`` crop of a ``height`` x ``width`` image."""
+    return int((height - edge) / 2.0), int((width - edge) / 2.0)
