@@ -75,12 +75,16 @@ def test_reduced_precision_probabilities_stay_close_to_fp32(
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(
     native: str, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from resnet_cli.engine import default_batch_size
+
     # RESNET_CLI_CPU_BF16 stands for the CPU's flags. Without native bf16, auto is fp32 and
     # takes the cached ONNX Runtime export (conftest); with it, bf16 in torch.
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", native)
     classifier = load_classifier(str(tiny_model), device="cpu")
     assert classifier.precision == ("bf16" if native == "1" else "fp32")
     assert classifier.runtime == ("torch" if native == "1" else "onnxruntime")
+    # bf16 runs on oneDNN's packed convolutions, which do best on bigger batches.
+    assert default_batch_size(classifier) == (16 if native == "1" else 8)
 
 
 def test_elongated_image_is_cropped_before_the_resize(tiny_model: Path, tmp_path: Path) -> None:

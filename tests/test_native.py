@@ -270,3 +270,50 @@ def test_a_gpu_run_builds_it_without_transformers_too(
     ]
     pixels = classifier.preprocess(frames)
     assert tuple(pixels.shape) == (2, 3, 224, 224) and pixels.dtype == torch.float32
+
+
+def test_resize_of_the_crop_alone_matches_resize_then_crop(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from resnet_cli.checkpoint import centre_crop
+
+    ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875).save_pretrained(tmp_path)
+    ours = NativeConvNextProcessor.from_config(
+        json.loads((tmp_path / "preprocessor_config.json").read_text())
+    )
+    assert ours is not None
+    # Landscape and portrait, odd margins, down- and upscaling, a strip.
+    for size in [(500, 375), (375, 500), (500, 333), (641, 479), (200, 150), (257, 1000)]:
+        image = scene(*size, seed=sum(size))
+        whole = image.resize(ours.rule.target(*size), Image.Resampling.BICUBIC)
+        expected = centre_crop(np.asarray(whole).transpose(2, 0, 1), 224).astype(int)
+        actual = ours.resized(image).astype(int)
+        assert actual.shape == expected.shape == (3, 224, 224)
+        difference = np.abs(actual - expected)
+        assert difference.max() <= 1 and difference.mean() < 1e-3, size
+
+
+@pytest.mark.parametrize("kind", ["native", "exact", "transformers", "gpu"])
+def test_cpu_runs_preprocess_in_the_decode_threads(
+    kind: str, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, torch_only: None
+) -> None:
+    # The native processor's NumPy half needs no torch: on the CPU it runs per image in the
+    # decode threads, beside the model. The others run on whole batches in the main thread.
+    from resnet_cli import model as model_module
+
+    if kind == "transformers":
+        monkeypatch.setenv("RESNET_CLI_NATIVE", "0")
+    if kind == "gpu":
+        monkeypatch.setattr(model_module, "resolve_device", lambda name: torch.device("meta"))
+    device = "cuda" if kind == "gpu" else "cpu"
+    classifier = load_classifier(str(tiny_model), device=device, exact=kind == "exact")
+    assert classifier.runtime == "torch"
+    prepare = classifier.preprocess_one
+    assert (prepare is not None) == (kind == "native")
+    if prepare is None:
+        return
+    images = [scene(500, 375, seed=1), scene(300, 400, seed=2).convert("L")]
+    rows = [prepare(image) for image in images]
+    assert isinstance(rows[0], np.ndarray)  # no torch in the decode threads
+    batch = classifier.stack(rows)
+    assert torch.equal(batch, classifier.preprocess(images))

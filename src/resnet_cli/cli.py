@@ -472,7 +472,7 @@ def run(inputs: list[str], options: Options) -> int:
     finally:
         if progress is not None:
             progress.stop()
-    size = o.batch_size or default_batch_size(classifier.device)
+    size = o.batch_size or default_batch_size(classifier)
 
     append = output is not None and output.exists()  # only with --resume, by now
     stream, opened = _open_output(output, append=append)

@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from .model import Classifier
 
 
-def default_batch_size(device: torch.device) -> int:
+def default_batch_size(classifier: Classifier) -> int:
     """Images per forward pass when the user does not say: big on accelerators; on the CPU, 8
-    (ResNet-50 on a 2-core AVX2 machine: 12.0 images/s at 8, 11.4 at 4, 10.0 at 16)."""
-    return 256 if device.type in ("cuda", "mps") else 8
+    in fp32 (ResNet-50 on a 2-core AVX2 machine: 12.0 images/s at 8, 11.4 at 4, 10.0 at 16)
+    and 16 in bf16 (2 AMX cores, whole command on 300 images: 3.9 s at 16 or 32, 4.3 s at 8)."""
+    if classifier.device.type in ("cuda", "mps"):
+        return 256
+    return 8 if classifier.precision == "fp32" else 16
 
 
 def usable_cores() -> int:
@@ -130,7 +133,7 @@ def classify_batches(
     """
     if top_k < 1:
         raise ValueError("top_k must be at least 1")
-    size = batch_size or default_batch_size(classifier.device)
+    size = batch_size or default_batch_size(classifier)
     pool_size = workers or default_workers(classifier.device)
     if device_decode is None:
         device_decode = classifier.device.type == "cuda" and not classifier.exact

@@ -159,6 +159,10 @@ class Classifier:
         """One batch from preprocessed images; pinned for a non-blocking copy to a GPU."""
         import torch
 
+        if not isinstance(pixels[0], torch.Tensor):  # NumPy, from the decode threads
+            import numpy as np
+
+            return torch.from_numpy(np.stack(pixels))
         if len({row.device for row in pixels}) > 1:
             # Images preprocessed on the host (a PNG, a JPEG that nvJPEG refused) beside
             # images preprocessed on the GPU, in one batch: all of them go to the model's device.
@@ -170,9 +174,21 @@ class Classifier:
 
     @property
     def preprocess_one(self) -> Callable[[Image.Image], Any] | None:
-        """One image's preprocessing, for the decode threads where it needs no torch; None:
-        the processor runs on whole batches in the main thread (torch's thread pool)."""
-        return None
+        """One image's preprocessing, for the decode threads where it needs no torch: on the
+        CPU, the native processor's Pillow resize and NumPy normalization, so the main thread
+        only stacks and runs the model. None: the processor runs on whole batches in the main
+        thread (transformers' processors and --exact's, which use torch's thread pool; GPUs,
+        which decode and preprocess JPEGs on the device)."""
+        from .native import ExactConvNextProcessor, NativeConvNextProcessor
+
+        native = isinstance(self.processor, NativeConvNextProcessor)
+        if (
+            self.device.type != "cpu"
+            or not native
+            or isinstance(self.processor, ExactConvNextProcessor)
+        ):
+            return None
+        return self.processor.prepare
 
     def predict(self, pixel_values: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalized pixels -> (scores, class ids) of the top-k labels, on the model's device."""
