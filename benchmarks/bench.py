@@ -450,6 +450,7 @@ def machine_info() -> dict[str, str]:
     return {
         "host": socket.gethostname(),
         "cpu": cpu,
+        "native bf16": "yes (AMX or AVX512-BF16)" if native_bf16() else "no",
         "cores": f"{os.cpu_count()} logical, {usable} usable",
         "torch threads": str(torch.get_num_threads()),
         "python": platform.python_version(),
@@ -458,6 +459,13 @@ def machine_info() -> dict[str, str]:
         "onnxruntime": _version("onnxruntime"),
         "resnet-cli": ours,
     }
+
+
+def native_bf16() -> bool:
+    """Whether resnet-classify's --precision auto is bf16 on this CPU (AMX or AVX512-BF16)."""
+    from resnet_cli.model import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
 
 
 def _version(package: str) -> str:
@@ -643,7 +651,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(cold always runs: the steady-state rates need it)",
     )
     parser.add_argument(
-        "--output", type=Path, help="results file [benchmarks/results-HOST-DATE.md]"
+        "--output", type=Path, help="results file [benchmarks/results-HOST-PRECISION-DATE.md]"
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -755,9 +763,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": args.rounds,
         "cold runs": args.cold,
         "pipeline": "pipeline(list of paths), batch_size=1 and num_workers=0 (its defaults)",
-        "resnet-classify": "defaults (-q -f jsonl -o FILE --offline); every timed run but "
-        "the first-run ones finds the ONNX export that the untimed warm-up run left in its "
-        "runtime cache, as every run after a model's first does",
+        "resnet-classify": "defaults (-q -f jsonl -o FILE --offline); "
+        + (
+            "this CPU has native bf16, so --precision auto is bf16, in torch (oneDNN's packed "
+            "convolutions after 16 images); no ONNX export is made or used"
+            if native_bf16()
+            else "fp32; every timed run but the first-run ones finds the ONNX export that the "
+            "untimed warm-up run left in its runtime cache, as every run after a model's "
+            "first does"
+        ),
         "resnet-classify warm-up summary": first.extra.get("summary", "").strip(),
         "corpus": corpus_summary(imagenet[: args.imagenet], photos),
         "quick": args.quick,
@@ -775,7 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     stamp = datetime.date.today().strftime("%Y%m%d")
     suffix = "-quick" if args.quick else ""
-    target = args.output or HERE / f"results-{socket.gethostname()}-{stamp}{suffix}.md"
+    precision = "bf16" if native_bf16() else "fp32"
+    target = args.output or HERE / f"results-{socket.gethostname()}-{precision}-{stamp}{suffix}.md"
     target.write_text(report, encoding="utf-8")
     (runs_dir / "runs.json").write_text(
         json.dumps([asdict(r) for r in runner.runs], indent=1), encoding="utf-8"

@@ -239,7 +239,7 @@ def _plan(ray: Any, device: str, placement: RayPlacement) -> _Plan:
         actors=placement.actors or (gpus if on_gpu else max(1, cpus // 2)),
         actor_options=dict(placement.actor_options or ({"num_gpus": 1} if on_gpu else cpu_share)),
         decode_options=dict(placement.decode_options or cpu_share),
-        batch_size=256 if on_gpu else 8,  # as default_batch_size for the device
+        batch_size=256 if on_gpu else 8,  # default_batch_size, as in fp32 (actors pick dtype)
     )
 
 
