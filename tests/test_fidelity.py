@@ -62,13 +62,20 @@ def test_reduced_precision_probabilities_stay_close_to_fp32(
 ) -> None:
     # auto picks bf16 on CPUs with native bf16 and fp16 on GPUs; both are checked here on
     # the CPU, against fp32 on the same decoded pixels.
+    import torch
+
+    from resnet_cli.packed import has_kernels
+
     reference = load_classifier(str(tiny_model), device="cpu", precision="fp32")
     reduced = load_classifier(str(tiny_model), device="cpu", precision=precision)
+    reduced.freeze_after = 1  # what classifies most of a long run: the swapped-in runtime
     expected = {r.input: r for r in classify(reference, photos, top_k=6)}
     for record in classify(reduced, photos, top_k=6):
         theirs = {p.class_id: p.score for p in expected[record.input].predictions}
         gap = max(abs(p.score - theirs[p.class_id]) for p in record.predictions)
         assert gap <= 0.02, (record.input, gap)
+    if has_kernels(torch.bfloat16 if precision == "bf16" else torch.float16):
+        assert reduced.runtime == "onednn"  # else a TorchScript copy, or eager where none runs
 
 
 @pytest.mark.parametrize("native", ["0", "1"])
