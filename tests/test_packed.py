@@ -105,7 +105,7 @@ def test_networks_it_does_not_know_are_refused() -> None:
         PackedResNet(torch.nn.Conv2d(3, 8, 3), torch.float32)
 
 
-def test_classifier_swaps_to_it_in_bf16_and_falls_back_to_torchscript(
+def test_classifier_swaps_to_it_in_bf16_and_else_stays_eager(
     tiny_model: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import resnet_cli.packed
@@ -116,16 +116,22 @@ def test_classifier_swaps_to_it_in_bf16_and_falls_back_to_torchscript(
     classifier.freeze_after = 2
     records = list(classify(classifier, images * 2, batch_size=2))
     assert all(r.ok for r in records)
-    assert classifier.runtime == ("onednn" if BF16_KERNELS else "torchscript")
+    assert classifier.runtime == ("onednn" if BF16_KERNELS else "torch")
+
+    # A model through transformers is not packed, and nothing else is tried: it stays eager.
+    monkeypatch.setenv("RESNET_CLI_NATIVE", "0")
+    assert load_classifier(str(tiny_model), device="cpu").freeze_after is None
+    monkeypatch.delenv("RESNET_CLI_NATIVE")
 
     def refuse(*args: object) -> None:
         raise RuntimeError("no such kernel")
 
+    # Where packing fails, the run goes on in eager autocast, with the same answers.
     monkeypatch.setattr(resnet_cli.packed, "PackedResNet", refuse)
     fallback = load_classifier(str(tiny_model), device="cpu")
     fallback.freeze_after = 2
     again = list(classify(fallback, images * 2, batch_size=2))
-    assert fallback.runtime == "torchscript"
+    assert fallback.runtime == "torch" and fallback._frozen is None
     for ours, theirs in zip(again, records, strict=True):
         scores = {p.class_id: p.score for p in theirs.predictions}
         for p in ours.predictions:

@@ -220,9 +220,10 @@ class Classifier:
         machine; its export is cached for the next run), else TorchScript with oneDNN
         fusions. In bf16 (CPUs with AMX or AVX512-BF16): a native ResNet through oneDNN's
         fused convolutions with weights packed once (``packed.py``; ResNet-50 on 2 AMX cores:
-        about 2.5x faster than eager autocast), else TorchScript of a bf16 copy (about 1.1x).
-        A runtime is kept only if its logits match the eager model's on the sample; any
-        failure keeps the eager model: this is an optimization, never a new way to fail."""
+        about 2.5x faster than eager autocast). (A TorchScript trace of a bf16 copy was no
+        alternative: 1.1x for ResNet-50, none for ViT-B, after a 1.4 s trace.) A runtime is
+        kept only if its logits match the eager model's on the sample; any failure keeps the
+        eager model: this is an optimization, never a new way to fail."""
         if not self._may_swap():
             return False
         reduced = self._reduced()
@@ -231,7 +232,6 @@ class Classifier:
             built = built or _checked(_torchscript, self.model, sample)
         else:
             built = _checked(_packed_in(reduced), self.model, sample, reduced)
-            built = built or _checked(_torchscript_in(reduced), self.model, sample, reduced)
         if built is None:
             return False
         self._frozen, self.runtime = built
@@ -335,30 +335,6 @@ def _packed_in(dtype: torch.dtype) -> Callable[[Any, torch.Tensor], tuple[Any, s
         from .packed import PackedResNet
 
         return PackedResNet(model, dtype), "onednn"
-
-    return build
-
-
-def _torchscript_in(dtype: torch.dtype) -> Callable[[Any, torch.Tensor], tuple[Any, str]]:
-    """``_torchscript`` of a copy of the model with its weights in ``dtype``: pixels are cast
-    in, logits come out in it. What CPU autocast computes (convolutions, the classifier, and
-    so the activations between them, in bf16), without casting every weight on every batch;
-    tracing under autocast instead casts back to fp32 around every residual sum (1.4x slower
-    than eager on ResNet-50)."""
-    import copy
-
-    import torch
-
-    class Cast(torch.nn.Module):
-        def __init__(self, inner: Any):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            return logits_of(self.inner(pixel_values=pixel_values.to(dtype)))
-
-    def build(model: Any, example: torch.Tensor) -> tuple[Any, str]:
-        return _torchscript(Cast(copy.deepcopy(model).to(dtype)).eval(), example)
 
     return build
 
@@ -492,12 +468,22 @@ def load_classifier(
         files=files,
         channels_last=channels_last,
         resize=None if exact else resize_rule(processor),
-        freeze_after=(PACK_AFTER_IMAGES if autocast else FREEZE_AFTER_IMAGES)
-        if torch_device.type == "cpu" and not compile_model
-        else None,
+        freeze_after=_swap_after(torch_device, autocast, native is not None, compile_model),
         _autocast=autocast,
         **label_fields(config),
     )
+
+
+def _swap_after(device: torch.device, autocast: bool, native: bool, compiled: bool) -> int | None:
+    """After how many images a CPU model moves to a faster runtime (``Classifier.freeze``):
+    in fp32, 64 (an ONNX export takes a second or two); in bf16, 16 for a native ResNet
+    (oneDNN's packed weights take tens of milliseconds), never for other models (nothing
+    faster than eager autocast is known for them). None: never."""
+    if device.type != "cpu" or compiled:
+        return None
+    if autocast:
+        return PACK_AFTER_IMAGES if native else None
+    return FREEZE_AFTER_IMAGES
 
 
 def _load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
