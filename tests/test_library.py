@@ -214,3 +214,16 @@ def test_a_batch_of_host_and_device_pixels_is_stacked_on_the_device(
     batch = on_device.stack(rows)
     assert batch.device.type == "meta" and tuple(batch.shape) == (3, 3, 4, 4)
     assert classifier.stack(rows[::2]).device.type == "cpu"  # one device: left where it is
+
+
+@pytest.mark.parametrize(("device", "exact"), [("cuda", False), ("cuda", True), ("cpu", False)])
+def test_cudnn_times_its_algorithms_on_cuda_runs_but_exact_ones(
+    device: str, exact: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from resnet_cli.model import tune_backends
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored afterwards
+    tune_backends(torch.device(device), exact)  # a flag: no GPU needed to set it
+    assert torch.backends.cudnn.benchmark == (device == "cuda" and not exact)

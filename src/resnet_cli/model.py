@@ -422,6 +422,7 @@ def load_classifier(
         return cached
     torch_device = resolve_device(device)
     dtype = resolve_precision("fp32" if exact else precision, torch_device)
+    tune_backends(torch_device, exact)
 
     import torch
 
@@ -472,6 +473,16 @@ def load_classifier(
         _autocast=autocast,
         **label_fields(config),
     )
+
+
+def tune_backends(device: torch.device, exact: bool) -> None:
+    """On CUDA, let cuDNN time its convolution algorithms once per input shape and keep the
+    fastest, as timm's inference.py does: batches here come in one or two shapes. --exact
+    keeps torch's defaults, which the pipeline runs with."""
+    import torch
+
+    if device.type == "cuda" and not exact:
+        torch.backends.cudnn.benchmark = True
 
 
 def _swap_after(device: torch.device, autocast: bool, native: bool, compiled: bool) -> int | None:
