@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -72,15 +73,19 @@ def require_scikit_image() -> None:
         )
 
 
-def resnet_classify_command() -> str:
-    """The installed console script, preferring the one next to this interpreter (the venv)."""
+def resnet_classify_command() -> list[str]:
+    """The installed console script, preferring the one next to this interpreter (the venv);
+    where it is not installed but importable (PYTHONPATH=src on a machine where nothing can be
+    installed, such as a lent GPU machine), ``python -m resnet_cli``."""
     beside = Path(sys.executable).parent / "resnet-classify"
     if beside.exists():
-        return str(beside)
+        return [str(beside)]
     found = shutil.which("resnet-classify")
-    if found is None:
-        sys.exit("resnet-classify is not installed: pip install -e . in the repository root")
-    return found
+    if found is not None:
+        return [found]
+    if importlib.util.find_spec("resnet_cli") is not None:
+        return [sys.executable, "-m", "resnet_cli"]
+    sys.exit("resnet-classify is not installed: pip install -e . in the repository root")
 
 
 def build_model(folder: Path) -> Path:
@@ -322,9 +327,10 @@ def tail(path: Path, lines: int = 20) -> str:
 class Runner:
     """Runs the two tools on lists of files and keeps every measurement."""
 
-    def __init__(self, model: Path, runs_dir: Path):
+    def __init__(self, model: Path, runs_dir: Path, device: str = "cpu"):
         self.model = model
         self.runs_dir = runs_dir
+        self.device = device
         self.ours = resnet_classify_command()
         self.runs: list[Run] = []
         self.env = dict(os.environ)
@@ -355,8 +361,8 @@ class Runner:
         """``first_run``: with an empty runtime cache, as the first run of a model is."""
         listing, output, log = self._paths(OURS, scenario)
         names = [str(p) for p in files]
-        command = [self.ours, "-m", str(self.model), "--offline", "-f", "jsonl", "-o", str(output)]
-        command += ["-q"] if quiet else []
+        command = [*self.ours, "-m", str(self.model), "--offline", "-f", "jsonl", "-o", str(output)]
+        command += ["-d", self.device, "-q"] if quiet else ["-d", self.device]
         command += ["--exact"] if exact else []
         if via_stdin:
             listing.write_text("".join(n + "\n" for n in names), encoding="utf-8")
@@ -389,7 +395,7 @@ class Runner:
         names = [str(p) for p in files]
         listing.write_text("".join(n + "\n" for n in names), encoding="utf-8")
         command = [sys.executable, str(PIPELINE_SCRIPT), str(self.model), str(listing)]
-        command.append(str(output))
+        command += [str(output), "--device", "0" if self.device == "cuda" else "-1"]
         wall, rss, code = run_measured(command, stdin=None, log=log, env=self.env)
         if code != 0:
             raise BenchError(f"pipeline script exited with {code}; log: {log}\n{tail(log)}")
@@ -458,6 +464,7 @@ def machine_info() -> dict[str, str]:
         "transformers": transformers.__version__,
         "onnxruntime": _version("onnxruntime"),
         "resnet-cli": ours,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
     }
 
 
@@ -524,7 +531,8 @@ def render(
     }
 
     first_cold = median([r.wall_s for r in by.get(("cold-first", OURS), [])])
-    lines = ["# resnet-classify vs transformers pipeline (CPU)", ""]
+    device = "CUDA" if settings.get("device") == "cuda" else "CPU"
+    lines = [f"# resnet-classify vs transformers pipeline ({device})", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- {k}: {v}" for k, v in settings.items()]
     lines += [
@@ -653,15 +661,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, help="results file [benchmarks/results-HOST-PRECISION-DATE.md]"
     )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where both tools run: cuda is resnet-classify -d cuda against pipeline(device=0), "
+        "with bigger runs [cpu]",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help="each throughput run classifies its files this many times over, so a fast device "
+        "runs long enough to measure [1; cuda 10]",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
+    cuda = args.device == "cuda"
     defaults = {
         "rounds": 1 if quick else 2,
-        "imagenet": 24 if quick else 150,
+        "imagenet": 24 if quick else (500 if cuda else 150),
         "photos": 6 if quick else 40,
         "cold": 2 if quick else 3,
         "mem_small": 100,
         "mem_large": 400 if quick else 2000,
+        "repeat": 10 if cuda and not quick else 1,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -693,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     runs_dir = WORK / "runs" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     runs_dir.mkdir(parents=True)
-    runner = Runner(model, runs_dir)
+    runner = Runner(model, runs_dir, args.device)
 
     # Untimed warm-up of each tool: the page cache then holds both tools' Python files, so the
     # first timed run of either is not the one that reads them from disk. It also shows the
@@ -722,11 +745,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("exact", "ImageNet-size JPEGs, --exact", "exact"),
     ]
     scenarios = [s for s in scenarios if s[2] in args.scenarios]
+    if args.device == "cuda":  # a first run differs from later ones on the CPU alone (export)
+        scenarios = [s for s in scenarios if not s[0].endswith("-first")]
     files_for = {
-        "imagenet": imagenet[: args.imagenet],
-        "imagenet-first": imagenet[: args.imagenet],
-        "12mp": photos,
-        "exact": imagenet[: args.imagenet],
+        "imagenet": imagenet[: args.imagenet] * args.repeat,
+        "imagenet-first": imagenet[: args.imagenet] * args.repeat,
+        "12mp": photos * args.repeat,
+        "exact": imagenet[: args.imagenet] * args.repeat,
     }
     say(f"throughput: {args.rounds} round(s), A/B alternating ...")
     exact_outputs: tuple[Path, Path] | None = None
@@ -734,7 +759,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, _, pipe_key in scenarios:
             first_run = key.endswith("-first")
             a = runner.ours_run(
-                key, files_for[key], round_, exact=key == "exact", first_run=first_run
+                key,
+                files_for[key],
+                round_,
+                exact=key == "exact",
+                first_run=first_run,
+                via_stdin=len(files_for[key]) > 1000,  # command lines have a limit
             )
             if first_run:  # compared with the pipeline runs of its plain scenario
                 say(f"  {key:<8} round {round_}: resnet-classify {a.rate:6.2f} img/s")
@@ -763,9 +793,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": args.rounds,
         "cold runs": args.cold,
         "pipeline": "pipeline(list of paths), batch_size=1 and num_workers=0 (its defaults)",
+        "device": args.device,
+        "repeat": f"{args.repeat} (each throughput run classifies its files this many times)",
         "resnet-classify": "defaults (-q -f jsonl -o FILE --offline); "
         + (
-            "this CPU has native bf16, so --precision auto is bf16, in torch (oneDNN's packed "
+            "-d cuda: fp16, JPEGs decoded by nvJPEG on the GPU; the pipeline gets device=0"
+            if args.device == "cuda"
+            else "this CPU has native bf16, so --precision auto is bf16, in torch (oneDNN's packed "
             "convolutions after 16 images); no ONNX export is made or used"
             if native_bf16()
             else "fp32; every timed run but the first-run ones finds the ONNX export that the "
@@ -789,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     stamp = datetime.date.today().strftime("%Y%m%d")
     suffix = "-quick" if args.quick else ""
-    precision = "bf16" if native_bf16() else "fp32"
+    precision = "cuda" if args.device == "cuda" else "bf16" if native_bf16() else "fp32"
     target = args.output or HERE / f"results-{socket.gethostname()}-{precision}-{stamp}{suffix}.md"
     target.write_text(report, encoding="utf-8")
     (runs_dir / "runs.json").write_text(

@@ -1,6 +1,6 @@
 """The baseline bench.py compares against: transformers' pipeline, called the way users call it.
 
-    python benchmarks/pipeline_classify.py MODEL PATHS_FILE OUTPUT [--batch-size N]
+    python benchmarks/pipeline_classify.py MODEL PATHS_FILE OUTPUT [--batch-size N] [--device N]
 
 PATHS_FILE holds one image path per line. The pipeline gets the whole list in one call, with
 its defaults (batch_size=1, num_workers=0, top_k=5) unless --batch-size is given. One JSON line
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths_file", help="text file, one image path per line")
     parser.add_argument("output", help="JSON-lines file to write (must not exist)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's")
+    parser.add_argument("--device", type=int, default=-1, help="-1: CPU (default); 0: cuda:0")
     args = parser.parse_args(argv)
 
     from transformers import pipeline
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.paths_file, encoding="utf-8") as handle:
         paths = [line.rstrip("\n") for line in handle if line.strip()]
 
-    classifier = pipeline("image-classification", model=args.model, device=-1)
+    classifier = pipeline("image-classification", model=args.model, device=args.device)
     loaded = time.perf_counter()
     options = {} if args.batch_size is None else {"batch_size": args.batch_size}
     results = classifier(paths, **options)
