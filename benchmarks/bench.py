@@ -800,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "-d cuda: fp16, JPEGs decoded by nvJPEG on the GPU; the pipeline gets device=0"
             if args.device == "cuda"
             else "this CPU has native bf16, so --precision auto is bf16, in torch (oneDNN's packed "
-            "convolutions after 16 images); no ONNX export is made or used"
+            "convolutions from the first batch); no ONNX export is made or used"
             if native_bf16()
             else "fp32; every timed run but the first-run ones finds the ONNX export that the "
             "untimed warm-up run left in its runtime cache, as every run after a model's "

@@ -112,8 +112,7 @@ def test_classifier_swaps_to_it_in_bf16_and_else_stays_eager(
 
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1")  # --precision auto: bf16
     classifier = load_classifier(str(tiny_model), device="cpu")
-    assert classifier.precision == "bf16" and classifier.freeze_after == 16
-    classifier.freeze_after = 2
+    assert classifier.precision == "bf16" and classifier.freeze_after == 1
     records = list(classify(classifier, images * 2, batch_size=2))
     assert all(r.ok for r in records)
     assert classifier.runtime == ("onednn" if BF16_KERNELS else "torch")
@@ -142,3 +141,22 @@ def test_classifier_swaps_to_it_in_bf16_and_else_stays_eager(
 def test_without_bf16_kernels_it_is_not_used_for_bf16() -> None:
     with pytest.raises(ValueError, match=r"no torch\.bfloat16 kernels"):
         PackedResNet(network("basic"), torch.bfloat16)
+
+
+def test_a_bf16_score_does_not_depend_on_where_in_the_run_the_image_came(
+    tiny_model: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runtime is chosen at the first batch: an image classified first, in a batch of its
+    # own, and last, after others, gets the same arithmetic (resumed runs, re-runs of a subset).
+    monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1")
+
+    def scores(inputs: list[Path], batch_size: int) -> dict[str, dict[int, float]]:
+        classifier = load_classifier(str(tiny_model), device="cpu")
+        records = classify(classifier, inputs, batch_size=batch_size, top_k=3)
+        return {r.input: {p.class_id: p.score for p in r.predictions} for r in records}
+
+    alone = scores(images[-1:], 1)
+    later = scores(images * 20, 4)  # more images before it than any swap threshold
+    last = str(images[-1])
+    for class_id, score in alone[last].items():
+        assert later[last][class_id] == pytest.approx(score, abs=1e-5)  # eager vs packed: 5e-5

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "microsoft/resnet-50"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FREEZE_AFTER_IMAGES = 64
-# bf16 on the CPU: packing the weights takes tens of milliseconds, not an export's seconds.
-PACK_AFTER_IMAGES = 16
+# bf16 on the CPU: packing the weights takes tens of milliseconds, not an export's seconds,
+# so it happens at the first batch, and every image of a run is computed the same way (its
+# scores do not depend on where in the run it came).
+PACK_AFTER_IMAGES = 1
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -487,7 +489,7 @@ def tune_backends(device: torch.device, exact: bool) -> None:
 
 def _swap_after(device: torch.device, autocast: bool, native: bool, compiled: bool) -> int | None:
     """After how many images a CPU model moves to a faster runtime (``Classifier.freeze``):
-    in fp32, 64 (an ONNX export takes a second or two); in bf16, 16 for a native ResNet
+    in fp32, 64 (an ONNX export takes a second or two); in bf16, at once for a native ResNet
     (oneDNN's packed weights take tens of milliseconds), never for other models (nothing
     faster than eager autocast is known for them). None: never."""
     if device.type != "cpu" or compiled:
