@@ -310,9 +310,9 @@ def _checked(
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # exporters' deprecation and tracer notes
+            built, name = build(model, sample[:1])  # first: a refusal costs no forward pass
             with reduced:
                 expected = logits_of(model(pixel_values=probe)).float()
-            built, name = build(model, sample[:1])
             scale = max(1.0, float(expected.abs().max()))
             got = logits_of(built(probe)).float()
             if torch.allclose(got, expected, rtol=0, atol=tolerance * scale):
@@ -471,7 +471,7 @@ def load_classifier(
         files=files,
         channels_last=channels_last,
         resize=None if exact else resize_rule(processor),
-        freeze_after=_swap_after(torch_device, autocast, native is not None, compile_model),
+        freeze_after=_swap_after(torch_device, dtype, native is not None, compile_model),
         _autocast=autocast,
         **label_fields(config),
     )
@@ -487,16 +487,22 @@ def tune_backends(device: torch.device, exact: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _swap_after(device: torch.device, autocast: bool, native: bool, compiled: bool) -> int | None:
+def _swap_after(
+    device: torch.device, dtype: torch.dtype, native: bool, compiled: bool
+) -> int | None:
     """After how many images a CPU model moves to a faster runtime (``Classifier.freeze``):
-    in fp32, 64 (an ONNX export takes a second or two); in bf16, at once for a native ResNet
-    (oneDNN's packed weights take tens of milliseconds), never for other models (nothing
-    faster than eager autocast is known for them). None: never."""
+    in fp32, 64 (an ONNX export takes a second or two); in bf16 or fp16, at once for a native
+    ResNet where oneDNN has kernels for it (packing its weights takes tens of milliseconds),
+    never otherwise (nothing faster than eager autocast is known). None: never."""
+    import torch
+
     if device.type != "cpu" or compiled:
         return None
-    if autocast:
-        return PACK_AFTER_IMAGES if native else None
-    return FREEZE_AFTER_IMAGES
+    if dtype == torch.float32:
+        return FREEZE_AFTER_IMAGES
+    from .packed import has_kernels
+
+    return PACK_AFTER_IMAGES if native and has_kernels(dtype) else None
 
 
 def _load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
