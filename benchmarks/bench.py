@@ -362,7 +362,8 @@ class Runner:
         listing, output, log = self._paths(OURS, scenario)
         names = [str(p) for p in files]
         command = [*self.ours, "-m", str(self.model), "--offline", "-f", "jsonl", "-o", str(output)]
-        command += ["-d", self.device, "-q"] if quiet else ["-d", self.device]
+        command += ["-d", self.device]
+        command += ["-q"] if quiet else []
         command += ["--exact"] if exact else []
         if via_stdin:
             listing.write_text("".join(n + "\n" for n in names), encoding="utf-8")
