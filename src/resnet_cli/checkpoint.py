@@ -1,13 +1,15 @@
-"""A ResNet checkpoint on disk, read without torch: its files, its labels, and its image
+"""A checkpoint on disk, read without torch: its files, its labels, and its image
 processor's arithmetic in NumPy.
 
-Both quick paths start here: ``native`` builds the network in torch from these files, and
-``runtime`` runs a cached ONNX export of it without importing torch at all.
+Both quick paths start here: ``native`` builds a ResNet in torch from these files, and
+``runtime`` runs a cached ONNX export of a checkpoint (a ResNet, or any model whose processor
+``ArrayConvNextProcessor`` reproduces, such as timm's ImageNet models) without importing torch.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,29 +18,37 @@ from typing import Any
 from .decode import ResizeRule
 
 PROCESSORS = ("ConvNextImageProcessor", "ConvNextImageProcessorFast")
-FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+FILES = ("config.json", "model.safetensors")
+# timm checkpoints keep their preprocessing in config.json ("pretrained_cfg") and have none.
+OPTIONAL_FILES = ("preprocessor_config.json",)
 
 
 def local_files(model: str, revision: str | None) -> dict[str, str] | None:
-    """The checkpoint's files (FILES) in a local folder or the hub cache, or None if any is
-    missing. Never downloads."""
+    """The checkpoint's files (FILES, and OPTIONAL_FILES where present) in a local folder or
+    the hub cache, or None if one of FILES is missing. Never downloads."""
     if os.environ.get("RESNET_CLI_NATIVE", "1") == "0":
         return None
+    found: dict[str, str] = {}
+    for name in (*FILES, *OPTIONAL_FILES):
+        path = _local_file(model, revision, name)
+        if path is not None:
+            found[name] = path
+        elif name in FILES:
+            return None
+    return found
+
+
+def _local_file(model: str, revision: str | None, name: str) -> str | None:
     if os.path.isdir(model):
-        paths = {name: os.path.join(model, name) for name in FILES}
-        return paths if all(os.path.isfile(p) for p in paths.values()) else None
+        path = os.path.join(model, name)
+        return path if os.path.isfile(path) else None
     from huggingface_hub import try_to_load_from_cache
 
-    found: dict[str, str] = {}
-    for name in FILES:
-        try:
-            path = try_to_load_from_cache(model, name, revision=revision)
-        except Exception:
-            return None
-        if not isinstance(path, str):
-            return None
-        found[name] = path
-    return found
+    try:
+        cached = try_to_load_from_cache(model, name, revision=revision)
+    except Exception:
+        return None
+    return cached if isinstance(cached, str) else None
 
 
 def read_json(path: str) -> dict[str, Any]:
@@ -63,13 +73,33 @@ def supported(config: dict[str, Any]) -> bool:
 
 
 def labels_of(config: dict[str, Any]) -> list[str]:
-    """Label names by class id, from ``id2label`` (LABEL_i where a name is missing)."""
+    """Label names by class id, from ``id2label``, or timm's ``label_names`` list (LABEL_i
+    where a name is missing)."""
     names = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    if not names and isinstance(config.get("label_names"), list):
+        names = dict(enumerate(str(name) for name in config["label_names"]))
     return [names.get(i, f"LABEL_{i}") for i in range(num_labels(config))]
 
 
 def num_labels(config: dict[str, Any]) -> int:
-    return int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
+    return int(
+        config.get("num_labels")
+        or config.get("num_classes")  # timm's name for it
+        or len(config.get("id2label") or config.get("label_names") or ())
+        or 2
+    )
+
+
+def array_processor(files: dict[str, str]) -> ArrayConvNextProcessor | None:
+    """The checkpoint's image processor in Pillow and NumPy, where ``ArrayConvNextProcessor``
+    reproduces it: a ConvNeXt-style preprocessor_config.json (microsoft/resnet-50's), or a
+    timm checkpoint's centre-crop evaluation transform; else None."""
+    if "preprocessor_config.json" in files:
+        return ArrayConvNextProcessor.from_config(read_json(files["preprocessor_config.json"]))
+    config = read_json(files["config.json"])
+    if config.get("model_type") != "timm_wrapper":
+        return None
+    return ArrayConvNextProcessor.from_timm(config.get("pretrained_cfg") or {})
 
 
 def label_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +153,36 @@ class ArrayConvNextProcessor:
             rescale_factor=float(config.get("rescale_factor", 1 / 255)),
             do_rescale=bool(config.get("do_rescale", True)),
             do_normalize=bool(config.get("do_normalize", True)),
+        )
+
+    @classmethod
+    def from_timm(cls, pretrained_cfg: dict[str, Any]) -> Any:
+        """timm's evaluation transform, where it is this class's arithmetic: resize the
+        shorter side to floor(size / crop_pct) (bicubic or bilinear), centre-crop a square
+        below 384 pixels, rescale and normalize; else None."""
+        size = pretrained_cfg.get("test_input_size") or pretrained_cfg.get("input_size")
+        interpolation = {"bicubic": 3, "bilinear": 2}.get(str(pretrained_cfg.get("interpolation")))
+        crop_pct = pretrained_cfg.get("test_crop_pct") or pretrained_cfg.get("crop_pct") or 0.875
+        mean, std = pretrained_cfg.get("mean"), pretrained_cfg.get("std")
+        if not (isinstance(size, list | tuple) and len(size) == 3 and size[1] == size[2]):
+            return None
+        if interpolation is None or pretrained_cfg.get("crop_mode", "center") != "center":
+            return None
+        if not (isinstance(mean, list | tuple) and isinstance(std, list | tuple)):
+            return None
+        # Where floor(size / crop_pct) is not what ConvNeXt's int(size / crop_pct) gives,
+        # or above 384 (where ConvNeXt warps and timm crops), the two differ: not reproduced.
+        if int(size[1]) >= 384 or math.floor(size[1] / crop_pct) != int(size[1] / crop_pct):
+            return None
+        return cls.from_config(
+            {
+                "image_processor_type": PROCESSORS[0],
+                "size": {"shortest_edge": int(size[1])},
+                "crop_pct": float(crop_pct),
+                "resample": interpolation,
+                "image_mean": list(mean),
+                "image_std": list(std),
+            }
         )
 
     @property

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +136,7 @@ class Classifier:
     freeze_after: int | None = None
     files: dict[str, str] | None = None  # the checkpoint's files, for the runtime cache
     runtime: str = "torch"  # torch, torchscript or onnxruntime: what runs the forward pass
+    image_batch: bool = True  # the processor gives a 4-D pixel batch; else ``ModelInputs``
     _autocast: bool = field(default=False, repr=False)
     _frozen: Any = field(default=None, repr=False)
     _frozen_shape: tuple[int, ...] | None = field(default=None, repr=False)
@@ -149,18 +151,22 @@ class Classifier:
     def precision(self) -> str:
         return precision_name(self.dtype)
 
-    def preprocess(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
-        """Images -> the model's normalized pixel tensor, by the model's own image processor."""
+    def preprocess(self, images: Sequence[Image.Image | torch.Tensor]) -> Any:
+        """Images -> the model's input, by the model's own image processor: a normalized
+        pixel tensor, or (``ModelInputs``) everything a processor gives that is not a plain
+        image batch, passed to the model as the pipeline passes it."""
         kwargs: dict[str, Any] = {"return_tensors": "pt"}
         first = images[0] if images else None
         if first is not None and not isinstance(first, _pil_image_type()):
             kwargs["device"] = first.device  # type: ignore[union-attr]  # GPU-decoded stay there
-        return self.processor(images=list(images), **kwargs)["pixel_values"]
+        return model_inputs(self.processor(images=list(images), **kwargs))
 
     def stack(self, pixels: list[torch.Tensor]) -> torch.Tensor:
         """One batch from preprocessed images; pinned for a non-blocking copy to a GPU."""
         import torch
 
+        if isinstance(pixels[0], ModelInputs):
+            return ModelInputs.stacked(pixels)
         if not isinstance(pixels[0], torch.Tensor):  # NumPy, from the decode threads
             import numpy as np
 
@@ -192,11 +198,23 @@ class Classifier:
             return None
         return self.processor.prepare
 
-    def predict(self, pixel_values: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalized pixels -> (scores, class ids) of the top-k labels, on the model's device."""
+    def predict(self, pixel_values: Any, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized pixels (or ``ModelInputs``) -> (scores, class ids) of the top-k labels,
+        on the model's device."""
         import torch
 
-        if self.channels_last and self.runtime != "onnxruntime":
+        if isinstance(pixel_values, ModelInputs):
+            # Floating-point inputs in the weights' dtype (under autocast they stay fp32);
+            # token ids, masks and shapes as they are.
+            inputs = pixel_values.to(self.device, None if self._autocast else self.dtype)
+            reduced = (
+                torch.autocast(self.device.type, dtype=self.dtype)
+                if self._autocast
+                else contextlib.nullcontext()
+            )
+            with torch.inference_mode(), reduced:
+                return self._top_k(logits_of(self.model(**inputs.tensors)), top_k)
+        if self.channels_last and self.runtime != "onnxruntime" and pixel_values.dim() == 4:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         pixel_values = pixel_values.to(self.device, non_blocking=True)
         self._seen += len(pixel_values)
@@ -212,9 +230,12 @@ class Classifier:
                     logits = logits_of(self.model(pixel_values=pixel_values))
             else:
                 logits = logits_of(self.model(pixel_values=pixel_values.to(self.dtype)))
-            logits = logits.float()
-            probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
-            return probabilities.topk(min(top_k, self.num_labels), dim=-1)
+            return self._top_k(logits, top_k)
+
+    def _top_k(self, logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = logits.float()
+        probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+        return probabilities.topk(min(top_k, self.num_labels), dim=-1)
 
     def freeze(self, sample: torch.Tensor) -> bool:
         """Swap the eager CPU model for a faster runtime of the same arithmetic. In fp32: ONNX
@@ -275,6 +296,7 @@ class Classifier:
         return (
             self.device.type == "cpu"
             and not self.exact
+            and self.image_batch
             and (self.dtype == torch.float32 or self._autocast)
         )
 
@@ -291,12 +313,61 @@ class Classifier:
         return self.dtype if self._autocast else None
 
 
+class ModelInputs:
+    """What a processor gives that is not a plain image batch (siglip2's patch sequences with
+    their mask and shapes, imagegpt's colour-cluster ids): every tensor the model takes, split
+    and stacked along the batch together. Never channels_last, and no runtime swap: those are
+    for 4-D image batches."""
+
+    def __init__(self, tensors: dict[str, Any]):
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, index: int | slice) -> ModelInputs:
+        return ModelInputs({name: value[index] for name, value in self.tensors.items()})
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """A key that is equal only for inputs that stack into one batch."""
+        return tuple((name, *value.shape) for name, value in self.tensors.items())
+
+    @classmethod
+    def stacked(cls, rows: Sequence[ModelInputs]) -> ModelInputs:
+        import torch
+
+        return cls(
+            {name: torch.stack([row.tensors[name] for row in rows]) for name in rows[0].tensors}
+        )
+
+    def to(self, device: Any, dtype: Any = None) -> ModelInputs:
+        moved = {}
+        for name, value in self.tensors.items():
+            floating = dtype is not None and value.is_floating_point()
+            moved[name] = value.to(device, dtype) if floating else value.to(device)
+        return ModelInputs(moved)
+
+
+def model_inputs(processed: Any) -> Any:
+    """A processor's output as the model takes it: the pixel tensor where that is all there
+    is and it is a 4-D image batch (every fast path's input), else ``ModelInputs``."""
+    tensors = {name: value for name, value in dict(processed).items() if hasattr(value, "shape")}
+    pixels = tensors.get("pixel_values")
+    if len(tensors) == 1 and pixels is not None and len(pixels.shape) == 4:
+        return pixels
+    if not tensors:
+        raise ValueError("the image processor gave no tensors")
+    return ModelInputs(tensors)
+
+
 def _checked(
     build: Any, model: Any, sample: torch.Tensor, autocast: torch.dtype | None = None
 ) -> tuple[Any, str] | None:
     """``build(model, one image)``, kept only if it gives the eager model's logits on two
     images (so no runtime may have baked in the batch size); None on any failure.
-    ``autocast``: the eager model runs under CPU autocast to this dtype."""
+    ``autocast``: the eager model runs under CPU autocast to this dtype. The reference logits
+    are computed before the build, and the build never changes the model (``unchanged``)."""
     import warnings
 
     import torch
@@ -310,16 +381,53 @@ def _checked(
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # exporters' deprecation and tracer notes
-            built, name = build(model, sample[:1])  # first: a refusal costs no forward pass
             with reduced:
                 expected = logits_of(model(pixel_values=probe)).float()
+            with unchanged(model):
+                built, name = build(model, sample[:1])
             scale = max(1.0, float(expected.abs().max()))
             got = logits_of(built(probe)).float()
             if torch.allclose(got, expected, rtol=0, atol=tolerance * scale):
                 return built, name
+    except ModelChangedError:
+        raise
     except Exception:
         pass
     return None
+
+
+class ModelChangedError(RuntimeError):
+    """A runtime build wrote into the model it was built from (a bug: never caught)."""
+
+
+@contextlib.contextmanager
+def unchanged(model: Any) -> Iterator[None]:
+    """Build a runtime from ``model`` without changing it: every module's train/eval mode is
+    put back as it was (exporters wrap the model in a new module, in training mode, and
+    restore *that* mode recursively), and a parameter or buffer written to in between (as
+    BatchNorm does to its statistics in training mode) is a ``ModelChangedError``."""
+    modes = [(module, module.training) for module in model.modules()]
+    versions = _versions(model)
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        if _versions(model) != versions:
+            raise ModelChangedError("building a faster runtime changed the model's weights")
+
+
+def _versions(model: Any) -> list[tuple[str, int, int]]:
+    """Each parameter and buffer's identity and in-place write counter."""
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    return [(name, tensor.data_ptr(), _version(tensor)) for name, tensor in tensors]
+
+
+def _version(tensor: Any) -> int:
+    try:
+        return int(tensor._version)
+    except RuntimeError:  # an inference tensor keeps no counter, and cannot be written to
+        return -1
 
 
 def _torchscript(model: Any, example: torch.Tensor) -> tuple[Any, str]:
@@ -442,7 +550,14 @@ def load_classifier(
         network, processor, config, files = native
     else:
         processor, network = _load_with_transformers(model, revision, offline)
-        config = network.config.to_dict()
+        # The live config: timm checkpoints' to_dict() holds label_names, not id2label.
+        config = {
+            **network.config.to_dict(),
+            "id2label": dict(network.config.id2label),
+            "num_labels": network.config.num_labels,
+        }
+        files = _cacheable_files(model, revision)
+    image_batch = native is not None or takes_image_batch(model, processor)
     network.eval()
     if not exact:
         fold_batchnorm(network)
@@ -451,7 +566,7 @@ def load_classifier(
         network.to(dtype)
     # channels_last changes only the order of the same fp32 arithmetic (--exact stays within
     # 1e-4 of the pipeline) and runs 1.3x faster on the CPU; MPS gains nothing from it.
-    channels_last = torch_device.type != "mps"
+    channels_last = torch_device.type != "mps" and image_batch
     if channels_last:
         network.to(memory_format=torch.channels_last)
     try:
@@ -471,10 +586,45 @@ def load_classifier(
         files=files,
         channels_last=channels_last,
         resize=None if exact else resize_rule(processor),
-        freeze_after=_swap_after(torch_device, dtype, native is not None, compile_model),
+        freeze_after=(
+            _swap_after(torch_device, dtype, native is not None, compile_model)
+            if image_batch
+            else None
+        ),
+        image_batch=image_batch,
         _autocast=autocast,
         **label_fields(config),
     )
+
+
+def takes_image_batch(model: str, processor: Any) -> bool:
+    """Whether the processor gives the model a plain 4-D image batch (what every fast path
+    takes), found on one small picture; a processor that fails on it would fail on every
+    image, so that is one ModelLoadError now, not an error record per image."""
+    from PIL import Image
+
+    try:
+        processed = processor(
+            images=[Image.new("RGB", (64, 48), (127, 127, 127))], return_tensors="pt"
+        )
+        inputs = model_inputs(processed)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"the image processor of model {model!r} cannot prepare an RGB image: {first_line(exc)}"
+        ) from exc
+    return not isinstance(inputs, ModelInputs)
+
+
+def _cacheable_files(model: str, revision: str | None) -> dict[str, str] | None:
+    """The checkpoint's files where a later run could start from its ONNX export without
+    torch (its processor reproduced in NumPy); else None: no export is kept for it."""
+    from .checkpoint import array_processor, local_files
+
+    files = local_files(model, revision)
+    try:
+        return files if files is not None and array_processor(files) is not None else None
+    except Exception:  # an unreadable config file
+        return None
 
 
 def tune_backends(device: torch.device, exact: bool) -> None:

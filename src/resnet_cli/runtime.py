@@ -6,9 +6,10 @@ kernels against oneDNN), and importing it takes 0.2 s where importing torch take
 
 - During a CPU run, the torch model is exported to ONNX in memory and swapped for an ONNX
   Runtime session, kept only if its logits match the eager model's (``model.Classifier``).
-- For a ResNet checkpoint on disk (the ``native`` quick path), that export is saved in a cache
-  keyed by the checkpoint's files. Later runs of the same checkpoint load it with ONNX Runtime
-  alone (``load_cached``): no torch, no transformers, and the processor's arithmetic in NumPy.
+- For a checkpoint on disk whose processor ``checkpoint.array_processor`` reproduces (a
+  ResNet with microsoft/resnet-50's processor, timm's ImageNet models), that export is saved in
+  a cache keyed by the checkpoint's files. Later runs of the same checkpoint load it with ONNX
+  Runtime alone (``load_cached``): no torch, no transformers, and the processor in NumPy.
 - What is saved is the graph as ONNX Runtime has optimized it for this CPU (BatchNorm folded,
   weights laid out for its blocked convolutions): loading it takes 0.05-0.1 s instead of the
   0.5 s that optimizing the plain export takes. Being specific to the CPU and the ONNX
@@ -34,13 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import (
-    ArrayConvNextProcessor,
-    label_fields,
-    local_files,
-    read_json,
-    supported,
-)
+from .checkpoint import array_processor, label_fields, local_files, read_json
 from .engine import usable_cores
 from .model import Classifier, native_bf16_told, resize_rule
 from .writers import replaced_atomically
@@ -180,9 +175,12 @@ def export(model: Any, example: Any) -> bytes:
             return logits_of(self.inner(pixel_values=pixel_values))
 
     buffer = io.BytesIO()
+    # In eval mode: the exporter restores the wrapper's own mode when it is done, recursively,
+    # and a new module is in training mode (BatchNorm on batch statistics, dropout on).
+    wrapper = Logits().eval()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries records, never exporter notes
         torch.onnx.export(
-            Logits(),
+            wrapper,
             (example.contiguous(),),
             buffer,  # type: ignore[arg-type]  # a file object is accepted too
             input_names=[INPUT],
@@ -283,8 +281,10 @@ def load_cached(
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: the last to be pruned
         config = read_json(files["config.json"])
-        processor = ArrayConvNextProcessor.from_config(read_json(files["preprocessor_config.json"]))
-        if processor is None or not supported(config):
+        # The export was checked against the torch model when it was made; what is needed
+        # here is the processor's arithmetic without torch.
+        processor = array_processor(files)
+        if processor is None:
             return None
     except Exception:
         return None
