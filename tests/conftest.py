@@ -27,6 +27,7 @@ os.environ["RESNET_CLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="resnet-cli-cache-"
 
 # The tiny model lives in examples/ so users can make the same one to try the tool offline.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+import make_real_model
 import make_tiny_model
 
 LABELS = make_tiny_model.LABELS
@@ -63,6 +64,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = build_tiny_model(tmp_path_factory.mktemp("tiny-resnet"))
     warm_runtime_cache(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """EfficientNet-Lite0 trained on ImageNet-1k, as a transformers timm_wrapper checkpoint
+    (examples/make_real_model.py): the model whose answers can be right or wrong."""
+    folder = tmp_path_factory.mktemp("real-model")
+    return Path(make_real_model.save_real_model(str(folder)))
 
 
 @pytest.fixture(scope="session")

@@ -228,3 +228,25 @@ def test_an_unreachable_cluster_is_one_line_and_exit_3(tiny_model: Path, tmp_pat
     assert result.stderr.startswith("Error: could not reach a Ray cluster at 127.0.0.1:9: ")
     assert result.stderr.count("\n") == 1
     assert time.monotonic() - started < 120  # not ray.init's minutes of retries
+
+
+def test_ray_is_right_on_the_real_model(cluster, real_model: Path, tmp_path: Path) -> None:
+    # A trained model, so a wrong answer shows: a cat first, espresso first, on every input.
+    examples = Path(__file__).resolve().parent.parent / "examples" / "images"
+    photos = [examples / f"{name}.jpg" for name in ("chelsea", "coffee") for _ in range(6)]
+    out = tmp_path / "results"
+    classify_on_ray(
+        collect_inputs([str(p) for p in photos]),
+        out,
+        model=str(real_model),
+        model_options={"offline": True},
+        top_k=3,
+        batch_size=4,
+        address=cluster.address,
+        placement=ONE_ACTOR_PER_NODE,
+    )
+    records = read_ray_output(out)
+    assert len(records) == len(photos)
+    for record in records:
+        top = record.predictions[0].class_id
+        assert top in range(281, 286) if "chelsea" in record.input else top == 967, record

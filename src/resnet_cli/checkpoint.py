@@ -94,12 +94,12 @@ def array_processor(files: dict[str, str]) -> ArrayConvNextProcessor | None:
     """The checkpoint's image processor in Pillow and NumPy, where ``ArrayConvNextProcessor``
     reproduces it: a ConvNeXt-style preprocessor_config.json (microsoft/resnet-50's), or a
     timm checkpoint's centre-crop evaluation transform; else None."""
+    config = read_json(files["config.json"])
+    if config.get("model_type") == "timm_wrapper":  # its processor reads config.json
+        return ArrayConvNextProcessor.from_timm(config.get("pretrained_cfg") or {})
     if "preprocessor_config.json" in files:
         return ArrayConvNextProcessor.from_config(read_json(files["preprocessor_config.json"]))
-    config = read_json(files["config.json"])
-    if config.get("model_type") != "timm_wrapper":
-        return None
-    return ArrayConvNextProcessor.from_timm(config.get("pretrained_cfg") or {})
+    return None
 
 
 def label_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -160,9 +160,10 @@ class ArrayConvNextProcessor:
         """timm's evaluation transform, where it is this class's arithmetic: resize the
         shorter side to floor(size / crop_pct) (bicubic or bilinear), centre-crop a square
         below 384 pixels, rescale and normalize; else None."""
-        size = pretrained_cfg.get("test_input_size") or pretrained_cfg.get("input_size")
+        # What timm.data.resolve_data_config reads of it (TimmWrapperImageProcessor's call).
+        size = pretrained_cfg.get("input_size")
         interpolation = {"bicubic": 3, "bilinear": 2}.get(str(pretrained_cfg.get("interpolation")))
-        crop_pct = pretrained_cfg.get("test_crop_pct") or pretrained_cfg.get("crop_pct") or 0.875
+        crop_pct = pretrained_cfg.get("crop_pct") or 0.875
         mean, std = pretrained_cfg.get("mean"), pretrained_cfg.get("std")
         if not (isinstance(size, list | tuple) and len(size) == 3 and size[1] == size[2]):
             return None
