@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import imported, run_probing_imports
+from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
 from resnet_cli.model import FREEZE_AFTER_IMAGES
 
@@ -179,3 +179,26 @@ def test_the_library_api_is_right(
 def test_cuda_is_right(precision: str, real_model: Path, photos: list[Path]) -> None:
     result = cli("-m", real_model, "--offline", "-d", "cuda", "-p", precision, *photos)
     assert_right(jsonl(result), len(photos))
+
+
+@pytest.mark.parametrize("size", [(1024, 683), (683, 1024), (500, 375), (301, 257)])
+def test_the_numpy_processor_is_timms_transform(size: tuple[int, int], real_model: Path) -> None:
+    # The torch-free start's preprocessing against TimmWrapperImageProcessor's own, on sizes
+    # whose crop margins are odd (timm rounds where transformers' processors truncate).
+    import numpy as np
+    from transformers import AutoImageProcessor
+
+    from resnet_cli.checkpoint import array_processor, local_files
+
+    files = local_files(str(real_model), None)
+    assert files is not None
+    ours = array_processor(files)
+    assert ours is not None
+    theirs = AutoImageProcessor.from_pretrained(str(real_model))
+    image = scene(*size, seed=sum(size))
+    expected = theirs(images=[image], return_tensors="pt")["pixel_values"][0].numpy()
+    got = ours.prepare(image)
+    assert got.shape == expected.shape == (3, 224, 224)
+    step = 1 / 255 / 0.5  # one grey level, after timm's normalization (std 0.5)
+    assert float(np.abs(got - expected).max()) <= step + 1e-5
+    assert float(np.abs(got - expected).mean()) <= step / 10

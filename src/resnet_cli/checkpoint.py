@@ -8,6 +8,7 @@ Both quick paths start here: ``native`` builds a ResNet in torch from these file
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -126,6 +127,9 @@ class ArrayConvNextProcessor:
     do_resize: bool = True
     do_rescale: bool = True
     do_normalize: bool = True
+    # Where an odd margin's extra pixel goes: transformers truncates (right/bottom), timm's
+    # CenterCrop (torchvision's) rounds half to even, as Python's round does.
+    rounds_crop: bool = False
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
@@ -175,7 +179,7 @@ class ArrayConvNextProcessor:
         # or above 384 (where ConvNeXt warps and timm crops), the two differ: not reproduced.
         if int(size[1]) >= 384 or math.floor(size[1] / crop_pct) != int(size[1] / crop_pct):
             return None
-        return cls.from_config(
+        made = cls.from_config(
             {
                 "image_processor_type": PROCESSORS[0],
                 "size": {"shortest_edge": int(size[1])},
@@ -185,6 +189,7 @@ class ArrayConvNextProcessor:
                 "image_std": list(std),
             }
         )
+        return None if made is None else dataclasses.replace(made, rounds_crop=True)
 
     @property
     def rule(self) -> ResizeRule:
@@ -215,7 +220,7 @@ class ArrayConvNextProcessor:
             # the whole image would use for them (Pillow reads past the box's edges): 40%
             # less work, and at most 1 of 255 from resize-then-crop, in a few pixels.
             (width, height), (target_width, target_height) = image.size, target
-            top, left = crop_origin(target_height, target_width, edge)
+            top, left = crop_origin(target_height, target_width, edge, self.rounds_crop)
             x_scale, y_scale = width / target_width, height / target_height
             box = (left * x_scale, top * y_scale, (left + edge) * x_scale, (top + edge) * y_scale)
             image = image.resize((edge, edge), Image.Resampling(self.resample), box=box)
@@ -223,7 +228,7 @@ class ArrayConvNextProcessor:
         if image.size != target:
             image = image.resize(target, Image.Resampling(self.resample))
         pixels = np.asarray(image).transpose(2, 0, 1)
-        return centre_crop(pixels, edge) if rule.crops else pixels
+        return centre_crop(pixels, edge, self.rounds_crop) if rule.crops else pixels
 
     def normalize(self, pixels: Any) -> Any:
         """uint8 N x 3 x H x W -> rescaled and normalized float32 (NumPy or torch alike), as
@@ -249,14 +254,17 @@ def _column(values: tuple[float, float, float], like: Any) -> Any:
     return torch.tensor(values, device=like.device).view(1, 3, 1, 1)
 
 
-def centre_crop(image: Any, edge: int) -> Any:
+def centre_crop(image: Any, edge: int, rounds: bool = False) -> Any:
     """The centre ``edge`` x ``edge`` of a CHW array or tensor, at the processor's anchor
-    (transformers 5 truncates: for an odd margin the extra pixel is on the right/bottom)."""
+    (transformers 5 truncates: for an odd margin the extra pixel is on the right/bottom;
+    ``rounds``: as timm's CenterCrop places it)."""
     height, width = image.shape[-2:]
-    top, left = crop_origin(height, width, edge)
+    top, left = crop_origin(height, width, edge, rounds)
     return image[..., top : top + edge, left : left + edge]
 
 
-def crop_origin(height: int, width: int, edge: int) -> tuple[int, int]:
+def crop_origin(height: int, width: int, edge: int, rounds: bool = False) -> tuple[int, int]:
     """(top, left) of the centre ``edge`` x ``edge`` crop of a ``height`` x ``width`` image."""
+    if rounds:
+        return round((height - edge) / 2.0), round((width - edge) / 2.0)
     return int((height - edge) / 2.0), int((width - edge) / 2.0)
