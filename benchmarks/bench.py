@@ -471,9 +471,9 @@ def machine_info() -> dict[str, str]:
 
 def native_bf16() -> bool:
     """Whether resnet-classify's --precision auto is bf16 on this CPU (AMX or AVX512-BF16)."""
-    from resnet_cli.model import cpu_has_native_bf16
+    from resnet_cli.runtimes.hardware import probe
 
-    return cpu_has_native_bf16()
+    return probe(cuda=False).native_bf16
 
 
 def _version(package: str) -> str:

@@ -28,12 +28,19 @@ import numpy as np
 LABELS = 1000
 
 
-def numpy_classifier(logits: np.ndarray) -> Any:
-    from resnet_cli.runtime import OnnxClassifier, _Cpu
+def instant_plan(runtime: str) -> Any:
+    """The chooser's plan for an fp32 CPU run, as if ``runtime`` ran it."""
+    import dataclasses
 
-    class Session:
-        def run(self, _: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-            return [logits[: len(feeds["pixel_values"])]]
+    from resnet_cli.runtimes.hardware import probe
+    from resnet_cli.runtimes.select import Checkpoint, Request, choose_plan
+
+    plan = choose_plan(Request(device="cpu", precision="fp32"), Checkpoint(), probe(cuda=False))
+    return dataclasses.replace(plan, runtime=runtime)
+
+
+def numpy_classifier(logits: np.ndarray) -> Any:
+    from resnet_cli.runtimes.onnx_runtime import OnnxClassifier, _Cpu
 
     pixels = np.zeros((3, 8, 8), np.float32)
 
@@ -45,12 +52,12 @@ def numpy_classifier(logits: np.ndarray) -> Any:
         name="instant",
         model=None,
         processor=Processor(),
-        device=_Cpu(),  # type: ignore[arg-type]
-        dtype=None,  # type: ignore[arg-type]
+        device=_Cpu(),
+        dtype=None,
         labels=[f"label {i}" for i in range(LABELS)],
         multi_label=False,
-        runtime="instant",
-        session=Session(),
+        plan=instant_plan("instant"),
+        forward=lambda batch: logits[: len(batch)],
     )
 
 
@@ -61,21 +68,19 @@ def torch_classifier(logits: np.ndarray) -> Any:
 
     table = torch.from_numpy(logits)
 
-    class Model(torch.nn.Module):
-        def forward(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"logits": table[: len(pixel_values)]}
-
     def processor(images: list[Any], **_: Any) -> dict[str, torch.Tensor]:
         return {"pixel_values": torch.zeros(len(images), 3, 8, 8)}
 
     return Classifier(
         name="instant",
-        model=Model(),
+        model=None,
         processor=processor,
         device=torch.device("cpu"),
         dtype=torch.float32,
         labels=[f"label {i}" for i in range(LABELS)],
         multi_label=False,
+        plan=instant_plan("torch"),
+        forward=lambda batch: table[: len(batch)],
     )
 
 

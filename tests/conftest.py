@@ -50,13 +50,12 @@ def build_tiny_model(folder: Path, *, multi_label: bool = False, seed: int = 0) 
 def warm_runtime_cache(folder: Path) -> None:
     """What a first run leaves behind: the model's ONNX export in the runtime cache, so that
     later loads take the torch-free ONNX Runtime path, as every run after a user's first does.
-    Tests of the torch path set RESNET_CLI_ONNX=0."""
-    from resnet_cli import classify, load_classifier
+    Tests of the torch path load with runtime="torch"."""
+    from resnet_cli import load_classifier
 
-    classifier = load_classifier(str(folder), device="cpu")
-    assert all(r.ok for r in classify(classifier, [scene(64, 48, seed=0)]))
-    classifier.cache_runtime()
-    assert load_classifier(str(folder), device="cpu").runtime == "onnxruntime"
+    assert load_classifier(str(folder), device="cpu", images=1).save_quick_start()
+    quick = load_classifier(str(folder), device="cpu")
+    assert quick.runtime == "onnxruntime" and quick.model is None  # torch-free
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +81,18 @@ def multi_label_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def torch_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ONNX Runtime in this test: models load and stay in torch."""
-    monkeypatch.setenv("RESNET_CLI_ONNX", "0")
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with one CUDA device, as the chooser sees it; the model goes to torch's
+    "meta" device in its place (no memory, no arithmetic), so a GPU run's plan and loading
+    are tested without a GPU."""
+    import torch
+
+    from resnet_cli import model as model_module
+    from resnet_cli.runtimes.hardware import Hardware
+
+    gpu = Hardware(cores=2, cuda=("Fake GPU",), cuda_bf16=True)
+    monkeypatch.setattr(model_module, "_probe", lambda device: gpu)
+    monkeypatch.setattr(model_module, "_torch_device", lambda name: torch.device("meta"))
 
 
 def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conftest import scene
 from resnet_cli import Source, load_classifier
 from resnet_cli.engine import LaunchedBatch, Slot, classify_batches
-from resnet_cli.runtime import top_k
+from resnet_cli.runtimes.onnx_runtime import top_k
 
 
 def stable_full_sort(logits: np.ndarray, k: int, multi_label: bool) -> tuple[Any, Any]:

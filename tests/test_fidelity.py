@@ -35,9 +35,9 @@ def test_dct_downscaled_pixels_stay_close_to_the_reference(
 ) -> None:
     import torch
 
-    # The torch path's processor, and the ONNX Runtime path's NumPy one.
-    monkeypatch.setenv("RESNET_CLI_ONNX", "1" if runtime == "onnxruntime" else "0")
-    classifier = load_classifier(str(tiny_model), device="cpu")
+    # The torch path's processor, and the ONNX Runtime path's NumPy one (the torch-free
+    # start from conftest's export).
+    classifier = load_classifier(str(tiny_model), device="cpu", runtime=runtime)
     assert classifier.runtime == runtime
     # The reference: the model's own AutoImageProcessor on full decodes.
     from transformers import AutoImageProcessor
@@ -62,19 +62,16 @@ def test_reduced_precision_probabilities_stay_close_to_fp32(
 ) -> None:
     # auto picks bf16 on CPUs with native bf16 and fp16 on GPUs; both are checked here on
     # the CPU, against fp32 on the same decoded pixels.
-    import torch
-
-    from resnet_cli.packed import has_kernels
+    from resnet_cli.runtimes.hardware import probe
 
     reference = load_classifier(str(tiny_model), device="cpu", precision="fp32")
     reduced = load_classifier(str(tiny_model), device="cpu", precision=precision)
-    reduced.freeze_after = 1  # what classifies most of a long run: the swapped-in runtime
     expected = {r.input: r for r in classify(reference, photos, top_k=6)}
     for record in classify(reduced, photos, top_k=6):
         theirs = {p.class_id: p.score for p in expected[record.input].predictions}
         gap = max(abs(p.score - theirs[p.class_id]) for p in record.predictions)
         assert gap <= 0.02, (record.input, gap)
-    if has_kernels(torch.bfloat16 if precision == "bf16" else torch.float16):
+    if precision in (probe(cuda=False).with_torch().onednn or ()):
         assert reduced.runtime == "onednn"  # else eager autocast
 
 
@@ -82,16 +79,19 @@ def test_reduced_precision_probabilities_stay_close_to_fp32(
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(
     native: str, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from resnet_cli.engine import default_batch_size
-
     # RESNET_CLI_CPU_BF16 stands for the CPU's flags. Without native bf16, auto is fp32 and
-    # takes the cached ONNX Runtime export (conftest); with it, bf16 in torch.
+    # takes the cached ONNX Runtime export (conftest); with it, bf16 in torch (oneDNN's
+    # packed convolutions where it has bf16 kernels, else eager autocast).
+    from resnet_cli.runtimes.hardware import probe
+
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", native)
     classifier = load_classifier(str(tiny_model), device="cpu")
     assert classifier.precision == ("bf16" if native == "1" else "fp32")
-    assert classifier.runtime == ("torch" if native == "1" else "onnxruntime")
+    packed = "onednn" if "bf16" in (probe(cuda=False).with_torch().onednn or ()) else "torch"
+    assert classifier.runtime == (packed if native == "1" else "onnxruntime")
+    assert (classifier.model is None) == (native == "0")  # the torch-free start
     # bf16 runs on oneDNN's packed convolutions, which do best on bigger batches.
-    assert default_batch_size(classifier) == (16 if native == "1" else 8)
+    assert classifier.plan.batch_size == (16 if native == "1" else 8)
 
 
 def test_elongated_image_is_cropped_before_the_resize(tiny_model: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LABELS, scene
-from resnet_cli import Source, classify, load_classifier
+from resnet_cli import Source, UsageError, classify, load_classifier
 from resnet_cli.engine import classify_batches
 
 
@@ -78,12 +78,10 @@ def test_other_model_errors_are_not_swallowed(classifier, images, monkeypatch) -
         list(classify(classifier, images))
 
 
-def test_device_decode_path_matches_the_cpu_path(
-    tiny_model: Path, images: list[Path], torch_only: None
-) -> None:
+def test_device_decode_path_matches_the_cpu_path(tiny_model: Path, images: list[Path]) -> None:
     # On CUDA, JPEGs are decoded in batches on the GPU (nvJPEG); the same code runs here on the
     # CPU with torchvision's decode_jpeg, so its wiring and fallbacks are tested without a GPU.
-    classifier = load_classifier(str(tiny_model), device="cpu")
+    classifier = load_classifier(str(tiny_model), device="cpu", runtime="torch")
     assert classifier.runtime == "torch"
     jpegs = [p for p in images if p.suffix == ".jpg"]
     inputs = [*jpegs, io.BytesIO(b"x").getvalue()]
@@ -97,36 +95,36 @@ def test_device_decode_path_matches_the_cpu_path(
             assert p.score == pytest.approx(theirs_scores[p.class_id], abs=0.03)
 
 
+def onednn_kernels() -> frozenset[str]:
+    from resnet_cli.runtimes.hardware import probe
+
+    return probe(cuda=False).with_torch().onednn or frozenset()
+
+
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript", "bf16"])
-def test_cpu_runtime_swap_kicks_in_after_enough_images_and_changes_nothing(
+def test_every_cpu_runtime_scores_the_whole_run_as_eager_torch_does(
     runtime: str,
     tiny_model: Path,
     images: list[Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A cache of its own: the model starts in torch, as on a first run.
+    # A cache of its own: the model loads in torch, as on a first run.
     monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RESNET_CLI_ONNX", "1" if runtime == "onnxruntime" else "0")
     # bf16: --precision auto on a CPU with AMX or AVX512-BF16 (emulated where there is none).
     bf16 = runtime == "bf16"
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1" if bf16 else "0")
-    eager = load_classifier(str(tiny_model), device="cpu")
-    eager.freeze_after = None
-    frozen = load_classifier(str(tiny_model), device="cpu")
-    frozen.freeze_after = 4
-    assert frozen.runtime == eager.runtime == "torch"
-    assert frozen.precision == ("bf16" if bf16 else "fp32")
+    eager = load_classifier(str(tiny_model), device="cpu", runtime="torch")
+    fast = load_classifier(str(tiny_model), device="cpu")
+    if bf16:  # oneDNN's packed convolutions where it has bf16 kernels, else eager autocast
+        runtime = "onednn" if "bf16" in onednn_kernels() else "torch"
+    assert (fast.runtime, eager.runtime) == (runtime, "torch")
+    assert fast.precision == eager.precision == ("bf16" if bf16 else "fp32")
     inputs = images * 3
     expected = list(classify(eager, inputs, batch_size=4))
-    records = list(classify(frozen, inputs, batch_size=4))
-    if bf16:  # oneDNN's packed convolutions where it has bf16 kernels, else eager autocast
-        import torch
-
-        from resnet_cli.packed import has_kernels
-
-        runtime = "onednn" if has_kernels(torch.bfloat16) else "torch"
-    assert frozen.runtime == runtime and (frozen._frozen is not None) == (runtime != "torch")
+    records = list(classify(fast, inputs, batch_size=4))
+    assert fast.runtime == runtime  # for every image: nothing changes runtime mid-run
     # Only an ONNX export is kept for later runs.
     assert len(list((tmp_path / "cache").glob("onnx/*.onnx"))) == (runtime == "onnxruntime")
     # The same arithmetic, but bf16 rounds at 3 significant digits, and a fused kernel
@@ -138,37 +136,35 @@ def test_cpu_runtime_swap_kicks_in_after_enough_images_and_changes_nothing(
             assert p.score == pytest.approx(q.score, abs=tolerance)
 
 
-def test_bf16_runtime_swap_keeps_the_autocast_arithmetic(
-    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_bf16_runtime_keeps_the_autocast_arithmetic(tiny_model: Path) -> None:
     import torch
 
-    from resnet_cli.model import logits_of
-    from resnet_cli.packed import has_kernels
+    from resnet_cli.runtimes.base import logits_of
 
-    # The swapped-in model must compute in bf16 as the eager one does under autocast, not in
+    # The packed model must compute in bf16 as the eager one does under autocast, not in
     # fp32 (weights or inputs left uncast) and not in some third way.
-    if not has_kernels(torch.bfloat16):
+    if "bf16" not in onednn_kernels():
         pytest.skip("oneDNN has no bf16 kernels for this CPU: bf16 stays in eager autocast")
-    monkeypatch.setenv("RESNET_CLI_ONNX", "0")
-    classifier = load_classifier(str(tiny_model), device="cpu", precision="bf16")
+    classifier = load_classifier(str(tiny_model), device="cpu", precision="bf16", runtime="onednn")
     sample = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         fp32 = logits_of(classifier.model(pixel_values=sample))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = logits_of(classifier.model(pixel_values=sample)).float()
-        assert classifier.freeze(sample) and classifier.runtime == "onednn"
-        traced = logits_of(classifier._frozen(sample)).float()
+        assert classifier.forward is not None
+        packed = logits_of(classifier.forward(sample)).float()
     assert not torch.equal(bf16, fp32)  # the two arithmetics differ on this sample
-    assert (traced - bf16).abs().max() < (traced - fp32).abs().max()
+    assert (packed - bf16).abs().max() < (packed - fp32).abs().max()
 
 
-def test_exact_classifier_is_never_frozen_or_folded(tiny_model: Path, images: list[Path]) -> None:
+def test_exact_classifier_is_eager_and_unfolded(tiny_model: Path) -> None:
     import torch
 
     exact = load_classifier(str(tiny_model), device="cpu", exact=True)
-    assert exact.freeze_after is None or not exact.freeze(torch.zeros(1, 3, 224, 224))
+    assert exact.runtime == "torch" and exact.precision == "fp32"
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in exact.model.modules())
+    with pytest.raises(UsageError, match="runtime onnxruntime cannot run this"):
+        load_classifier(str(tiny_model), device="cpu", exact=True, runtime="onnxruntime")
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -198,9 +194,7 @@ def test_a_long_run_of_failures_is_flushed_in_batches(classifier) -> None:
     assert not any(r.ok for b in batches for r in b)
 
 
-def test_a_batch_of_host_and_device_pixels_is_stacked_on_the_device(
-    tiny_model: Path, torch_only: None
-) -> None:
+def test_a_batch_of_host_and_device_pixels_is_stacked_on_the_device(tiny_model: Path) -> None:
     # On CUDA a PNG (or a JPEG nvJPEG refuses) is preprocessed on the host while the batch's
     # other JPEGs are preprocessed on the GPU; both kinds of row meet in one batch. No GPU
     # here: the "meta" device stands in for it, and mixing it with the CPU fails the same way.
@@ -208,7 +202,7 @@ def test_a_batch_of_host_and_device_pixels_is_stacked_on_the_device(
 
     import torch
 
-    classifier = load_classifier(str(tiny_model), device="cpu")
+    classifier = load_classifier(str(tiny_model), device="cpu", runtime="torch")
     on_device = dataclasses.replace(classifier, device=torch.device("meta"))
     rows = [torch.zeros(3, 4, 4), torch.zeros(3, 4, 4, device="meta"), torch.ones(3, 4, 4)]
     batch = on_device.stack(rows)

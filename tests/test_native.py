@@ -195,18 +195,16 @@ def test_anything_else_falls_back_to_transformers(change: str, tmp_path: Path) -
     assert load_native(str(tmp_path)) is None
 
 
-def test_classifier_uses_it_and_agrees_with_transformers(
-    tiny_model: Path, tmp_path: Path, torch_only: None
-) -> None:
+def test_classifier_uses_it_and_agrees_with_transformers(tiny_model: Path, tmp_path: Path) -> None:
     paths = []
     for i, size in enumerate([(256, 256), (341, 256), (512, 384)]):
         paths.append(tmp_path / f"{i}.png")
         scene(*size, seed=i).save(paths[-1])
-    quick = load_classifier(str(tiny_model), device="cpu")
+    quick = load_classifier(str(tiny_model), device="cpu", runtime="torch")
     assert type(quick.model).__module__ == "resnet_cli.native"
     os.environ["RESNET_CLI_NATIVE"] = "0"
     try:
-        slow = load_classifier(str(tiny_model), device="cpu")
+        slow = load_classifier(str(tiny_model), device="cpu", runtime="torch")
     finally:
         del os.environ["RESNET_CLI_NATIVE"]
     assert type(slow.model).__module__.startswith("transformers.")
@@ -250,16 +248,14 @@ def test_default_model_from_the_hub_cache_starts_without_transformers(
 
 @pytest.mark.parametrize("exact", [False, True])
 def test_a_gpu_run_builds_it_without_transformers_too(
-    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, exact: bool
+    tiny_model: Path, fake_gpu: None, exact: bool
 ) -> None:
     # On a GPU the start is torch's and torchvision's imports (nvJPEG) and the model; the
     # quick path takes transformers' 4-5 s out of it as on the CPU. No GPU here: the "meta"
     # device stands in for the resolved CUDA device.
-    from resnet_cli import model as model_module
-
-    monkeypatch.setattr(model_module, "resolve_device", lambda name: torch.device("meta"))
     classifier = load_classifier(str(tiny_model), device="cuda", exact=exact)
-    assert classifier.device.type == "meta" and classifier.freeze_after is None
+    assert classifier.device.type == "meta" and classifier.runtime == "torch"
+    assert classifier.plan.device == "cuda" and classifier.plan.device_decode != exact
     assert type(classifier.model).__module__ == "resnet_cli.native"
     expected = ExactConvNextProcessor if exact else NativeConvNextProcessor
     assert type(classifier.processor) is expected
@@ -295,18 +291,18 @@ def test_resize_of_the_crop_alone_matches_resize_then_crop(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("kind", ["native", "exact", "transformers", "gpu"])
 def test_cpu_runs_preprocess_in_the_decode_threads(
-    kind: str, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, torch_only: None
+    kind: str, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     # The native processor's NumPy half needs no torch: on the CPU it runs per image in the
     # decode threads, beside the model. The others run on whole batches in the main thread.
-    from resnet_cli import model as model_module
-
     if kind == "transformers":
         monkeypatch.setenv("RESNET_CLI_NATIVE", "0")
     if kind == "gpu":
-        monkeypatch.setattr(model_module, "resolve_device", lambda name: torch.device("meta"))
+        request.getfixturevalue("fake_gpu")
     device = "cuda" if kind == "gpu" else "cpu"
-    classifier = load_classifier(str(tiny_model), device=device, exact=kind == "exact")
+    classifier = load_classifier(
+        str(tiny_model), device=device, exact=kind == "exact", runtime="torch"
+    )
     assert classifier.runtime == "torch"
     prepare = classifier.preprocess_one
     assert (prepare is not None) == (kind == "native")

@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from resnet_cli import classify, load_classifier
-from resnet_cli.model import fold_batchnorm, logits_of
+from resnet_cli.model import fold_batchnorm
 from resnet_cli.native import ResNetClassifier
-from resnet_cli.packed import PackedResNet, has_kernels
+from resnet_cli.runtimes.base import logits_of
+from resnet_cli.runtimes.hardware import probe
+from resnet_cli.runtimes.onednn import PackedResNet
 
-BF16_KERNELS = has_kernels(torch.bfloat16)
+BF16_KERNELS = "bf16" in (probe(cuda=False).with_torch().onednn or ())
 
 
 def network(layer_type: str, downsample_in_bottleneck: bool = False) -> ResNetClassifier:
@@ -105,51 +107,46 @@ def test_networks_it_does_not_know_are_refused() -> None:
         PackedResNet(torch.nn.Conv2d(3, 8, 3), torch.float32)
 
 
-def test_classifier_swaps_to_it_in_bf16_and_else_stays_eager(
+def test_bf16_runs_on_it_where_oneDNN_has_kernels_and_else_stays_eager(
     tiny_model: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import resnet_cli.packed
+    import resnet_cli.runtimes.onednn
 
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1")  # --precision auto: bf16
     classifier = load_classifier(str(tiny_model), device="cpu")
     assert classifier.precision == "bf16"
     # Without oneDNN bf16 kernels nothing is tried: the check alone would cost two forward
     # passes in emulated bf16.
-    assert classifier.freeze_after == (1 if BF16_KERNELS else None)
+    assert classifier.runtime == ("onednn" if BF16_KERNELS else "torch")
     records = list(classify(classifier, images * 2, batch_size=2))
     assert all(r.ok for r in records)
-    assert classifier.runtime == ("onednn" if BF16_KERNELS else "torch")
 
-    # A model through transformers is not packed, and nothing else is tried: it stays eager.
+    # A model through transformers is not packed: it stays eager.
     monkeypatch.setenv("RESNET_CLI_NATIVE", "0")
-    assert load_classifier(str(tiny_model), device="cpu").freeze_after is None
+    assert load_classifier(str(tiny_model), device="cpu").runtime == "torch"
     monkeypatch.delenv("RESNET_CLI_NATIVE")
 
     def refuse(*args: object) -> None:
         raise RuntimeError("no such kernel")
 
-    # Where packing fails, the run goes on in eager autocast, with the same answers.
-    monkeypatch.setattr(resnet_cli.packed, "PackedResNet", refuse)
-    fallback = load_classifier(str(tiny_model), device="cpu")
-    fallback.freeze_after = 2  # as where there are kernels
+    # Where packing fails, the run goes in eager autocast, with the same answers, and the
+    # plan says why.
+    monkeypatch.setattr(resnet_cli.runtimes.onednn, "PackedResNet", refuse)
+    fallback = load_classifier(str(tiny_model), device="cpu", precision="bf16")
+    if BF16_KERNELS:
+        assert "could not be built" in fallback.plan.reasons["runtime"]
     again = list(classify(fallback, images * 2, batch_size=2))
-    assert fallback.runtime == "torch" and fallback._frozen is None
+    assert fallback.runtime == "torch"
     for ours, theirs in zip(again, records, strict=True):
         scores = {p.class_id: p.score for p in theirs.predictions}
         for p in ours.predictions:
             assert p.score == pytest.approx(scores[p.class_id], abs=0.02)
 
 
-@pytest.mark.skipif(BF16_KERNELS, reason="this CPU has oneDNN bf16 kernels")
-def test_without_bf16_kernels_it_is_not_used_for_bf16() -> None:
-    with pytest.raises(ValueError, match=r"no torch\.bfloat16 kernels"):
-        PackedResNet(network("basic"), torch.bfloat16)
-
-
 def test_a_bf16_score_does_not_depend_on_where_in_the_run_the_image_came(
     tiny_model: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The runtime is chosen at the first batch: an image classified first, in a batch of its
+    # The runtime is chosen before the first image: an image classified first, in a batch of its
     # own, and last, after others, gets the same arithmetic (resumed runs, re-runs of a subset).
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1")
 

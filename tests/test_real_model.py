@@ -4,7 +4,7 @@ Random networks cannot tell a right answer from a wrong one; EfficientNet-Lite0 
 ``real_model``) can. transformers' pipeline gives for examples/images/chelsea.jpg Egyptian
 cat 0.39, tiger cat 0.36, tabby 0.18, and for coffee.jpg espresso 0.96. Every path must put a
 cat first on the one and espresso first on the other, on every image of a run long enough to
-pass any runtime change (FREEZE_AFTER_IMAGES).
+long enough that the chooser gives it its fast runtime (EXPORT_WORTH_IMAGES).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import pytest
 
 from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
-from resnet_cli.model import FREEZE_AFTER_IMAGES
+from resnet_cli.runtimes.select import EXPORT_WORTH_IMAGES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
-REPEATS = FREEZE_AFTER_IMAGES // 2 + 12  # each photo: 88 inputs in all, past the runtime change
+REPEATS = EXPORT_WORTH_IMAGES // 2 + 12  # each photo: 88 inputs in all, past the threshold
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +104,12 @@ def test_pipeline_reference_is_what_the_issue_reports(
 @pytest.mark.parametrize(
     ("precision", "bf16_cpu", "runtime"),
     [
-        ("fp32", "0", ", onnxruntime"),  # auto on CPUs without AVX512-BF16/AMX, too
-        ("bf16", "1", ""),  # eager autocast (the summary names no runtime for torch's own)
-        ("auto", "1", ""),
+        ("fp32", "0", "onnxruntime"),  # auto on CPUs without AVX512-BF16/AMX, too
+        ("bf16", "1", "torch"),  # eager autocast: the packed oneDNN build is for ResNets
+        ("auto", "1", "torch"),
     ],
 )
-def test_every_cli_precision_is_right_past_the_runtime_change(
+def test_every_cli_precision_is_right_on_a_long_run(
     precision: str,
     bf16_cpu: str,
     runtime: str,
@@ -121,7 +121,7 @@ def test_every_cli_precision_is_right_past_the_runtime_change(
     result = cli("-m", real_model, "--offline", "-p", precision, "-f", "jsonl", *photos, env=env)
     assert_right(jsonl(result), len(photos))
     expected = "fp32" if bf16_cpu == "0" else "bf16"
-    assert f"cpu, {expected}{runtime})" in result.stderr  # the runtime that ended the run
+    assert f"cpu, {expected}, {runtime})" in result.stderr  # the runtime that ended the run
 
 
 def test_exact_matches_the_pipeline(
@@ -169,7 +169,7 @@ def test_the_library_api_is_right(
     assert classifier.labels[285] == "Egyptian cat" and classifier.num_labels == 1000
     records = list(classify(classifier, photos, top_k=3))
     assert_right(as_dicts(records), len(photos))
-    assert classifier.runtime == "onnxruntime"  # the swap happened, and was right
+    assert classifier.runtime == "onnxruntime"  # exported before the first image, and right
 
 
 @pytest.mark.skipif(

@@ -1,5 +1,5 @@
-"""The ONNX Runtime path (resnet_cli.runtime): a first run exports the model, later runs start
-without torch, and the answers are the torch path's answers."""
+"""The ONNX Runtime path (resnet_cli.runtimes.onnx_runtime): a first run exports the model,
+later runs start without torch, and the answers are the torch path's answers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
-from resnet_cli import runtime as rt
 from resnet_cli.checkpoint import local_files
+from resnet_cli.runtimes import onnx_runtime as rt
 
 
 @pytest.fixture
@@ -81,10 +81,8 @@ def test_onnx_runtime_gives_the_torch_answers(
     for model in (tiny_model, multi_label_model):  # softmax and sigmoid, in NumPy
         fast = load_classifier(str(model), device="cpu")
         assert fast.runtime == "onnxruntime" and fast.multi_label == (model == multi_label_model)
-        with monkeypatch.context() as patch:
-            patch.setenv("RESNET_CLI_ONNX", "0")
-            reference = load_classifier(str(model), device="cpu")
-        assert reference.runtime == "torch"
+        reference = load_classifier(str(model), device="cpu", runtime="torch")
+        assert reference.runtime == "torch" and reference.model is not None
         ours = list(classify(fast, inputs, top_k=4))
         assert not ours[-1].ok and ours[-1].error
         # The same decoded pixels, the same arithmetic in another runtime: rounding apart.
@@ -96,14 +94,15 @@ def test_onnx_runtime_splits_a_batch_that_runs_out_of_memory(
 ) -> None:
     fast = load_classifier(str(tiny_model), device="cpu")
     expected = list(classify(fast, photos, batch_size=8))
-    run = fast.session.run
+    session = fast.forward.session  # type: ignore[union-attr]
+    run = session.run
 
     def small_memory(outputs, feeds):  # type: ignore[no-untyped-def]
         if len(feeds[rt.INPUT]) > 2:
             raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : out of memory")
         return run(outputs, feeds)
 
-    monkeypatch.setattr(fast.session, "run", small_memory, raising=False)
+    monkeypatch.setattr(session, "run", small_memory, raising=False)
     assert_same_answers(list(classify(fast, photos, batch_size=8)), expected, 0)
 
 
@@ -116,10 +115,11 @@ def test_corrupt_export_falls_back_to_torch_and_is_replaced(
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an onnx model")
     classifier = load_classifier(str(fresh_model), device="cpu")
-    assert classifier.runtime == "torch"
+    assert classifier.model is not None  # loaded with torch, and exported afresh
+    assert classifier.runtime == "onnxruntime"
     assert all(r.ok for r in classify(classifier, photos))
-    classifier.cache_runtime()
-    assert load_classifier(str(fresh_model), device="cpu").runtime == "onnxruntime"
+    quick = load_classifier(str(fresh_model), device="cpu")
+    assert quick.runtime == "onnxruntime" and quick.model is None
 
 
 def test_an_edited_checkpoint_never_meets_a_stale_export(tiny_model: Path, tmp_path: Path) -> None:
@@ -154,7 +154,8 @@ def test_an_export_optimized_for_another_cpu_is_not_used(
     other = [*rt.hardware()[:-1], "avx512f avx512_bf16"]
     monkeypatch.setattr(rt, "hardware", lambda: other)
     assert rt.cache_path(files) != here
-    assert load_classifier(str(tiny_model), device="cpu").runtime == "torch"
+    short = load_classifier(str(tiny_model), device="cpu", images=1)
+    assert short.model is not None and short.runtime == "torch"
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,8 @@ def test_an_export_optimized_for_another_cpu_is_not_used(
 )
 def test_options_that_need_torch_never_take_the_export(tiny_model: Path, options: dict) -> None:
     assert cached_exports()  # the tiny model's export is there (conftest)
-    assert load_classifier(str(tiny_model), device="cpu", **options).runtime == "torch"
+    classifier = load_classifier(str(tiny_model), device="cpu", **options)
+    assert classifier.model is not None and classifier.runtime != "onnxruntime"
 
 
 def test_switched_off_it_neither_loads_nor_writes_an_export(
@@ -172,10 +174,9 @@ def test_switched_off_it_neither_loads_nor_writes_an_export(
 ) -> None:
     monkeypatch.setenv("RESNET_CLI_ONNX", "0")
     classifier = load_classifier(str(fresh_model), device="cpu")
-    classifier.freeze_after = 2
     assert all(r.ok for r in classify(classifier, photos, batch_size=2))
-    classifier.cache_runtime()
-    assert classifier.runtime in ("torch", "torchscript") and cached_exports() == []
+    assert not classifier.save_quick_start()
+    assert classifier.runtime == "torchscript" and cached_exports() == []
 
 
 def test_a_cache_that_cannot_be_written_only_costs_the_quick_start(
@@ -185,9 +186,10 @@ def test_a_cache_that_cannot_be_written_only_costs_the_quick_start(
     blocker.write_text("")
     monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(blocker / "cache"))  # under a file
     classifier = load_classifier(str(tiny_model), device="cpu")
-    classifier.freeze_after = 2
+    assert classifier.model is not None  # no cache to start from
     assert all(r.ok for r in classify(classifier, photos, batch_size=2))
     assert classifier.runtime == "onnxruntime"  # it still runs, it just is not kept
+    assert not classifier.save_quick_start()
 
 
 def counting_sessions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
@@ -205,18 +207,18 @@ def counting_sessions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     return built
 
 
-@pytest.mark.parametrize("when", ["mid-run swap", "end of a short run"])
+@pytest.mark.parametrize("when", ["export before the run", "end of a short run"])
 def test_a_first_run_optimizes_the_graph_once_and_keeps_that_one(
     fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     # The session the run uses writes the graph the cache keeps: a second session only to
     # write it cost 0.45 s of a ResNet-50 first run.
-    classifier = load_classifier(str(fresh_model), device="cpu")
     sessions = counting_sessions(monkeypatch)
-    if when == "mid-run swap":
-        classifier.freeze_after = 2
+    images = None if when == "export before the run" else len(photos)
+    classifier = load_classifier(str(fresh_model), device="cpu", images=images)
+    assert classifier.plan.export_after == (images is not None)
     assert all(r.ok for r in classify(classifier, photos, batch_size=2))
-    classifier.cache_runtime()
+    assert classifier.save_quick_start()
     assert len(sessions) == 1 and sessions[0] is not None
     assert cached_exports() == [rt.cache_path(classifier.files or {})]
     assert os.listdir(cached_exports()[0].parent) == [cached_exports()[0].name]  # no temporary
@@ -237,9 +239,10 @@ def test_a_graph_onnx_runtime_cannot_write_costs_only_the_quick_start(
         return real(model, options, **kwargs)
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", no_space)
-    expected = list(classify(load_classifier(str(fresh_model), device="cpu"), photos))
+    eager = load_classifier(str(fresh_model), device="cpu", images=1)
+    assert eager.runtime == "torch"
+    expected = list(classify(eager, photos))
     classifier = load_classifier(str(fresh_model), device="cpu")
-    classifier.freeze_after = 2
     records = list(classify(classifier, photos, batch_size=2))
     assert classifier.runtime == "onnxruntime"  # the session, built without writing its graph
     assert_same_answers(records, expected, 1e-4)
@@ -253,26 +256,28 @@ def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
         raise ImportError("libonnxruntime.so: cannot open shared object file")
 
     monkeypatch.setattr(rt, "hardware", broken)
-    classifier = load_classifier(str(fresh_model), device="cpu")
+    classifier = load_classifier(str(fresh_model), device="cpu", images=2)
     assert all(r.ok for r in classify(classifier, photos[:2]))
-    classifier.cache_runtime()  # after the results: must not turn a good run into a crash
+    # After the results: must not turn a good run into a crash.
+    assert not classifier.save_quick_start()
     assert cached_exports() == []
 
 
-def test_the_torch_free_checks_agree_with_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_torch_free_probe_agrees_with_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from resnet_cli.model import cpu_has_native_bf16
+    from resnet_cli.runtimes.hardware import cuda_possible, probe
 
     monkeypatch.delenv("RESNET_CLI_CPU_BF16")  # this machine's own flags, as conftest pins it
-    assert rt._cpu_has_bf16() == cpu_has_native_bf16()
+    torch_says = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert probe(cuda=False).native_bf16 == torch_says
     for told in ("0", "1"):
         monkeypatch.setenv("RESNET_CLI_CPU_BF16", told)
-        assert rt._cpu_has_bf16() == cpu_has_native_bf16() == (told == "1")
+        assert probe(cuda=False).native_bf16 == (told == "1")
     if torch.cuda.is_available():
-        assert rt._cuda_possible()
+        assert cuda_possible()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert not rt._cuda_possible()
+    assert not cuda_possible() and probe().cuda == ()
 
 
 @pytest.mark.parametrize(("limit", "expected"), [("1", 1), ("", None), ("many", None)])

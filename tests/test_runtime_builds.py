@@ -14,14 +14,8 @@ import torch
 
 from conftest import scene
 from resnet_cli import classify, load_classifier
-from resnet_cli.model import (
-    ModelChangedError,
-    _checked,
-    _onnx_runtime,
-    _packed_in,
-    _torchscript,
-    unchanged,
-)
+from resnet_cli.runtimes import onednn, onnx_runtime, torchscript
+from resnet_cli.runtimes.base import ModelChangedError, checked, unchanged
 
 
 def save_mobilenet(folder: Path) -> Path:
@@ -75,13 +69,9 @@ def assert_same(model: Any, before: tuple[list[bool], dict[str, torch.Tensor]]) 
         assert torch.equal(after[name], value), name
 
 
-def onnx(model: Any, example: torch.Tensor) -> tuple[Any, str]:
-    return _onnx_runtime(model, example)
-
-
 BUILDS: dict[str, Callable[[Any, torch.Tensor], tuple[Any, str]]] = {
-    "onnxruntime": onnx,
-    "torchscript": _torchscript,
+    "onnxruntime": onnx_runtime.build_export,
+    "torchscript": torchscript.build,
 }
 
 
@@ -94,51 +84,48 @@ def test_building_a_runtime_leaves_the_model_as_it_was(
     mobilenet: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("RESNET_CLI_ONNX", "0")
     if kind == "transformers resnet":
         monkeypatch.setenv("RESNET_CLI_NATIVE", "0")
     folder = mobilenet if kind == "mobilenet_v2" else tiny_model
-    classifier = load_classifier(str(folder), device="cpu", precision="fp32")
+    classifier = load_classifier(str(folder), device="cpu", precision="fp32", runtime="torch")
     before = snapshot(classifier.model)
     sample = torch.stack([pixels_of(scene(96, 96, seed=i)) for i in range(2)])
-    built = _checked(BUILDS[build], classifier.model, sample)
+    built = checked(BUILDS[build], classifier.model, sample)
     assert built is not None and built[1] == build  # the runtime was built and kept
     assert_same(classifier.model, before)
 
 
-def test_packing_for_bf16_leaves_the_model_as_it_was(tiny_model: Path, torch_only: None) -> None:
-    classifier = load_classifier(str(tiny_model), device="cpu", precision="fp32")
+def test_packing_for_bf16_leaves_the_model_as_it_was(tiny_model: Path) -> None:
+    classifier = load_classifier(str(tiny_model), device="cpu", precision="fp32", runtime="torch")
     before = snapshot(classifier.model)
     sample = torch.stack([pixels_of(scene(224, 224, seed=i)) for i in range(2)])
-    built = _checked(_packed_in(torch.bfloat16), classifier.model, sample, torch.bfloat16)
+    built = checked(onednn.build(torch.bfloat16), classifier.model, sample, torch.bfloat16)
     assert built is not None and built[1] == "onednn"
     assert_same(classifier.model, before)
 
 
-def test_swap_and_cache_keep_the_model_and_its_answers(
+def test_a_long_run_and_its_cached_export_keep_the_model_and_its_answers(
     mobilenet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The whole run as a user has it: past the swap at image 64, the records equal what an
-    # eager model that never swapped gives, whichever images share a batch.
+    # The whole run as a user has it: every record equals what an eager model gives,
+    # whichever images share a batch, and the model is as it was after the export.
     monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))
     photos = []
     for i in range(90):
         path = tmp_path / f"photo{i}.png"
         scene(120 + i % 7, 100 + i % 5, seed=i % 30).save(path)
         photos.append(path)
-    swapping = load_classifier(str(mobilenet), device="cpu", precision="fp32")
-    assert swapping.freeze_after is not None
-    before = snapshot(swapping.model)
-    records = list(classify(swapping, photos, top_k=3, batch_size=8))
+    fast = load_classifier(str(mobilenet), device="cpu", precision="fp32", images=len(photos))
+    assert fast.runtime == "onnxruntime"
+    before = snapshot(fast.model)
+    records = list(classify(fast, photos, top_k=3, batch_size=8))
     assert all(record.ok for record in records)
-    assert swapping.runtime in ("onnxruntime", "torchscript")
-    assert_same(swapping.model, before)
-    swapping.cache_runtime()
-    assert_same(swapping.model, before)
+    assert_same(fast.model, before)
 
-    eager = load_classifier(str(mobilenet), device="cpu", precision="fp32")
-    eager.freeze_after = None
+    eager = load_classifier(str(mobilenet), device="cpu", precision="fp32", runtime="torch")
     reference = list(classify(eager, photos, top_k=3, batch_size=5))
+    assert eager.save_quick_start() is False  # files not cacheable: no NumPy MobileNet processor
+    assert_same(eager.model, before)
     for ours, theirs in zip(records, reference, strict=True):
         assert [p.class_id for p in ours.predictions] == [p.class_id for p in theirs.predictions]
         for mine, expected in zip(ours.predictions, theirs.predictions, strict=True):

@@ -91,6 +91,17 @@ def num_labels(config: dict[str, Any]) -> int:
     )
 
 
+def reproduces_exactly(processor: ArrayConvNextProcessor) -> bool:
+    """Whether resnet_cli computes this processor's arithmetic to the bit (``native``'s exact
+    processor): a bicubic resize, a crop that does not pad, rescale and normalize."""
+    return (
+        processor.resample == 3
+        and processor.crop_pct <= 1
+        and processor.do_rescale
+        and processor.do_normalize
+    )
+
+
 def array_processor(files: dict[str, str]) -> ArrayConvNextProcessor | None:
     """The checkpoint's image processor in Pillow and NumPy, where ``ArrayConvNextProcessor``
     reproduces it: a ConvNeXt-style preprocessor_config.json (microsoft/resnet-50's), or a

@@ -464,15 +464,15 @@ def run(inputs: list[str], options: Options) -> int:
     sources = _prepend(next(sources), sources)  # raises NoInputsError before the model loads
 
     progress = None if o.quiet else _status(f"Loading {o.model} ...")
-    from .engine import classify_batches, default_batch_size
+    from .engine import classify_batches
     from .model import load_classifier
 
     try:
-        classifier = load_classifier(o.model, **o.model_options())
+        classifier = load_classifier(o.model, images=total, **o.model_options())
     finally:
         if progress is not None:
             progress.stop()
-    size = o.batch_size or default_batch_size(classifier)
+    size = o.batch_size or classifier.plan.batch_size
 
     append = output is not None and output.exists()  # only with --resume, by now
     stream, opened = _open_output(output, append=append)
@@ -533,13 +533,13 @@ def run(inputs: list[str], options: Options) -> int:
         )
         write_report_file(finished, o.report, summary, quiet=True, dataset=rows)
     if not o.quiet:
-        where = f"{classifier.device}, {classifier.precision}"
-        if classifier.runtime != "torch":  # the runtime the model ended the run in
-            where += f", {classifier.runtime}"
+        # The runtime that scored every image of the run.
+        where = f"{classifier.device}, {classifier.precision}, {classifier.runtime}"
         _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
     if interrupted:
         return EXIT_INTERRUPTED
-    classifier.cache_runtime()  # once per model, after the results: later runs skip torch
+    if classifier.plan.export_after:  # after the results: later runs start without torch
+        classifier.save_quick_start()
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 

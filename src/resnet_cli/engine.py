@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,28 +26,6 @@ if TYPE_CHECKING:
     import torch
 
     from .model import Classifier
-
-
-def default_batch_size(classifier: Classifier) -> int:
-    """Images per forward pass when the user does not say: big on accelerators; on the CPU, 8
-    in fp32 (ResNet-50 on a 2-core AVX2 machine: 12.0 images/s at 8, 11.4 at 4, 10.0 at 16)
-    and 16 in bf16 (2 AMX cores, whole command on 300 images: 3.9 s at 16 or 32, 4.3 s at 8)."""
-    if classifier.device.type in ("cuda", "mps"):
-        return 256
-    return 8 if classifier.precision == "fp32" else 16
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_workers(device: torch.device) -> int:
-    """Decode threads when the user does not say: every core this process may use, up to 32."""
-    return max(1, min(usable_cores(), 32))
 
 
 @dataclass
@@ -133,10 +110,11 @@ def classify_batches(
     """
     if top_k < 1:
         raise ValueError("top_k must be at least 1")
-    size = batch_size or default_batch_size(classifier)
-    pool_size = workers or default_workers(classifier.device)
+    plan = classifier.plan
+    size = batch_size or plan.batch_size
+    pool_size = workers or plan.workers
     if device_decode is None:
-        device_decode = classifier.device.type == "cuda" and not classifier.exact
+        device_decode = plan.device_decode
     # Device decoding hands the processor torch tensors: not for a NumPy processor.
     device_decode = device_decode and classifier.preprocess_one is None
     prepare = functools.partial(

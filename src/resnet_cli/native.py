@@ -29,6 +29,7 @@ from .checkpoint import (
     local_files,
     num_labels,
     read_json,
+    reproduces_exactly,
     supported,
 )
 
@@ -238,9 +239,8 @@ class ExactConvNextProcessor(NativeConvNextProcessor):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
         made = super().from_config(config)
-        if made is None or made.resample != BICUBIC or made.crop_pct > 1:
-            return None  # other filters resize uint8 in other ways; crop_pct > 1 pads
-        return made if made.do_rescale and made.do_normalize else None
+        # Other filters resize uint8 in other ways; crop_pct > 1 pads.
+        return made if made is not None and reproduces_exactly(made) else None
 
     def _prepared(self, image: Any) -> torch.Tensor:
         if isinstance(image, torch.Tensor):

@@ -239,8 +239,19 @@ def _plan(ray: Any, device: str, placement: RayPlacement) -> _Plan:
         actors=placement.actors or (gpus if on_gpu else max(1, cpus // 2)),
         actor_options=dict(placement.actor_options or ({"num_gpus": 1} if on_gpu else cpu_share)),
         decode_options=dict(placement.decode_options or cpu_share),
-        batch_size=256 if on_gpu else 8,  # default_batch_size, as in fp32 (actors pick dtype)
+        batch_size=_actor_batch_size(on_gpu),
     )
+
+
+def _actor_batch_size(on_gpu: bool) -> int:
+    """The chooser's batch size for an actor's device, before any actor has probed its own
+    machine: fp32's on CPU nodes (the smaller one), the accelerators' on GPU nodes."""
+    from .runtimes.hardware import Hardware
+    from .runtimes.select import Checkpoint, Request, choose_plan
+
+    node = Hardware(cores=1, cuda=("a node's GPU",) if on_gpu else ())
+    plan = choose_plan(Request(device="cuda" if on_gpu else "cpu"), Checkpoint(), node)
+    return plan.batch_size
 
 
 def _connect(ray: Any, address: str | None) -> bool:

@@ -4,8 +4,9 @@ torch.
 On a 2-core AVX2 machine ONNX Runtime runs ResNet-50 about 1.5x faster than torch (its MLAS
 kernels against oneDNN), and importing it takes 0.2 s where importing torch takes 3-4 s. So:
 
-- During a CPU run, the torch model is exported to ONNX in memory and swapped for an ONNX
-  Runtime session, kept only if its logits match the eager model's (``model.Classifier``).
+- Where the plan (``select.choose_plan``) says so, the torch model is exported to ONNX before
+  the first image and runs in an ONNX Runtime session for the whole run, kept only if its
+  logits match the eager model's (``base.checked``).
 - For a checkpoint on disk whose processor ``checkpoint.array_processor`` reproduces (a
   ResNet with microsoft/resnet-50's processor, timm's ImageNet models), that export is saved in
   a cache keyed by the checkpoint's files. Later runs of the same checkpoint load it with ONNX
@@ -17,33 +18,31 @@ kernels against oneDNN), and importing it takes 0.2 s where importing torch take
 
 ``RESNET_CLI_ONNX=0`` turns all of it off; ``RESNET_CLI_CACHE_DIR`` moves the cache (default:
 ``$XDG_CACHE_HOME/resnet-cli``, else ``~/.cache/resnet-cli``), which keeps the 8 most
-recently used exports. --exact, GPUs, bf16/fp16 and --compile never use it.
+recently used exports. --exact, GPUs, bf16/fp16 and --compile never use it. Only
+``select`` imports this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import importlib.util
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import array_processor, label_fields, local_files, read_json
-from .engine import usable_cores
-from .model import Classifier, native_bf16_told, resize_rule
-from .writers import replaced_atomically
+from ..checkpoint import array_processor, label_fields, read_json
+from ..model import Classifier, resize_rule
+from ..writers import replaced_atomically
+from .hardware import cpu_identity, usable_cores
 
 FORMAT = 2  # bump when what the cache holds changes meaning
 KEEP_EXPORTS = 8  # the most recently used exports kept in the cache
 INPUT, OUTPUT = "pixel_values", "logits"
-_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def enabled() -> bool:
@@ -79,7 +78,7 @@ def hardware() -> list[str]:
     architecture, model and instruction-set flags, which pick MLAS's kernels and block size)."""
     import onnxruntime
 
-    return [onnxruntime.__version__, platform.machine(), _cpu_model(), " ".join(_cpu_flags())]
+    return [onnxruntime.__version__, *cpu_identity()]
 
 
 class _NotKept(Exception):
@@ -164,7 +163,7 @@ def export(model: Any, example: Any) -> bytes:
 
     import torch
 
-    from .model import logits_of
+    from .base import logits_of
 
     class Logits(torch.nn.Module):
         def __init__(self) -> None:
@@ -227,11 +226,37 @@ class _Cpu:
         return "cpu"
 
 
+class OnnxForward:
+    """An ONNX Runtime session called like the torch model: pixels in, logits out (torch
+    tensors in a torch run, NumPy arrays in the torch-free start)."""
+
+    def __init__(self, model: bytes | str, optimized_to: str | None = None):
+        self.session = new_session(model, optimized_to)
+
+    def __call__(self, pixel_values: Any) -> Any:
+        if isinstance(pixel_values, np_ndarray()):
+            return self.session.run(None, {INPUT: pixel_values})[0]
+        import torch
+
+        array = pixel_values.float().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {INPUT: array})[0])
+
+
+def np_ndarray() -> type:
+    import numpy as np
+
+    return np.ndarray
+
+
+def build_export(model: Any, example: Any, optimized_to: str | None = None) -> tuple[Any, str]:
+    """The torch model exported and loaded in an ONNX Runtime session (``optimized_to``:
+    where the session writes the graph it optimized, for the cache)."""
+    return OnnxForward(export(model, example), optimized_to), "onnxruntime"
+
+
 @dataclass
 class OnnxClassifier(Classifier):
     """A cached export run by ONNX Runtime, with NumPy preprocessing: no torch anywhere."""
-
-    session: Any = None
 
     @property
     def precision(self) -> str:
@@ -250,34 +275,32 @@ class OnnxClassifier(Classifier):
         return np.stack(pixels)
 
     def predict(self, pixel_values: Any, top_k_: int) -> tuple[Any, Any]:
-        logits = self.session.run(None, {INPUT: pixel_values})[0]
-        return top_k(logits, top_k_, self.multi_label)
+        assert self.forward is not None
+        return top_k(self.forward(pixel_values), top_k_, self.multi_label)
 
-    def freeze(self, sample: Any) -> bool:
-        return False
-
-    def cache_runtime(self) -> None:
-        return None
+    def save_quick_start(self) -> bool:
+        return True  # it is one
 
 
-def load_cached(
-    model: str, revision: str | None, device: str, precision: str, options_allow: bool
-) -> OnnxClassifier | None:
-    """The checkpoint's cached export as a torch-free classifier, where the options would have
-    run it on the CPU in fp32 anyway; else None (the caller loads with torch)."""
-    if not options_allow or device not in ("auto", "cpu") or precision not in ("auto", "fp32"):
-        return None
-    if (device == "auto" and _cuda_possible()) or (precision == "auto" and _cpu_has_bf16()):
-        return None  # torch would pick the GPU, or bf16: its choice, not ours
-    if not enabled():
-        return None
-    files = local_files(model, revision)
-    if files is None:
+def cached_path(files: dict[str, str] | None) -> Path | None:
+    """The cache entry of the checkpoint made of ``files``, where there is one (and ONNX
+    Runtime to run it); else None."""
+    if files is None or not enabled():
         return None
     try:
         path = cache_path(files)
-        if not path.is_file():
-            return None
+    except Exception:  # an unreadable checkpoint file, an onnxruntime that fails to import
+        return None
+    return path if path.is_file() else None
+
+
+def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier | None:
+    """The checkpoint's cached export as a torch-free classifier, as the plan says; None
+    where the entry turns out unusable (the caller then loads with torch)."""
+    path = cached_path(files)
+    if path is None:
+        return None
+    try:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: the last to be pruned
         config = read_json(files["config.json"])
@@ -289,7 +312,7 @@ def load_cached(
     except Exception:
         return None
     try:
-        session = new_session(str(path))
+        forward = OnnxForward(str(path))
     except Exception:
         # Corrupt (a full disk, a crash mid-write elsewhere): torch loads the model, and this
         # run's export takes the file's place.
@@ -302,54 +325,9 @@ def load_cached(
         name=model,
         processor=processor,
         resize=resize_rule(processor),
-        runtime="onnxruntime",
-        session=session,
+        plan=plan,
+        forward=forward,
+        files=files,
         **stand_ins,
         **label_fields(config),
     )
-
-
-def _cuda_possible() -> bool:
-    """Whether torch might find a CUDA device, judged without importing it: an NVIDIA driver
-    is loaded and CUDA_VISIBLE_DEVICES does not hide every device."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
-        return False
-    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
-
-
-def _cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (then --precision auto means bf16, in
-    torch). Where /proc/cpuinfo is missing (macOS), no x86 bf16 is assumed."""
-    told = native_bf16_told()
-    if told is not None:
-        return told
-    flags = _cpu_flags()
-    return any(flag in flags for flag in _BF16_FLAGS)
-
-
-def _cpu_flags() -> list[str]:
-    """The first CPU's feature flags ("flags" on x86, "Features" on Arm)."""
-    info = _cpuinfo()
-    return (info.get("flags") or info.get("Features") or "").split()
-
-
-def _cpu_model() -> str:
-    info = _cpuinfo()
-    return info.get("model name") or info.get("CPU part") or platform.processor()
-
-
-@functools.cache
-def _cpuinfo() -> dict[str, str]:
-    """The first CPU's fields in /proc/cpuinfo, read once; empty where there is no such file
-    (macOS)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip() and fields:
-                    break  # the end of the first CPU's block
-                name, _, value = line.partition(":")
-                fields.setdefault(name.strip(), value.strip())
-    except OSError:
-        pass
-    return fields

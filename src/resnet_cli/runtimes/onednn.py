@@ -10,7 +10,8 @@ in bf16 on 2 AMX cores: about 200 images/s at batch 8, against 70-85 for eager a
 
 The ops (``torch.ops.mkldnn._convolution_pointwise``) are torch's own but not a public API:
 the caller checks the logits against the eager model, and keeps the eager model on any
-failure (a torch without them, a CPU oneDNN has no kernel for, a network of another shape).
+failure (a torch without them, a network of another shape). Whether oneDNN has kernels for
+the dtype on this CPU is the plan's question (``hardware.Hardware.onednn``).
 """
 
 from __future__ import annotations
@@ -21,19 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .native import ConvLayer, Residual, ResNetClassifier, ShortCut
+from ..native import ConvLayer, Residual, ResNetClassifier, ShortCut
 
 _ops = torch.ops.mkldnn
-
-
-def has_kernels(dtype: torch.dtype) -> bool:
-    """Whether oneDNN computes ``dtype`` on this CPU in hardware (bf16: AVX512-BF16 or AMX;
-    fp16: AVX512-FP16 or AMX-FP16), rather than not at all or in a slow emulation."""
-    if dtype == torch.bfloat16:
-        return bool(_ops._is_mkldnn_bf16_supported())
-    if dtype == torch.float16:
-        return bool(_ops._is_mkldnn_fp16_supported())
-    return dtype == torch.float32
 
 
 class _Conv:
@@ -87,8 +78,6 @@ class PackedResNet:
     def __init__(self, network: nn.Module, dtype: torch.dtype):
         if not isinstance(network, ResNetClassifier):
             raise ValueError("not a native ResNet")
-        if not has_kernels(dtype):
-            raise ValueError(f"oneDNN has no {dtype} kernels for this CPU")
         stem = network.resnet.embedder
         self.dtype = dtype
         self.stem = _conv_layer(stem.embedder, dtype, relu=True)
@@ -122,3 +111,12 @@ class PackedResNet:
             x = convs[-1].add_relu(h, skip)
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return F.linear(x, self.linear_weight, self.linear_bias)
+
+
+def build(dtype: torch.dtype) -> Any:
+    """A builder (``base.Builder``) of ``PackedResNet`` in ``dtype``."""
+
+    def packed(model: Any, example: torch.Tensor) -> tuple[Any, str]:
+        return PackedResNet(model, dtype), "onednn"
+
+    return packed

@@ -1,0 +1,309 @@
+"""THE choice of how a run computes: options + checkpoint + hardware -> a plan with reasons.
+
+``choose_plan`` is a pure function, and the only place that decides the device, the precision,
+the runtime that runs the forward pass, the batch size, the decode workers and whether JPEGs
+are decoded on the device. The CLI, the library, the Ray actors and the torch-free quick
+start all load through it, and ``resnet-classify env`` prints what it says and why. Every
+image of a run is scored by the runtime the plan names: nothing changes runtime mid-run.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeviceError, UsageError
+from .hardware import Hardware
+
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Below this many images an ONNX export (a second or two for ResNet-50) costs more than ONNX
+# Runtime saves (about 1.5x on a 2-core AVX2 machine: 40 ms an image): such runs stay in torch
+# and leave the export for the next run's quick start instead.
+EXPORT_WORTH_IMAGES = 64
+
+RUNTIMES = ("onnxruntime", "torchscript", "onednn", "torch", "torch.compile")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for that bears on how a run computes."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    exact: bool = False
+    compile_model: bool = False
+    batch_size: int | None = None
+    workers: int | None = None
+    images: int | None = None  # how many images the run will classify, where known
+    onnx: bool = True  # ONNX Runtime installed and not turned off (RESNET_CLI_ONNX=0)
+    runtime: str = "auto"  # or one of RUNTIMES, as sentence-transformers' backend=
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What is known of the model before its network is built.
+
+    ``native``: a ResNet that resnet_cli builds without transformers (with a processor it
+    reproduces, exactly where the request is --exact); ``cached``: an ONNX export of these
+    very files is in the runtime cache; ``cacheable``: an export of it could be cached (its
+    files are on disk and its processor is reproduced in NumPy); ``image_batch``: its processor
+    gives a fixed-size 4-D pixel batch (what every runtime but eager torch takes)."""
+
+    native: bool = False
+    cached: bool = False
+    cacheable: bool = False
+    image_batch: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run computes. ``network``: what builds the model (``onnx cache``: nothing, the
+    cached export runs without torch; ``native``; ``transformers``). ``export_after``: after
+    the run, save the ONNX export for the next run's quick start. ``reasons``: why, per
+    field, for ``resnet-classify env``."""
+
+    device: str
+    precision: str
+    runtime: str
+    network: str
+    batch_size: int
+    workers: int
+    device_decode: bool
+    export_after: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def needs_torch(self) -> bool:
+        return self.network != "onnx cache"
+
+    def fallen_back(self, why: str) -> Plan:
+        """This plan with eager torch where the faster runtime it named could not be built
+        (or did not give the eager model's logits): a slower run, never a failed one."""
+        return replace(self, runtime="torch", reasons={**self.reasons, "runtime": f"torch: {why}"})
+
+
+def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) -> Plan:
+    """The plan for ``request`` on ``checkpoint`` and ``hardware``; a DeviceError where the
+    device or precision asked for is not there, a UsageError for a bad name."""
+    device, device_why = _device(request.device, hardware)
+    precision, precision_why = _precision(request, device, hardware)
+    runtime, runtime_why, export_after = _runtime(request, checkpoint, hardware, device, precision)
+    if runtime == "onnxruntime" and checkpoint.cached:
+        network, network_why = "onnx cache", "the cached export runs without torch"
+    elif checkpoint.native:
+        network, network_why = "native", "a ResNet checkpoint on disk: built without transformers"
+    else:
+        network, network_why = "transformers", "AutoModelForImageClassification"
+    batch, batch_why = _batch_size(request, device, precision)
+    workers = request.workers or max(1, min(hardware.cores, 32))
+    workers_why = "as asked" if request.workers else f"one per usable core ({hardware.cores})"
+    device_decode = device.startswith("cuda") and not request.exact
+    return Plan(
+        device=device,
+        precision=precision,
+        runtime=runtime,
+        network=network,
+        batch_size=batch,
+        workers=workers,
+        device_decode=device_decode,
+        export_after=export_after,
+        reasons={
+            "device": device_why,
+            "precision": precision_why,
+            "runtime": runtime_why,
+            "network": network_why,
+            "batch_size": batch_why,
+            "workers": workers_why,
+            "device_decode": (
+                "nvJPEG decodes and preprocesses JPEGs on the GPU"
+                if device_decode
+                else "decoding in threads on the CPU"
+            ),
+        },
+    )
+
+
+def _device(name: str, hardware: Hardware) -> tuple[str, str]:
+    if name == "auto":
+        if hardware.cuda:
+            return "cuda", f"auto: CUDA is available ({hardware.cuda[0]})"
+        return "cpu", "auto: no CUDA device"
+    if name.startswith("cuda"):
+        if not hardware.cuda:
+            raise DeviceError(
+                f"--device {name} was asked for, but no CUDA device is available here "
+                "(no GPU, no driver, or a CPU-only torch build); use --device cpu"
+            )
+        index = int(name.partition(":")[2] or 0)
+        if index >= len(hardware.cuda):
+            raise DeviceError(
+                f"--device {name} was asked for, but this machine has {len(hardware.cuda)} "
+                f"CUDA device(s): use cuda:0 to cuda:{len(hardware.cuda) - 1}"
+            )
+        return name, "as asked"
+    if name == "mps" and not hardware.mps:
+        raise DeviceError("--device mps was asked for, but MPS is not available; use --device cpu")
+    return name, "as asked"
+
+
+def _precision(request: Request, device: str, hardware: Hardware) -> tuple[str, str]:
+    if request.precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {request.precision!r}: use {', '.join(PRECISIONS)}")
+    if request.exact:
+        return "fp32", "--exact computes in fp32, as the pipeline does"
+    if request.precision == "auto":
+        if device != "cpu":
+            return "fp16", f"auto: fp16 on {device.split(':')[0]}"
+        if hardware.native_bf16:
+            return "bf16", "auto: this CPU computes bf16 in hardware (AVX512-BF16 or AMX)"
+        return "fp32", "auto: this CPU has no native bf16 (emulated bf16 is slower than fp32)"
+    if request.precision == "bf16" and device.startswith("cuda") and not hardware.cuda_bf16:
+        raise DeviceError(f"this GPU ({device}) does not support bf16; use --precision fp16")
+    return request.precision, "as asked"
+
+
+def _runtime(
+    request: Request, checkpoint: Checkpoint, hardware: Hardware, device: str, precision: str
+) -> tuple[str, str, bool]:
+    """(runtime, why, export after the run)."""
+    if request.runtime != "auto":
+        return _asked_runtime(request, checkpoint, hardware, device, precision)
+    if request.compile_model:
+        return "torch.compile", "--compile", False
+    if device != "cpu":
+        return "torch", f"eager torch on {device}", False
+    if request.exact:
+        return "torch", "--exact: the model's own arithmetic, eager", False
+    if not checkpoint.image_batch:
+        return "torch", "the processor gives more than a fixed-size image batch", False
+    if precision != "fp32":
+        if checkpoint.native and precision in (hardware.onednn or ()):
+            return "onednn", f"a ResNet in {precision}: oneDNN's fused convolutions", False
+        why = (
+            "oneDNN has no kernels for it on this CPU"
+            if hardware.onednn is not None and precision not in hardware.onednn
+            else "only ResNets have a packed oneDNN build"
+        )
+        return "torch", f"eager autocast to {precision} ({why})", False
+    if request.onnx and checkpoint.cached:
+        return "onnxruntime", "the export an earlier run left in the cache", False
+    if request.images is not None and request.images < EXPORT_WORTH_IMAGES:
+        return (
+            "torch",
+            f"{request.images} image(s): an export would cost more than it saves",
+            request.onnx and checkpoint.cacheable,
+        )
+    if request.onnx:
+        return (
+            "onnxruntime",
+            "fp32 on the CPU: ONNX Runtime, exported before the first image",
+            False,
+        )
+    return "torchscript", "fp32 on the CPU without ONNX Runtime: TorchScript with oneDNN", False
+
+
+def _asked_runtime(
+    request: Request, checkpoint: Checkpoint, hardware: Hardware, device: str, precision: str
+) -> tuple[str, str, bool]:
+    """The runtime asked for by name, where it can run this request; else a UsageError
+    saying why not."""
+    asked = request.runtime
+    if asked not in RUNTIMES:
+        raise UsageError(f"unknown runtime {asked!r}: use auto, {', '.join(RUNTIMES)}")
+    if asked == "torch.compile" or request.compile_model:
+        if asked != "torch.compile" or not request.compile_model:
+            raise UsageError("--compile is the torch.compile runtime: ask for one of them")
+        return asked, "as asked", False
+    if asked == "torch":
+        return asked, "as asked", False
+    why_not = None
+    if device != "cpu" or request.exact:
+        why_not = "it runs on the CPU only, and not with --exact"
+    elif not checkpoint.image_batch:
+        why_not = "the processor gives more than a fixed-size image batch"
+    elif asked in ("onnxruntime", "torchscript") and precision != "fp32":
+        why_not = "it computes in fp32"
+    elif asked == "onnxruntime" and not request.onnx:
+        why_not = "ONNX Runtime is not installed, or RESNET_CLI_ONNX=0"
+    elif asked == "onednn" and (not checkpoint.native or precision == "fp32"):
+        why_not = "it runs native ResNets in bf16 or fp16"
+    if why_not is not None:
+        raise UsageError(f"runtime {asked} cannot run this: {why_not}")
+    return asked, "as asked", False
+
+
+def _batch_size(request: Request, device: str, precision: str) -> tuple[int, str]:
+    if request.batch_size:
+        return request.batch_size, "as asked"
+    if device != "cpu":
+        return 256, "big batches keep an accelerator busy"
+    if precision == "fp32":
+        # ResNet-50 on a 2-core AVX2 machine: 12.0 images/s at 8, 11.4 at 4, 10.0 at 16.
+        return 8, "fp32 on the CPU: 8 was fastest"
+    # 2 AMX cores, whole command on 300 images: 3.9 s at 16 or 32, 4.3 s at 8.
+    return 16, f"{precision} on the CPU: 16 was fastest"
+
+
+def build_runtime(
+    plan: Plan, model: Any, sample: torch.Tensor, files: dict[str, str] | None
+) -> tuple[Any, Plan]:
+    """The runtime ``plan`` names, built from ``model`` and checked on ``sample`` (pixels in
+    the model's input shape), with the plan as it ran: where the runtime cannot be built or
+    does not give the eager model's logits, eager torch, and the plan says why. ``files``: the
+    checkpoint's, to cache an ONNX export under."""
+    import torch
+
+    from .base import checked
+    from .torch_eager import EagerForward
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[plan.precision]
+    autocast = plan.device == "cpu" and dtype != torch.float32
+    eager = EagerForward(model, dtype, autocast)
+    if plan.runtime in ("torch", "torch.compile"):
+        return eager, plan
+    built = None
+    if plan.runtime == "onnxruntime":
+        from . import onnx_runtime
+
+        built = onnx_runtime.build_cached(files, _checked_export(model, sample))
+    elif plan.runtime == "torchscript":
+        from . import torchscript
+
+        built = checked(torchscript.build, model, sample)
+    elif plan.runtime == "onednn":
+        from . import onednn
+
+        built = checked(onednn.build(dtype), model, sample, autocast=dtype)
+    if built is None:
+        return eager, plan.fallen_back(f"{plan.runtime} could not be built, or disagreed")
+    return built[0], plan
+
+
+def save_export(model: Any, sample: torch.Tensor, files: dict[str, str]) -> bool:
+    """Export ``model`` into the runtime cache for the next run's torch-free start (the plan's
+    ``export_after``, and what library callers call after a short run); True if the cache
+    holds it now."""
+    from . import onnx_runtime
+
+    if not onnx_runtime.enabled():
+        return False
+    if onnx_runtime.cached_path(files) is None:
+        onnx_runtime.build_cached(files, _checked_export(model, sample))
+    return onnx_runtime.cached_path(files) is not None
+
+
+def _checked_export(model: Any, sample: torch.Tensor) -> Any:
+    """What ``onnx_runtime.build_cached`` calls: the checked export, its session writing the
+    graph it optimized to the path given (the cache entry)."""
+    from . import onnx_runtime
+    from .base import checked
+
+    def export(optimized_to: str | None) -> Any:
+        build = functools.partial(onnx_runtime.build_export, optimized_to=optimized_to)
+        return checked(build, model, sample)
+
+    return export

@@ -1,0 +1,93 @@
+"""The chooser, table-driven: hardware x options x checkpoint -> plan. Pure: no model, no torch."""
+
+from __future__ import annotations
+
+import pytest
+
+from resnet_cli.errors import DeviceError, UsageError
+from resnet_cli.runtimes.hardware import Hardware
+from resnet_cli.runtimes.select import EXPORT_WORTH_IMAGES, Checkpoint, Request, choose_plan
+
+AVX2 = Hardware(cores=2, features=frozenset({"avx2"}), onednn=frozenset())
+AMX = Hardware(
+    cores=2,
+    features=frozenset({"avx2", "avx512_bf16", "amx_bf16"}),
+    native_bf16=True,
+    onednn=frozenset({"bf16"}),
+)
+GPU = Hardware(cores=16, cuda=("NVIDIA H200",), cuda_bf16=True, onednn=frozenset())
+RESNET = Checkpoint(native=True, cacheable=True)
+CACHED_RESNET = Checkpoint(native=True, cacheable=True, cached=True)
+VIT = Checkpoint()  # through transformers, processor not reproduced in NumPy
+TIMM = Checkpoint(cacheable=True)  # through transformers, timm's transform in NumPy
+SIGLIP2 = Checkpoint(image_batch=False)
+
+ORT, CACHE, TF = "onnxruntime", "onnx cache", "transformers"
+WORTH = EXPORT_WORTH_IMAGES
+# (hardware, request, checkpoint) -> (device, precision, runtime, network, batch, export_after)
+TABLE = [
+    (AVX2, Request(), RESNET, ("cpu", "fp32", ORT, "native", 8, False)),
+    (AVX2, Request(), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
+    (AVX2, Request(images=3), RESNET, ("cpu", "fp32", "torch", "native", 8, True)),
+    (AVX2, Request(images=3), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
+    (AVX2, Request(images=3), VIT, ("cpu", "fp32", "torch", TF, 8, False)),
+    (AVX2, Request(images=WORTH), VIT, ("cpu", "fp32", ORT, TF, 8, False)),
+    (AVX2, Request(images=3), TIMM, ("cpu", "fp32", "torch", TF, 8, True)),
+    (AVX2, Request(onnx=False), RESNET, ("cpu", "fp32", "torchscript", "native", 8, False)),
+    (AVX2, Request(), SIGLIP2, ("cpu", "fp32", "torch", TF, 8, False)),
+    (AVX2, Request(exact=True), CACHED_RESNET, ("cpu", "fp32", "torch", "native", 8, False)),
+    (AVX2, Request(precision="bf16"), RESNET, ("cpu", "bf16", "torch", "native", 16, False)),
+    (AVX2, Request(compile_model=True), VIT, ("cpu", "fp32", "torch.compile", TF, 8, False)),
+    (AMX, Request(), CACHED_RESNET, ("cpu", "bf16", "onednn", "native", 16, False)),
+    (AMX, Request(), VIT, ("cpu", "bf16", "torch", TF, 16, False)),
+    (AMX, Request(precision="fp32"), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
+    (GPU, Request(), CACHED_RESNET, ("cuda", "fp16", "torch", "native", 256, False)),
+    (GPU, Request(device="cpu"), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
+    (GPU, Request(precision="bf16", batch_size=64), VIT, ("cuda", "bf16", "torch", TF, 64, False)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("hardware", "request_", "checkpoint", "expected"), TABLE)
+def test_the_plan_for_each_machine_and_option(
+    hardware: Hardware, request_: Request, checkpoint: Checkpoint, expected: tuple
+) -> None:
+    plan = choose_plan(request_, checkpoint, hardware)
+    got = (plan.device, plan.precision, plan.runtime, plan.network, plan.batch_size)
+    assert (*got, plan.export_after) == expected
+    assert plan.needs_torch == (plan.network != "onnx cache")
+    assert set(plan.reasons) >= {"device", "precision", "runtime", "batch_size", "workers"}
+    assert all(plan.reasons.values())  # every choice says why
+    assert plan.device_decode == (plan.device == "cuda" and not request_.exact)
+    assert plan.workers == min(hardware.cores, 32)
+
+
+@pytest.mark.parametrize(
+    ("hardware", "request_", "error", "message"),
+    [
+        (AVX2, Request(device="cuda"), DeviceError, "no CUDA device is available"),
+        (GPU, Request(device="cuda:1"), DeviceError, "use cuda:0 to cuda:0"),
+        (AVX2, Request(device="mps"), DeviceError, "MPS is not available"),
+        (GPU.__class__(cores=1, cuda=("old",)), Request(precision="bf16"), DeviceError, "fp16"),
+        (AVX2, Request(precision="fp64"), UsageError, "unknown precision"),
+        (AVX2, Request(runtime="onnxruntime", exact=True), UsageError, "not with --exact"),
+        (AVX2, Request(runtime="onednn"), UsageError, "bf16 or fp16"),
+        (AVX2, Request(runtime="tensorrt"), UsageError, "unknown runtime"),
+    ],
+)
+def test_what_cannot_run_is_one_clear_error(
+    hardware: Hardware, request_: Request, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        choose_plan(request_, RESNET, hardware)
+
+
+def test_a_runtime_asked_by_name_is_the_one_that_runs() -> None:
+    plan = choose_plan(Request(runtime="torch"), CACHED_RESNET, AVX2)
+    assert (plan.runtime, plan.network) == ("torch", "native")
+    packed = choose_plan(Request(precision="bf16", runtime="onednn"), RESNET, AVX2)
+    assert packed.runtime == "onednn"  # asked for: tried even where the probe saw no kernels
+
+
+def test_a_runtime_that_cannot_be_built_falls_back_to_torch_with_its_reason() -> None:
+    plan = choose_plan(Request(), RESNET, AVX2).fallen_back("the export disagreed")
+    assert plan.runtime == "torch" and "the export disagreed" in plan.reasons["runtime"]
