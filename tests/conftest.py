@@ -128,26 +128,31 @@ def images(tmp_path: Path) -> list[Path]:
 def interrupt_a_stuck_run(
     command: str, model: Path, first: Path, *options: object
 ) -> tuple[int, bytes]:
-    """Run ``command`` on ``first`` and then a named pipe nobody writes to, batch size 1 and
-    ``options`` (which must include ``-o OUT``): the decode worker blocks forever on the pipe.
-    Once OUT holds the first record, press Ctrl-C; return the exit code and stderr."""
-    pipe = first.parent / "stuck.jpg"
-    os.mkfifo(pipe)
+    """Run ``command`` on ``first`` and then a URL whose server never answers (a loopback
+    socket that never accepts), batch size 1 and ``options`` (which must include ``-o OUT``):
+    the decode worker waits on it for the whole HTTP timeout, set to ten minutes. Once OUT
+    holds the first record, press Ctrl-C; return the exit code and stderr."""
+    import socket
+
     out = Path(str(options[list(options).index("-o") + 1]))
-    args = ["-m", model, "-b", "1", first, pipe, *options]
-    process = subprocess.Popen(
-        [command, *map(str, args)],
-        preexec_fn=as_foreground,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    deadline = time.monotonic() + 90
-    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    try:
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/stuck.jpg"
+        args = ["-m", model, "-b", "1", first, url, *options]
+        env = {**os.environ, "RESNET_CLI_HTTP_TIMEOUT": "600"}
+        env.pop("HF_HUB_OFFLINE", None)  # offline, URLs are not even tried
+        process = subprocess.Popen(
+            [command, *map(str, args)],
+            preexec_fn=as_foreground,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        deadline = time.monotonic() + 90
+        while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
     return process.returncode, stderr
