@@ -7,7 +7,6 @@ as a failed test, never as a machine out of memory; the child reports its peak m
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -19,14 +18,14 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from conftest import scene
+from conftest import loopback_server, scene
 
 _NEXT_TO_PYTHON = Path(sys.executable).with_name("resnet-classify")
 COMMAND = str(_NEXT_TO_PYTHON) if _NEXT_TO_PYTHON.exists() else shutil.which("resnet-classify")
@@ -215,40 +214,20 @@ def test_a_plain_ico_still_decodes(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- case 14
 
 
-@contextlib.contextmanager
-def trickling_server(where: str) -> Iterator[str]:
-    """A loopback HTTP server that sends one byte every 0.2 s, in the headers or the body,
-    for at most 60 s (its loop is bounded so that a failing test still ends)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+def trickle(where: str) -> Callable[[socket.socket], None]:
+    """A reply that sends one byte every 0.2 s, in the headers or in the body, for at most
+    60 s (bounded, so that a failing test still ends)."""
     headers = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 400\r\n\r\n"
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with connection, contextlib.suppress(OSError):
-                connection.recv(4096)
-                if where == "body":
-                    connection.sendall(headers)
-                payload = (headers if where == "headers" else b"") + b"\0" * 400
-                for byte in payload[:300]:
-                    if stop.is_set():
-                        break
-                    connection.sendall(bytes([byte]))
-                    time.sleep(0.2)
+    def respond(connection: socket.socket) -> None:
+        if where == "body":
+            connection.sendall(headers)
+        payload = (headers if where == "headers" else b"") + b"\0" * 400
+        for byte in payload[:300]:
+            connection.sendall(bytes([byte]))
+            time.sleep(0.2)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow.jpg"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+    return respond
 
 
 @pytest.mark.parametrize("where", ["headers", "body"])
@@ -260,7 +239,8 @@ def test_a_trickling_download_ends_at_its_deadline(
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     outcome: list[BaseException | bytes] = []
-    with trickling_server(where) as url:
+    with loopback_server(trickle(where)) as server:
+        url = f"{server}/slow.jpg"
         started = time.monotonic()
 
         def download() -> None:

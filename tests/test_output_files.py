@@ -7,25 +7,21 @@ model loads: a refusal then exits 2, not 3.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import as_foreground, build_tiny_model, scene
+from conftest import as_foreground, build_tiny_model, loopback_server, make_photos, scene
 from resnet_cli.cli import app
 from resnet_cli.writers import read_records, read_results_file
 
@@ -46,11 +42,13 @@ def error_lines(stderr: str) -> list[str]:
 
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(6):
-        scene(96 + i, 80, seed=i).save(folder / f"{i:02d}.jpg")
-    return folder
+    return make_photos(tmp_path / "photos", 6)
+
+
+def classify_the_first(model: Path, count: int, folder: Path, out: Path, *args: object) -> None:
+    """An earlier run: the first ``count`` files of ``folder`` classified into ``out``."""
+    result = cli(model, *sorted(folder.iterdir())[:count], "-o", out, *args)
+    assert result.exit_code == 0, result.output
 
 
 def inputs_of(path: Path) -> list[str]:
@@ -154,8 +152,7 @@ def test_two_concurrent_resumes_give_every_input_once(
     tiny_model: Path, many: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "labels.jsonl"
-    first = sorted(many.iterdir())[:10]
-    assert cli(tiny_model, *first, "-o", out).exit_code == 0
+    classify_the_first(tiny_model, 10, many, out)
     command = [str(COMMAND), "-m", str(tiny_model), "--offline", "-q", "-b", "2", "-j", "1"]
     command += [str(many), "-o", str(out), "--resume"]
     processes = [subprocess.Popen(command, stderr=subprocess.PIPE) for _ in range(2)]
@@ -180,8 +177,7 @@ def test_resume_refuses_another_model_or_top_k(
     fmt: str, tiny_model: Path, other_model: Path, photos: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / f"labels.{fmt}"
-    some = sorted(photos.iterdir())[:3]
-    assert cli(tiny_model, *some, "-k", "3", "-o", out).exit_code == 0
+    classify_the_first(tiny_model, 3, photos, out, "-k", "3")
     before = out.read_bytes()
     by_k = cli(tiny_model, photos, "-k", "2", "-o", out, "--resume")
     assert by_k.exit_code == 2 and out.read_bytes() == before
@@ -219,8 +215,7 @@ def test_old_results_without_a_header_still_resume(
     tiny_model: Path, photos: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "labels.jsonl"
-    some = sorted(photos.iterdir())[:2]
-    assert cli(tiny_model, *some, "-o", out).exit_code == 0
+    classify_the_first(tiny_model, 2, photos, out)
     (tmp_path / "labels.jsonl.meta.json").unlink()  # as 0.1.0 left it
     result = cli(tiny_model, photos, "-o", out, "--resume")
     assert result.exit_code == 0, result.output
@@ -313,8 +308,7 @@ def test_a_symlinked_output_keeps_its_link_mode_and_owner(
 ) -> None:
     target = tmp_path / "real" / "labels.jsonl"
     target.parent.mkdir()
-    some = sorted(photos.iterdir())[:2]
-    assert cli(tiny_model, *some, "-o", target).exit_code == 0
+    classify_the_first(tiny_model, 2, photos, target)
     os.chmod(target, 0o640)
     owner = (os.getuid() + 1234, os.getgid() + 1234) if os.geteuid() == 0 else None
     if owner:
@@ -438,33 +432,6 @@ def test_an_image_piped_as_the_list_of_names_is_a_usage_error(tmp_path: Path) ->
     assert "unexpected" not in line and "file names" in line
 
 
-@contextlib.contextmanager
-def raw_server(reply: bytes) -> Iterator[str]:
-    """A loopback server that answers every connection with ``reply`` and closes it."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with connection, contextlib.suppress(OSError):
-                connection.recv(4096)
-                connection.sendall(reply)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
-
-
 @pytest.mark.parametrize(
     "reply",
     [
@@ -479,7 +446,10 @@ def test_odd_servers_give_one_line_errors(reply: bytes, monkeypatch: pytest.Monk
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr("resnet_cli.fetch.BACKOFF_S", 0.01)
-    with raw_server(reply) as server, pytest.raises(ImageError) as caught:
+    with (
+        loopback_server(lambda connection: connection.sendall(reply)) as server,
+        pytest.raises(ImageError) as caught,
+    ):
         fetch_url(f"{server}/loop.jpg", timeout=2)
     message = str(caught.value)
     assert "\n" not in message and "\r" not in message, message

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import as_foreground, interrupt_a_stuck_run, scene
+from conftest import as_foreground, interrupt_a_stuck_run, make_photos, scene
 from resnet_cli.cli import app
 from resnet_cli.writers import read_records, recover_records
 
@@ -23,10 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(24):
-        scene(96 + i, 80, seed=i).save(photos / f"{i:03d}.jpg")
+    photos = make_photos(tmp_path / "photos", 24)
     (photos / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
     return photos
 
