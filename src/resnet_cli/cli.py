@@ -682,11 +682,9 @@ def write_report_file(
         raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
     if not quiet:
         failed = sum(not r.ok for r in records)
-        print(
+        say(
             f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
-            f"{failed} failed ({size / 1e6:.1f} MB)",
-            file=sys.stderr,
-            flush=True,
+            f"{failed} failed ({size / 1e6:.1f} MB)"
         )
 
 
@@ -813,7 +811,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
     sources = list(require_an_image(found))
     if all(output_key(s.name) in done for s in sources):
         if not o.quiet:
-            print(f"nothing to do: every input is already in {folder}", file=sys.stderr)
+            say(f"nothing to do: every input is already in {folder}")
         return EXIT_OK
     previous_stop = _handle_stop_signals(_raise_interrupt)
     try:
@@ -966,11 +964,9 @@ def _summary(
     rate = images / elapsed if elapsed > 0 else 0.0
     state = "interrupted after" if interrupted else "classified"
     written = f"; report written to {report}" if report is not None else ""
-    print(
+    say(
         f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {where}){written}",
-        file=sys.stderr,
-        flush=True,
+        f"({rate:.1f} images/s, {where}){written}"
     )
 
 
