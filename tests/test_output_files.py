@@ -248,6 +248,43 @@ def test_overwrite_keeps_the_old_file_until_the_new_one_is_complete(
     assert inputs_of(out) == sorted(str(p) for p in photos.iterdir())
 
 
+def test_an_interrupted_overwrite_leaves_the_old_file(
+    tiny_model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resnet_cli.writers as writers
+
+    out = tmp_path / "labels.jsonl"
+    out.write_text("precious\n")
+    write = writers.JsonlWriter.write
+
+    def write_then_ctrl_c(self, records):
+        write(self, records)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writers.JsonlWriter, "write", write_then_ctrl_c)
+    result = runner.invoke(
+        app,
+        ["-m", str(tiny_model), "--offline", "-b", "2", str(photos), "-o", str(out), "--overwrite"],
+    )
+    assert result.exit_code == 130, result.output
+    assert "left as it was" in result.stderr
+    assert out.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl", "photos"]
+
+
+def test_a_file_system_without_hard_links_still_gets_a_claimed_file(
+    tiny_model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: object) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "labels.jsonl"
+    assert cli(tiny_model, photos, "-o", out).exit_code == 0
+    assert len(inputs_of(out)) == 6
+    assert cli(tiny_model, photos, "-o", out).exit_code == 2  # still never shared
+
+
 # --------------------------------------------------------------------------- case 6
 
 

@@ -34,6 +34,8 @@ from .writers import RESUMABLE_FORMATS, NotResultsError, complete_records, creat
 
 META_SUFFIX = ".meta.json"
 META_KEY = "resnet_classify"
+# link() errors of file systems without hard links (FAT, some network and FUSE mounts).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
 
 
 def meta_path(path: str) -> str:
@@ -242,16 +244,26 @@ def _create(name: str, target: str) -> ClaimedOutput:
         os.link(temporary, target)
     except FileExistsError:
         os.close(fd)
-        raise OutputExistsError(
-            f"output file {name!r} exists (another run took the name): pass --resume to "
-            "continue it, or choose another name"
-        ) from None
+        raise _taken(name) from None
     except OSError as exc:
         os.close(fd)
-        raise UsageError(_cannot_write(name, exc)) from None
+        if exc.errno not in _NO_HARD_LINKS:
+            raise UsageError(_cannot_write(name, exc)) from None
+        # A file system without hard links: create the name itself, locked just after.
+        try:
+            fd = _open_locked(name, target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            raise _taken(name) from None
     finally:
         _unlink(temporary)
     return ClaimedOutput(name, target, "new", _text(fd))
+
+
+def _taken(name: str) -> OutputExistsError:
+    return OutputExistsError(
+        f"output file {name!r} exists (another run took the name): pass --resume to "
+        "continue it, or choose another name"
+    )
 
 
 def _replace(name: str, target: str) -> ClaimedOutput:
@@ -343,6 +355,8 @@ def _check_same_run(
 def _open_locked(name: str, path: str, flags: int) -> int:
     try:
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except FileExistsError:
+        raise
     except OSError as exc:
         raise UsageError(_cannot_write(name, exc)) from None
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file only we know of: never contended
