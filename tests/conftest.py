@@ -5,12 +5,16 @@ Nothing here touches the network: HF_HUB_OFFLINE=1 is set for the whole session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -142,29 +146,68 @@ def images(tmp_path: Path) -> list[Path]:
     return paths
 
 
+def make_photos(folder: Path, count: int) -> Path:
+    """``folder`` with ``count`` small, different JPEGs in it: 000.jpg, 001.jpg, ..."""
+    folder.mkdir()
+    for i in range(count):
+        scene(96 + i, 80, seed=i).save(folder / f"{i:03d}.jpg")
+    return folder
+
+
+@contextlib.contextmanager
+def loopback_server(respond: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that calls ``respond`` with each connection (after reading the
+    request) and closes it; yields its http:// address. Nothing leaves the machine."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection, contextlib.suppress(OSError):
+                connection.recv(4096)
+                respond(connection)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
 def interrupt_a_stuck_run(
     command: str, model: Path, first: Path, *options: object
 ) -> tuple[int, bytes]:
-    """Run ``command`` on ``first`` and then a named pipe nobody writes to, batch size 1 and
-    ``options`` (which must include ``-o OUT``): the decode worker blocks forever on the pipe.
-    Once OUT holds the first record, press Ctrl-C; return the exit code and stderr."""
-    pipe = first.parent / "stuck.jpg"
-    os.mkfifo(pipe)
+    """Run ``command`` on ``first`` and then a URL whose server never answers (a loopback
+    socket that never accepts), batch size 1 and ``options`` (which must include ``-o OUT``):
+    the decode worker waits on it for the whole HTTP timeout, set to ten minutes. Once OUT
+    holds the first record, press Ctrl-C; return the exit code and stderr."""
     out = Path(str(options[list(options).index("-o") + 1]))
-    args = ["-m", model, "-b", "1", first, pipe, *options]
-    process = subprocess.Popen(
-        [command, *map(str, args)],
-        preexec_fn=as_foreground,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    deadline = time.monotonic() + 90
-    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    try:
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/stuck.jpg"
+        args = ["-m", model, "-b", "1", first, url, *options]
+        env = {**os.environ, "RESNET_CLI_HTTP_TIMEOUT": "600"}
+        env.pop("HF_HUB_OFFLINE", None)  # offline, URLs are not even tried
+        process = subprocess.Popen(
+            [command, *map(str, args)],
+            preexec_fn=as_foreground,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        deadline = time.monotonic() + 90
+        while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
     return process.returncode, stderr

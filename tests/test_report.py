@@ -539,8 +539,8 @@ def test_help_names_the_report(capsys: pytest.CaptureFixture[str]) -> None:
 def test_interrupted_run_still_writes_the_report(
     tiny_model: Path, images: list[Path], tmp_path: Path
 ) -> None:
-    # A named pipe nobody writes to blocks its decode worker: the run is stuck after the
-    # first image until Ctrl-C, which must write the finished record and its report.
+    # A URL that never answers blocks its decode worker: the run is stuck after the first
+    # image until Ctrl-C, which must write the finished record and its report.
     out, page = tmp_path / "labels.jsonl", tmp_path / "report.html"
     code, stderr = interrupt_a_stuck_run(
         str(COMMAND), tiny_model, images[0], "-o", out, "--report", page

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import as_foreground, interrupt_a_stuck_run, scene
+from conftest import as_foreground, interrupt_a_stuck_run, make_photos, scene
 from resnet_cli.cli import app
 from resnet_cli.writers import read_records, recover_records
 
@@ -23,10 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(24):
-        scene(96 + i, 80, seed=i).save(photos / f"{i:03d}.jpg")
+    photos = make_photos(tmp_path / "photos", 24)
     (photos / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
     return photos
 
@@ -164,7 +161,7 @@ def test_sigkill_then_resume_gives_every_input_once(
 
 
 @pytest.mark.skipif(COMMAND is None, reason="resnet-classify is not installed")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_flushes_finished_records_and_exits_130(
     signum: int, tiny_model: Path, big_folder: Path, tmp_path: Path
 ) -> None:
@@ -186,8 +183,8 @@ def test_interrupt_flushes_finished_records_and_exits_130(
 def test_interrupt_does_not_wait_for_a_read_that_never_ends(
     tiny_model: Path, folder: Path, tmp_path: Path
 ) -> None:
-    # A named pipe given explicitly is read like a file, and nobody writes to this one: the
-    # decode worker blocks forever. Ctrl-C must still write what is finished and exit 130.
+    # A URL whose server never answers: the decode worker waits for the whole HTTP timeout.
+    # Ctrl-C must still write what is finished and exit 130.
     out = tmp_path / "labels.jsonl"
     first = folder / "000.jpg"
     code, stderr = interrupt_a_stuck_run(str(COMMAND), tiny_model, first, "-o", out)

@@ -25,6 +25,7 @@ from .errors import (
     DatasetLoadError,
     DeviceError,
     ModelLoadError,
+    OutputWriteError,
     ResnetCliError,
     UsageError,
 )
@@ -32,9 +33,16 @@ from .results import Record
 from .writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 if TYPE_CHECKING:
+    from .output_file import ClaimedOutput
     from .report import ReportSummary
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_WRITE = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for cat or grep cut off by head
+# Signals that stop a run as Ctrl-C does: finished records written, summary, exit 130.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 # Exception type -> exit code; the first match wins, so subclasses come first.
 EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
@@ -43,6 +51,7 @@ EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
     (DatasetLoadError, EXIT_MODEL),
     (DeviceError, EXIT_MODEL),
     (ClusterError, EXIT_MODEL),
+    (OutputWriteError, EXIT_WRITE),
     (ResnetCliError, EXIT_FAILED),
 )
 
@@ -61,8 +70,9 @@ EPILOG = """\
     resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
-2 usage error, 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
-130 interrupted.
+2 usage error (an output that exists, is in use or is not a results file to resume),
+3 model, device, hub dataset or Ray cluster could not be loaded or reached,
+4 the records could not be written (disk full), 130 interrupted, 141 output pipe closed.
 
 **--engine ray** writes a folder of shards; `python -m resnet_cli.ray_engine merge DIR -o FILE`
 makes one file of them, in input order.
@@ -173,9 +183,12 @@ def classify_command(
         ),
     ] = None,
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--output", "-o", help="Write records to this file (never overwritten silently)."
+            "--output",
+            "-o",
+            help="Write records to this file (never overwritten silently; '-': stdout), and "
+            "what made them to FILE.meta.json beside it.",
         ),
     ] = None,
     null: Annotated[
@@ -306,7 +319,8 @@ def classify_command(
         precision=precision.value,
         exact=exact,
         output_format=output_format.value if output_format else None,
-        output=output,
+        output=None if output is None or output == "-" else Path(output),
+        output_name=None if output == "-" else output,
         null=null,
         workers=workers,
         resume=resume,
@@ -333,6 +347,8 @@ def run_reporting_errors(work: Callable[[], int]) -> int:
         return work()
     except ResnetCliError as exc:
         return report_error(exc)
+    except BrokenPipeError:
+        raise PipeClosed from None  # the reader went away (| head): main stops quietly
     except Exception as exc:
         if os.environ.get("RESNET_CLI_DEBUG") == "1":
             raise
@@ -340,8 +356,16 @@ def run_reporting_errors(work: Callable[[], int]) -> int:
         return EXIT_FAILED
 
 
+class PipeClosed(Exception):
+    """Standard output's reader went away. Not an OSError, which click would turn into
+    exit 1."""
+
+
 def print_error(message: str) -> None:
-    print(f"Error: {message}", file=sys.stderr, flush=True)
+    """One ``Error:`` line; names in it cannot move the cursor or ring the terminal."""
+    from .writers import printable
+
+    print(f"Error: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def report_error(exc: ResnetCliError) -> int:
@@ -367,6 +391,7 @@ class Options:
     exact: bool = False
     output_format: str | None = None
     output: Path | None = None
+    output_name: str | None = None  # as typed: "newdir/" keeps its slash
     null: bool = False
     workers: int | None = None
     resume: bool = False
@@ -399,7 +424,6 @@ class Options:
 def run(inputs: list[str], options: Options) -> int:
     """The command's work, with every user-visible failure raised as a ResnetCliError."""
     from .model import check_model_options
-    from .sources import Source, collect_inputs, require_an_image
 
     o = options
     if o.offline:
@@ -424,38 +448,60 @@ def run(inputs: list[str], options: Options) -> int:
         raise UsageError("--ray-address only applies to --engine ray")
     output = o.output
     fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
-    done = _prepare_output(output, fmt, o)
+    claimed = _claim_output(fmt, o)  # before anything slow: the model, a dataset, a listing
+    try:
+        code = classify_to(claimed, inputs, dataset, fmt, o)
+    except BaseException:
+        if claimed is not None:
+            claimed.abandon()
+        raise
+    return code
 
+
+def classify_to(
+    claimed: ClaimedOutput | None, inputs: list[str], dataset: str | None, fmt: str, o: Options
+) -> int:
+    """``run`` once the output is claimed (None: stdout): classify and write the records."""
+    from .output_file import DoneInputs, check_not_an_input
+    from .sources import Source, collect_inputs, require_an_image
+
+    output = o.output
+    done = claimed.done if claimed is not None else DoneInputs()
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
     rows = None  # the dataset's split, when there is one
     sources: Iterator[Source] = iter(())
     total: int | None = 0
     if inputs:
         sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
-        sources = (s for s in sources if s.name not in done)
         if stdin is None:
             listed = list(sources)  # folders and globs are listed before the model loads
+            if claimed is not None:
+                check_not_an_input(claimed, listed)
+            listed = [s for s in listed if s not in done]
             total, sources = len(listed), iter(listed)
         else:
             total = None
+            sources = (s for s in sources if s not in done)
     if dataset is not None:
         rows = _open_dataset(dataset, o)
         prefix = f"{rows.name}:{rows.split}:"
         if total is not None and rows.rows is not None:
-            total += rows.rows - sum(name.startswith(prefix) for name in done)
+            total += rows.rows - sum(name.startswith(prefix) for name in done.names)
         else:
             total = None
-        sources = itertools.chain(sources, (s for s in rows.sources() if s.name not in done))
+        sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
     if done:
         peeked = next(sources, None)
         if peeked is None:
             if not o.quiet:
-                print(f"nothing to do: every input is already in {output}", file=sys.stderr)
+                say(f"nothing to do: every input is already in {output}")
+            assert claimed is not None  # only a resumed file has inputs done
+            claimed.finish()
             if o.report is not None:
                 from .report import ReportSummary
                 from .writers import recover_records
 
-                records = recover_records(str(output), fmt)
+                records = recover_records(claimed.target, fmt)
                 summary = ReportSummary(model=o.model)
                 write_report_file(records, o.report, summary, o.quiet, dataset=rows)
             return EXIT_OK
@@ -474,8 +520,12 @@ def run(inputs: list[str], options: Options) -> int:
             progress.stop()
     size = o.batch_size or classifier.plan.batch_size
 
-    append = output is not None and output.exists()  # only with --resume, by now
-    stream, opened = _open_output(output, append=append)
+    append = claimed is not None and claimed.resumed
+    if claimed is not None:
+        claimed.write_meta(results_meta(o, classifier))
+        stream = claimed.stream
+    else:
+        stream, _ = _open_output(None)
     from .writers import create_writer
 
     writer = create_writer(fmt, stream, header=not append)
@@ -485,7 +535,7 @@ def run(inputs: list[str], options: Options) -> int:
     finished: list[Record] = []
     started = time.perf_counter()
     bar = _progress_bar(total, size, o.quiet)
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_stop = _handle_stop_signals(_raise_interrupt)
     interrupted = False
     try:
         for batch in classify_batches(
@@ -496,10 +546,11 @@ def run(inputs: list[str], options: Options) -> int:
             workers=o.workers,
             max_pixels=o.max_pixels,
         ):
-            with _interrupts_held():  # a record in the output is in the count and report
+            with _interrupts_held(), _writing(claimed):  # a written record is counted
                 writer.write(batch)
-                if opened:
+                if claimed is not None:
                     os.fsync(stream.fileno())
+                    claimed.written = True
                 if keep_records:
                     finished.extend(batch)
                 counts["images"] += len(batch)
@@ -511,19 +562,28 @@ def run(inputs: list[str], options: Options) -> int:
         # A second Ctrl-C while we write out what is finished ends the process at once.
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        _handle_stop_signals(previous_stop)
         if bar is not None:
             bar.stop()
-        writer.close()
-        _close_output(stream, opened)
+        with _writing(claimed, failing=sys.exc_info()[0] is not None):
+            writer.close()
+            if claimed is None:
+                _close_output(stream, False)
+    if claimed is not None:
+        if interrupted and claimed.mode == "overwrite":
+            claimed.abandon()  # the new file is not complete: the old one stays
+            if not o.quiet:
+                say(f"interrupted: {claimed.name} is left as it was (--overwrite)")
+        else:
+            claimed.finish()
     elapsed = time.perf_counter() - started
     if o.report is not None:
         from .report import ReportSummary
 
-        if append:  # --resume: the report covers the whole file, earlier runs included
+        if append and claimed is not None:  # --resume: the whole file, earlier runs included
             from .writers import recover_records
 
-            finished = recover_records(str(output), fmt)
+            finished = recover_records(claimed.target, fmt)
         summary = ReportSummary(
             model=o.model,
             device=str(classifier.device),
@@ -622,11 +682,9 @@ def write_report_file(
         raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
     if not quiet:
         failed = sum(not r.ok for r in records)
-        print(
+        say(
             f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
-            f"{failed} failed ({size / 1e6:.1f} MB)",
-            file=sys.stderr,
-            flush=True,
+            f"{failed} failed ({size / 1e6:.1f} MB)"
         )
 
 
@@ -654,12 +712,37 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _handle_stop_signals(handler: Any) -> Any:
+    """Set the handler of SIGTERM and SIGHUP (a closed terminal); return the previous ones.
+    ``handler`` may be such a return value, to put them back."""
+    if isinstance(handler, dict):
+        return {signum: signal.signal(signum, old) for signum, old in handler.items()}
+    return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+
+
+@contextlib.contextmanager
+def _writing(claimed: ClaimedOutput | None, failing: bool = False) -> Iterator[None]:
+    """Turn a failure to write the records (a full disk) into one line naming the file and
+    exit code 4; a closed pipe goes on up, to stop quietly. ``failing``: the run is ending
+    on another error already, which this one must not hide."""
+    try:
+        yield
+    except BrokenPipeError:
+        if not failing:
+            raise
+    except OSError as exc:
+        if failing:
+            return
+        where = repr(claimed.name) if claimed is not None else "the records to standard output"
+        raise OutputWriteError(f"cannot write {where}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while a batch is written and counted, and raise them just
-    after: a record written to the output is always counted and in the report."""
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a batch is written and counted, and raise them
+    just after: a record written to the output is always counted and in the report."""
     caught: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
+    held = (signal.SIGINT, *STOP_SIGNALS)
     previous = {signum: signal.signal(signum, lambda n, _: caught.append(n)) for signum in held}
     try:
         yield
@@ -728,9 +811,9 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
     sources = list(require_an_image(found))
     if all(output_key(s.name) in done for s in sources):
         if not o.quiet:
-            print(f"nothing to do: every input is already in {folder}", file=sys.stderr)
+            say(f"nothing to do: every input is already in {folder}")
         return EXIT_OK
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_stop = _handle_stop_signals(_raise_interrupt)
     try:
         result = classify_on_ray(
             sources,
@@ -746,7 +829,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
             quiet=o.quiet,
         )
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        _handle_stop_signals(previous_stop)
     if o.report is not None:
         from .ray_engine import read_ray_output
         from .report import ReportSummary
@@ -765,28 +848,46 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
     return EXIT_FAILED if result.failed else EXIT_OK
 
 
-def _prepare_output(output: Path | None, fmt: str, o: Options) -> set[str]:
-    """Check --output against --resume/--overwrite; for --resume, the inputs already done."""
-    from .writers import RESUMABLE_FORMATS, rewrite_for_resume
+def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
+    """Check --output against --resume/--overwrite and take it (None: stdout)."""
+    if o.output is None:
+        return None
+    from .output_file import claim_output
 
-    if output is None or not output.exists():
-        return set()
-    if output.is_dir():
-        raise UsageError(f"output {str(output)!r} is a folder: name a file")
-    if o.overwrite:
-        output.unlink()
-        return set()
-    if not o.resume:
-        raise UsageError(
-            f"output file {str(output)!r} exists: pass --resume to continue it, --overwrite to "
-            "replace it, or choose another name"
-        )
-    if fmt not in RESUMABLE_FORMATS:
-        raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
-    try:
-        return rewrite_for_resume(str(output), fmt)
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"cannot resume from {str(output)!r}: {exc}") from None
+    return claim_output(
+        o.output_name or str(o.output),
+        fmt,
+        resume=o.resume,
+        overwrite=o.overwrite,
+        model=o.model,
+        top_k=o.top_k,
+    )
+
+
+def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
+    """What made a results file, for the metadata file beside it."""
+    from .output_file import model_key, resolved_revision
+
+    return {
+        "version": __version__,
+        "model": model_key(o.model),
+        "revision": resolved_revision(o.model, o.revision),
+        "top_k": o.top_k,
+        "precision": str(classifier.precision),
+        "runtime": str(classifier.runtime),
+        "device": str(classifier.device),
+        "exact": o.exact,
+        "max_pixels": o.max_pixels,
+        "cwd": os.getcwd(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def say(message: str) -> None:
+    """A line for the user on stderr, names in it made safe for the terminal."""
+    from .writers import printable
+
+    print(printable(message), file=sys.stderr, flush=True)
 
 
 def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bool]:
@@ -863,11 +964,9 @@ def _summary(
     rate = images / elapsed if elapsed > 0 else 0.0
     state = "interrupted after" if interrupted else "classified"
     written = f"; report written to {report}" if report is not None else ""
-    print(
+    say(
         f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {where}){written}",
-        file=sys.stderr,
-        flush=True,
+        f"({rate:.1f} images/s, {where}){written}"
     )
 
 
@@ -1028,6 +1127,24 @@ def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
     return EXIT_OK
 
 
+def _stdout_was_closed() -> bool:
+    """Whether a library has already silenced standard output after a closed pipe."""
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(devnull)
+
+
 def merge_main(argv: list[str] | None = None) -> None:
     """``python -m resnet_cli.ray_engine``: the merge command."""
     _main(merge_app, "python -m resnet_cli.ray_engine", argv)
@@ -1041,15 +1158,26 @@ def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> Non
     )
     try:
         code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except PipeClosed:
+        code = EXIT_BROKEN_PIPE
+    except SystemExit as exc:
+        # Rich's and click's own answer to a closed pipe (the --help text): stdout pointed at
+        # /dev/null, or wrapped to stay quiet, and exit 1. Our commands never raise it.
+        if exc.code != 1 or not _stdout_was_closed():
+            raise
+        code = EXIT_BROKEN_PIPE
     except click_exception as exc:
         print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         code = getattr(exc, "exit_code", EXIT_USAGE)
     except typer.Abort:
         code = EXIT_INTERRUPTED
-    if code == EXIT_INTERRUPTED:
+    if code in (EXIT_BROKEN_PIPE, EXIT_WRITE):
+        _silence_stdout()  # what is left in its buffer could not be written either
+    if code in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE):
         # Every finished record is written and the summary printed; a decode worker stuck in
         # a blocking read must not keep the process alive, so skip the interpreter's join.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

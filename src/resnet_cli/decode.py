@@ -5,16 +5,21 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
+import struct
 import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
+from .sources import file_kind
 
-# Our own bound replaces Pillow's global one: we check the header size before decoding, try
-# JPEG DCT downscaling for images above the bound, and say what to do about the rest.
-Image.MAX_IMAGE_PIXELS = None
+# Our own bound comes first: we check the header size before decoding, try JPEG DCT
+# downscaling for images above the bound, and say what to do about the rest. Pillow's guard
+# stays on behind it, set by decode_image from --max-pixels to what no DCT downscaling could
+# bring within it (it also checks what a container holds, such as an ICO's embedded PNG).
+DRAFT_FACTOR = 64  # the 1/8 DCT scale divides the pixel count by 64
 # Pillow warns about recoverable oddities (corrupt EXIF, palette transparency) with raw
 # UserWarnings; a bad file's problems belong in its record, not on stderr. Set once here:
 # warnings.catch_warnings() is not thread-safe and decoding runs in threads.
@@ -24,6 +29,16 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 MAX_ASPECT = 4
 DEFAULT_MAX_PIXELS = 100_000_000
 JPEG_MAGIC = b"\xff\xd8\xff"
+ICO_MAGIC = (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00")  # icons, cursors
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Files above this are refused before they are read (RESNET_CLI_MAX_FILE_MB changes it): far
+# above any photo, and a bound on what one input can make us hold in memory.
+DEFAULT_MAX_FILE_MB = 256
+# Huffman-coded JPEG frames: each block of the full-resolution component costs at least one
+# bit, so a file shorter than that has lost its scan data (arithmetic coding is exempt).
+_HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
+_PROGRESSIVE_FRAMES = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+Image.MAX_IMAGE_PIXELS = DRAFT_FACTOR // 2 * DEFAULT_MAX_PIXELS  # Pillow refuses above twice this
 
 
 @dataclass(frozen=True)
@@ -59,11 +74,21 @@ class ResizeRule:
         return int(1.5 * (self.shortest_edge or max(self.size or (0, 0))))
 
 
+def max_file_bytes() -> int:
+    """The size cap on an input file, from RESNET_CLI_MAX_FILE_MB when set."""
+    megabytes = os.environ.get("RESNET_CLI_MAX_FILE_MB")
+    return int(float(megabytes or DEFAULT_MAX_FILE_MB) * 1024 * 1024)
+
+
 def read_file(path: str) -> bytes:
-    """The file's bytes, or an ImageError that says why it cannot be read."""
+    """The file's bytes, or an ImageError that says why it cannot be read.
+
+    Only regular files are read, and only up to the size cap: a FIFO, device or socket is
+    refused at once (opening without blocking, so a pipe nobody writes to cannot hang us).
+    """
+    limit = max_file_bytes()
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         if os.path.islink(path):
             raise ImageError("cannot read: dangling symlink (its target does not exist)") from None
@@ -73,12 +98,37 @@ def read_file(path: str) -> bytes:
     except IsADirectoryError:
         raise ImageError("cannot read: this is a folder, not a file") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ImageError("cannot read: symlink loop") from None
-        raise ImageError(f"cannot read: {exc.strerror or exc}") from None
+        raise ImageError(_cannot_read(exc)) from None
+    try:
+        with open(fd, "rb", closefd=True) as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ImageError(f"cannot read: not a regular file ({file_kind(info.st_mode)})")
+            if info.st_size > limit:
+                raise ImageError(_too_big(info.st_size, limit))
+            data = handle.read(limit + 1)  # the file may grow while we read it
+    except IsADirectoryError:
+        raise ImageError("cannot read: this is a folder, not a file") from None
+    except OSError as exc:
+        raise ImageError(_cannot_read(exc)) from None
+    if len(data) > limit:
+        raise ImageError(_too_big(len(data), limit))
     if not data:
         raise ImageError("not a readable image: the file is empty")
     return data
+
+
+def _cannot_read(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "cannot read: symlink loop"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (
+        f"file too large: {size / 1048576:.0f} MB, above the {limit / 1048576:g} MB cap on "
+        "input files; set RESNET_CLI_MAX_FILE_MB to allow it"
+    )
 
 
 def decode_image(
@@ -92,16 +142,28 @@ def decode_image(
     from the full image, so its crop lands on the same pixels.
     """
     image: Image.Image
+    fence = None if max_pixels is None else DRAFT_FACTOR // 2 * max_pixels
+    if fence != Image.MAX_IMAGE_PIXELS:  # one value per run: threads agree on it
+        Image.MAX_IMAGE_PIXELS = fence
+    if max_pixels is not None and data.startswith(ICO_MAGIC):
+        check_icon_frames(data, max_pixels)  # Pillow decodes an icon's largest frame in open()
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError("not a readable image: unknown or corrupt image format") from None
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"image too large: more than {DRAFT_FACTOR} times --max-pixels {max_pixels}; "
+            "raise --max-pixels to classify it"
+        ) from None
     except Exception as exc:
         raise ImageError(f"not a readable image: {_describe(exc)}") from None
     width, height = original = image.size
     if width < 1 or height < 1:
         raise ImageError(f"not a readable image: it has no pixels ({width}x{height})")
     limited = max_pixels is not None and width * height > max_pixels
+    if isinstance(image, JpegImagePlugin.JpegImageFile):
+        check_jpeg_frame(data, width, height, max_pixels)
     if isinstance(image, JpegImagePlugin.JpegImageFile) and (resize or limited):
         edge = resize.draft_edge if resize else 1
         if limited and max_pixels is not None:
@@ -131,6 +193,69 @@ def decode_image(
     if resize is not None and resize.crops:
         image = crop_extreme_aspect(image)
     return image
+
+
+def check_jpeg_frame(data: bytes, width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse, before decoding, a JPEG that cannot be decoded in bounded memory or whose
+    scan data is missing.
+
+    A progressive JPEG is DCT-downscaled only after libjpeg has kept every coefficient of
+    the full image (9 GB for 65000x65000), so above --max-pixels it is refused outright. A
+    Huffman-coded JPEG shorter than one bit per 8x8 block cannot hold its image: libjpeg
+    would make up the missing blocks and the picture would get a label.
+    """
+    frame = jpeg_frame_marker(data)
+    pixels = width * height
+    if frame in _PROGRESSIVE_FRAMES and max_pixels is not None and pixels > max_pixels:
+        raise ImageError(
+            f"image too large: {width}x{height} is {pixels / 1e6:.0f} megapixels, above "
+            f"--max-pixels {max_pixels}, and a progressive JPEG cannot be decoded downscaled "
+            "without holding the full image; raise --max-pixels to classify it"
+        )
+    blocks = ((width + 7) // 8) * ((height + 7) // 8)
+    if frame in _HUFFMAN_FRAMES and len(data) < blocks // 8:
+        raise ImageError(
+            f"not a readable image: truncated JPEG data (its header says {width}x{height}, "
+            f"which needs at least {blocks // 8} bytes; the file holds {len(data)})"
+        )
+
+
+def jpeg_frame_marker(data: bytes) -> int | None:
+    """The SOFn marker of a JPEG (0xC0 baseline, 0xC2 progressive, ...), from its headers."""
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        (length,) = struct.unpack_from(">H", data, at + 2)
+        at += 2 + length
+    return None
+
+
+def check_icon_frames(data: bytes, max_pixels: int) -> None:
+    """Refuse an icon that embeds a PNG above --max-pixels: its directory may say 256x256
+    whatever the PNG inside is, and Pillow decodes the largest frame as it opens the file."""
+    (count,) = struct.unpack_from("<H", data, 4)
+    for entry in range(count):
+        at = 6 + 16 * entry
+        if at + 16 > len(data):
+            return
+        (offset,) = struct.unpack_from("<I", data, at + 12)
+        if data[offset : offset + 8] == PNG_MAGIC and offset + 24 <= len(data):
+            width, height = struct.unpack_from(">II", data, offset + 16)
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"image too large: the icon holds a {width}x{height} PNG, "
+                    f"{width * height / 1e6:.0f} megapixels, above --max-pixels {max_pixels}; "
+                    "raise --max-pixels to classify it"
+                )
 
 
 def crop_extreme_aspect(image: Image.Image) -> Image.Image:

@@ -19,6 +19,10 @@ class OutputExistsError(UsageError):
     """The output file exists and neither --resume nor --overwrite was given."""
 
 
+class OutputWriteError(ResnetCliError):
+    """The records could not be written: a full disk, a failing device (exit code 4)."""
+
+
 class ModelLoadError(ResnetCliError):
     """The model or its image processor could not be loaded (exit code 3)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from .errors import NoInputsError
+from .errors import NoInputsError, UsageError
 
 # Extensions a folder or glob contributes. A file named explicitly is always tried, whatever
 # its extension, so a mislabelled image still gets classified.
@@ -86,6 +86,11 @@ def read_stdin_names(stream: BinaryIO, null_separated: bool) -> Iterator[str]:
             yield os.fsdecode(pending)
         return
     for raw in stream:
+        if b"\0" in raw:
+            raise UsageError(
+                "'-' reads file names from standard input, one per line, but it holds binary "
+                "data: name the image file itself, or pass -0 for NUL-separated names"
+            )
         name = raw.rstrip(b"\n").rstrip(b"\r")
         if name.strip():
             yield os.fsdecode(name)
@@ -166,6 +171,20 @@ def _kind(entry: os.DirEntry[str]) -> str:
     if stat.S_ISDIR(mode):
         return "dir"
     return "file" if stat.S_ISREG(mode) else "other"
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words (from its st_mode)."""
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO, named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a plain file"
 
 
 def require_an_image(sources: Iterable[Source]) -> Iterator[Source]:

@@ -435,6 +435,16 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
 RESUMABLE_FORMATS = ("jsonl", "csv")
 
 
+def record_from_json(data: Any) -> Record:
+    """The record a JSON object holds; ValueError for an object that is not one (another
+    program's JSON Lines), so that it is never taken for a record."""
+    if not isinstance(data, dict) or not isinstance(data.get("input"), str):
+        raise ValueError("not a record: no input")
+    if not isinstance(data.get("predictions"), list) and not data.get("error"):
+        raise ValueError("not a record: neither predictions nor an error")
+    return Record.from_dict(data)
+
+
 def json_line_records(text: str) -> tuple[list[tuple[dict[str, Any], Record]], bool]:
     """The records on the complete lines of jsonl text, each with its JSON object, and whether
     every line held one. A run stopped mid-write leaves a partial or torn line: it is dropped
@@ -445,10 +455,14 @@ def json_line_records(text: str) -> tuple[list[tuple[dict[str, Any], Record]], b
         if line.strip():
             try:
                 data = json.loads(line)
-                found.append((data, Record.from_dict(data)))
+                found.append((data, record_from_json(data)))
             except (ValueError, KeyError, TypeError):
                 whole = False
     return found, whole
+
+
+class NotResultsError(ValueError):
+    """A file that is not a results file resnet-classify wrote."""
 
 
 def recover_records(path: str, fmt: str) -> list[Record]:
@@ -458,20 +472,47 @@ def recover_records(path: str, fmt: str) -> list[Record]:
     rows than the others); that part is not returned, so its input is classified again.
     """
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        text = handle.read()
+        return complete_records(handle.read(), fmt)
+
+
+def complete_records(text: str, fmt: str, strict: bool = False) -> list[Record]:
+    """The complete records in the text of a jsonl or csv results file, a torn tail dropped.
+
+    ``strict``: raise NotResultsError unless every other part is a record, as --resume needs
+    before it rewrites the file (a notes file or a CSV of other columns must never be taken
+    for an empty results file).
+    """
     if fmt == "jsonl":
-        return [record for _, record in json_line_records(text)[0]]
+        found, whole = json_line_records(text)
+        if strict and not whole:
+            complete = text.split("\n")[:-1]  # a torn last line is allowed, and dropped
+            bad = next((n for n, line in enumerate(complete, 1) if not _is_record(line)), None)
+            if bad is not None:
+                raise NotResultsError(f"line {bad} is not a record")
+        return [record for _, record in found]
     if fmt == "csv":
         if not text:
             return []
+        first = ",".join(CSV_HEADER) + "\r\n"
+        if strict and not text.startswith(first):
+            raise NotResultsError(f"its first line is not the header {','.join(CSV_HEADER)}")
         cut = text.rfind("\r\n")
         body = text[: cut + 2] if cut >= 0 else ""
-        records = records_from_csv_rows(csv.reader(io.StringIO(body, newline="")))
+        try:
+            records = records_from_csv_rows(csv.reader(io.StringIO(body, newline="")))
+        except (ValueError, TypeError) as exc:
+            if strict:
+                raise NotResultsError(str(exc)) from None
+            raise
         if body != text and records and records[-1].ok:
             records.pop()  # the last record's rows were being written when the run stopped
         full = max((len(r.predictions) for r in records if r.ok), default=0)
         return [r for r in records if not r.ok or len(r.predictions) == full]
     raise ValueError(f"cannot resume a {fmt} file: use jsonl or csv")
+
+
+def _is_record(line: str) -> bool:
+    return not line.strip() or bool(json_line_records(line + "\n")[1])
 
 
 @contextlib.contextmanager
@@ -488,21 +529,3 @@ def replaced_atomically(path: str | os.PathLike[str]) -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-
-
-def rewrite_for_resume(path: str, fmt: str) -> set[str]:
-    """Keep only the classified records of an earlier run's file; return their inputs.
-
-    Failed and torn records are dropped so their inputs are retried and appended: the finished
-    file holds every input exactly once. The file is replaced atomically.
-    """
-    kept = [r for r in recover_records(path, fmt) if r.ok]
-    with (
-        replaced_atomically(path) as temporary,
-        open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle,
-    ):
-        writer = create_writer(fmt, handle)
-        writer.write(kept)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return {r.input for r in kept}

@@ -1,0 +1,412 @@
+"""The ``-o`` file: claimed before the model loads, locked for the whole run, replaced only
+when complete, and described by a metadata file beside it. No torch here.
+
+- A new file is made under a temporary name, locked, then hard-linked into place: the link
+  fails if the name was taken meanwhile, so two runs never share a file.
+- ``--overwrite`` writes a temporary file beside the old one and renames it into place when
+  the run completes; an interrupted or failed run leaves the old file as it was.
+- ``--resume`` locks the file, checks that it is a results file made by the same model and
+  top-k, rewrites its classified records (a failed or torn one is retried) and appends.
+- Symlinks are followed (the link stays, its target is written); a replaced file keeps its
+  mode and owner; anything but a regular file is refused, never unlinked or written.
+
+The metadata file, ``FILE.meta.json``, says what made the records (tool version, model,
+revision, top-k, precision, runtime, the folder relative inputs are named from), so the
+records file itself stays exactly the format a plain reader expects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .errors import OutputExistsError, OutputWriteError, UsageError
+from .results import Record
+from .sources import Source, file_kind, is_url, looks_like_path
+from .writers import RESUMABLE_FORMATS, NotResultsError, complete_records, create_writer
+
+META_SUFFIX = ".meta.json"
+META_KEY = "resnet_classify"
+# link() errors of file systems without hard links (FAT, some network and FUSE mounts).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
+
+
+def meta_path(path: str) -> str:
+    """Where the metadata of the results file ``path`` is kept."""
+    return path + META_SUFFIX
+
+
+def read_results_meta(path: str) -> dict[str, Any] | None:
+    """What made the results file ``path`` (its metadata file), or None without one."""
+    try:
+        with open(meta_path(os.path.realpath(path)), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    meta = data.get(META_KEY) if isinstance(data, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
+def model_key(model: str) -> str:
+    """A model as the metadata names it: a local folder by its absolute path, else its id."""
+    return os.path.realpath(os.path.expanduser(model)) if _is_folder(model) else model
+
+
+def _is_folder(model: str) -> bool:
+    return looks_like_path(model) or os.path.isdir(os.path.expanduser(model))
+
+
+def resolved_revision(model: str, revision: str | None) -> str | None:
+    """The commit a hub model's revision resolved to, from the local Hugging Face cache
+    (no network); the revision as given where the cache does not say; None for a folder."""
+    if _is_folder(model):
+        return None
+    wanted = revision or "main"
+    if len(wanted) == 40 and all(c in "0123456789abcdef" for c in wanted):
+        return wanted
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"),
+        "hub",
+    )
+    ref = os.path.join(cache, "models--" + model.replace("/", "--"), "refs", wanted)
+    try:
+        with open(ref, encoding="ascii") as handle:
+            return handle.read().strip() or wanted
+    except (OSError, ValueError):
+        return wanted
+
+
+@dataclass
+class DoneInputs:
+    """The inputs an earlier run already classified: files by resolved absolute path (from
+    the folder that run was in), URLs and dataset rows by their full name."""
+
+    names: set[str] = field(default_factory=set)
+    paths: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, records: Iterable[Record], folder: str) -> DoneInputs:
+        done = cls()
+        for record in records:
+            done.names.add(record.input)
+            if not is_url(record.input):
+                done.paths.add(os.path.realpath(os.path.join(folder, record.input)))
+        return done
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def __contains__(self, source: Source) -> bool:
+        if source.path is not None:
+            return os.path.realpath(source.path) in self.paths
+        return source.name in self.names
+
+
+@dataclass
+class ClaimedOutput:
+    """An output file this run holds (locked) until ``finish`` or ``abandon``."""
+
+    name: str  # as the user wrote it, for messages
+    target: str  # the file written: symlinks resolved
+    mode: str  # "new", "overwrite" or "resume"
+    stream: IO[str]
+    done: DoneInputs = field(default_factory=DoneInputs)
+    meta: dict[str, Any] | None = None  # resume: what made the file, when it says
+    temporary: str | None = None  # overwrite: the new file until it is complete
+    previous: os.stat_result | None = None  # the file replaced: its mode and owner stay
+    held: int | None = None  # overwrite: the lock on the file being replaced
+    written: bool = False
+
+    @property
+    def resumed(self) -> bool:
+        return self.mode == "resume"
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        """Write the metadata file (for --resume only when the file had none)."""
+        if self.resumed and self.meta is not None:
+            return
+        path = meta_path(self.target)
+        temporary = _temporary_name(path)
+        try:
+            with open(temporary, "x", encoding="utf-8") as handle:
+                json.dump({META_KEY: meta}, handle, ensure_ascii=False)
+                handle.write("\n")
+            _keep_attributes(temporary, self.previous)
+            if self.temporary is None:  # with --overwrite, it lands with the records
+                os.replace(temporary, path)
+        except OSError as exc:
+            _unlink(temporary)
+            raise OutputWriteError(_cannot_write(path, exc)) from None
+
+    def finish(self) -> None:
+        """The run is complete: make the file durable and, with --overwrite, put it in place."""
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            if self.temporary is not None:
+                _keep_attributes(self.temporary, self.previous)
+                os.replace(self.temporary, self.target)
+                self.temporary = None
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(_temporary_name(meta_path(self.target)), meta_path(self.target))
+        except OSError as exc:
+            raise OutputWriteError(_cannot_write(self.name, exc)) from None
+        finally:
+            self._close()
+
+    def abandon(self) -> None:
+        """The run stopped early: keep what it wrote, except a replacement not yet complete
+        (the old file stays) or a new file with no record in it."""
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        if self.temporary is not None:
+            _unlink(self.temporary)
+            _unlink(_temporary_name(meta_path(self.target)))
+        elif self.mode == "new" and not self.written:
+            _unlink(self.target)
+            _unlink(meta_path(self.target))
+        self._close()
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        if self.held is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.held)
+            self.held = None
+
+
+def claim_output(
+    path: str, fmt: str, *, resume: bool, overwrite: bool, model: str, top_k: int
+) -> ClaimedOutput:
+    """Check the output and take it, before the model loads; UsageError for any problem."""
+    name = os.fspath(path)
+    if name.endswith(os.sep) or os.path.isdir(name):
+        raise UsageError(f"output {name!r} is a folder: name a file")
+    target = os.path.realpath(name)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {name!r}: folder {folder!r} does not exist")
+    try:
+        info: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise UsageError(_cannot_write(name, exc)) from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise UsageError(
+            f"output {name!r} is not a regular file ({file_kind(info.st_mode)}): name a file, or "
+            "leave out -o to write to standard output"
+        )
+    if info is None:
+        return _create(name, target)
+    if resume:
+        if fmt not in RESUMABLE_FORMATS:
+            raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
+        return _resume(name, target, fmt, model_key(model), top_k)
+    if overwrite:
+        return _replace(name, target)
+    raise OutputExistsError(
+        f"output file {name!r} exists: pass --resume to continue it, --overwrite to "
+        "replace it, or choose another name"
+    )
+
+
+def check_not_an_input(claimed: ClaimedOutput, sources: Iterable[Source]) -> None:
+    """Refuse a run whose output file is also one of its inputs."""
+    try:
+        ours = os.stat(claimed.target)
+    except OSError:
+        return
+    for source in sources:
+        if source.path is None:
+            continue
+        with contextlib.suppress(OSError):
+            theirs = os.stat(source.path)
+            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+                raise UsageError(
+                    f"output {claimed.name!r} is also an input: choose another output name"
+                )
+
+
+def _create(name: str, target: str) -> ClaimedOutput:
+    """A new file, locked before it appears under its name."""
+    temporary = _temporary_name(target)
+    fd = _open_locked(name, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        os.close(fd)
+        raise _taken(name) from None
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in _NO_HARD_LINKS:
+            raise UsageError(_cannot_write(name, exc)) from None
+        # A file system without hard links: create the name itself, locked just after.
+        try:
+            fd = _open_locked(name, target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            raise _taken(name) from None
+    finally:
+        _unlink(temporary)
+    return ClaimedOutput(name, target, "new", _text(fd))
+
+
+def _taken(name: str) -> OutputExistsError:
+    return OutputExistsError(
+        f"output file {name!r} exists (another run took the name): pass --resume to "
+        "continue it, or choose another name"
+    )
+
+
+def _replace(name: str, target: str) -> ClaimedOutput:
+    """--overwrite: the new records go to a temporary file until the run completes."""
+    held = _lock_existing(name, target, os.O_RDONLY)
+    temporary = _temporary_name(target)
+    try:
+        fd = _open_locked(name, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except BaseException:
+        os.close(held)
+        raise
+    return ClaimedOutput(
+        name,
+        target,
+        "overwrite",
+        _text(fd),
+        temporary=temporary,
+        previous=os.fstat(held),
+        held=held,
+    )
+
+
+def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> ClaimedOutput:
+    """--resume: check the file, then rewrite its classified records to continue from."""
+    held = _lock_existing(name, target, os.O_RDONLY)
+    try:
+        with open(held, encoding="utf-8", errors="surrogateescape", newline="", closefd=False) as f:
+            text = f.read()
+        try:
+            records = complete_records(text, fmt, strict=True)
+        except (NotResultsError, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"cannot resume {name!r}: it is not a resnet-classify results file ({exc}); "
+                "choose another output name"
+            ) from None
+        meta = read_results_meta(target)
+        _check_same_run(name, meta, records, model, top_k)
+        kept = [r for r in records if r.ok]
+        previous = os.fstat(held)
+        temporary = _temporary_name(target)
+        fd = _open_locked(name, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        stream = _text(fd)
+        try:
+            writer = create_writer(fmt, stream)
+            writer.write(kept)
+            stream.flush()
+            os.fsync(fd)
+            _keep_attributes(temporary, previous)
+            os.replace(temporary, target)  # the lock on the new file is ours already
+        except OSError as exc:
+            stream.close()
+            _unlink(temporary)
+            raise OutputWriteError(_cannot_write(name, exc)) from None
+    finally:
+        os.close(held)
+    folder = str(meta.get("cwd") or os.getcwd()) if meta else os.getcwd()
+    claimed = ClaimedOutput(name, target, "resume", stream, DoneInputs.of(kept, folder), meta)
+    claimed.previous = previous
+    claimed.written = True
+    return claimed
+
+
+def _check_same_run(
+    name: str, meta: dict[str, Any] | None, records: list[Record], model: str, top_k: int
+) -> None:
+    """Refuse to mix another model's or another top-k's records into the file."""
+    if meta is None:  # written before files had metadata: the records say what they can
+        most = max((len(r.predictions) for r in records), default=0)
+        if most > top_k:
+            raise UsageError(
+                f"cannot resume {name!r}: its records have {most} labels each, more than "
+                f"top-k {top_k}: pass -k {most} to continue it, or choose another output name"
+            )
+        return
+    if meta.get("model") != model:
+        made_by = meta.get("model")
+        raise UsageError(
+            f"cannot resume {name!r}: it was made by model {made_by!r}, not {model!r}: pass "
+            f"--model {made_by} to continue it, or choose another output name"
+        )
+    if meta.get("top_k") != top_k:
+        made_k = meta.get("top_k")
+        raise UsageError(
+            f"cannot resume {name!r}: it was made with top-k {made_k}, not {top_k}: pass "
+            f"-k {made_k} to continue it, or choose another output name"
+        )
+
+
+def _open_locked(name: str, path: str, flags: int) -> int:
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise UsageError(_cannot_write(name, exc)) from None
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file only we know of: never contended
+    return fd
+
+
+def _lock_existing(name: str, target: str, flags: int) -> int:
+    """A descriptor of ``target`` with its lock; refused while another run holds it."""
+    try:
+        fd = os.open(target, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(_cannot_write(name, exc)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        now, held = os.stat(target), os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise BlockingIOError  # replaced by the run that held it: still in use
+    except OSError as exc:
+        os.close(fd)
+        if isinstance(exc, BlockingIOError) or exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise UsageError(
+                f"output {name!r} is in use by another resnet-classify run: wait for it to "
+                "finish, or choose another output name"
+            ) from None
+        raise UsageError(_cannot_write(name, exc)) from None
+    return fd
+
+
+def _text(fd: int) -> IO[str]:
+    return open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _temporary_name(path: str) -> str:
+    folder, base = os.path.split(path)
+    return os.path.join(folder, f".{base}.{os.getpid()}.tmp")
+
+
+def _keep_attributes(path: str, previous: os.stat_result | None) -> None:
+    """Give a replacement file the mode and owner of the file it replaces."""
+    if previous is None:
+        return
+    os.chmod(path, stat.S_IMODE(previous.st_mode))
+    with contextlib.suppress(PermissionError):  # only root may give a file away
+        os.chown(path, previous.st_uid, previous.st_gid)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _cannot_write(name: str, exc: OSError) -> str:
+    return f"cannot write {name!r}: {exc.strerror or exc}"
