@@ -1061,15 +1061,69 @@ def make_report(
     return EXIT_OK
 
 
+env_app = create_app()
+
+
+class EnvFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+@env_app.command(
+    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json"
+)
+def env_command(
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="The model to plan a run of: hub id or folder."),
+    ] = "microsoft/resnet-50",
+    revision: Annotated[
+        str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", "-d", help="As for classifying: auto, cpu, cuda, mps.")
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", "-p", help="As for classifying: auto, fp32, bf16, fp16.")
+    ] = "auto",
+    exact: Annotated[bool, typer.Option("--exact", help="Plan an --exact run.")] = False,
+    output_format: Annotated[
+        EnvFormat, typer.Option("--format", "-f", help="text for people, json for scripts.")
+    ] = EnvFormat.text,
+) -> None:
+    """Print what a bug report needs: versions, the machine as resnet-classify sees it, and
+    how a run of --model would compute (device, precision, runtime, batch size) and why.
+    Nothing is downloaded."""
+
+    def show() -> int:
+        import json
+
+        from .environment import describe, format_text
+        from .model import check_model_options
+
+        check_model_options(device, precision, exact)
+        facts = describe(model, revision, device, precision, exact)
+        if output_format == EnvFormat.json:
+            print(json.dumps(facts, indent=2))
+        else:
+            print(format_text(facts))
+        return EXIT_OK
+
+    raise typer.Exit(run_reporting_errors(show))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: usage errors become one ``Error:`` line and exit code 2.
 
-    ``resnet-classify report ...`` runs the report subcommand; everything else classifies (the
+    ``resnet-classify report ...`` and ``resnet-classify env ...`` run those subcommands (a
+    file named ``report`` or ``env`` is classified as ``./report``); everything else classifies (the
     main command takes its inputs as positional arguments, so it cannot have Typer subcommands).
     """
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["report"]:
         _main(report_app, "resnet-classify report", args[1:])
+    elif args[:1] == ["env"]:
+        _main(env_app, "resnet-classify env", args[1:])
     else:
         _main(app, "resnet-classify", args)
 

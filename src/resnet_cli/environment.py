@@ -1,0 +1,143 @@
+"""``resnet-classify env``: what a bug report needs, as ``hf env`` and ``transformers env``
+print it: versions, the machine as the chooser sees it, and the plan a run of ``--model``
+would take (without downloading anything), with the reason for each choice."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "resnet-cli",
+    "torch",
+    "torchvision",
+    "transformers",
+    "huggingface-hub",
+    "onnxruntime",
+    "pillow",
+    "numpy",
+    "timm",
+    "ray",
+)
+
+
+def describe(
+    model: str, revision: str | None, device: str, precision: str, exact: bool
+) -> dict[str, Any]:
+    """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data."""
+    from .model import input_shape_of, plan_request, read_checkpoint
+    from .runtimes.hardware import probe
+    from .runtimes.onnx_runtime import cache_dir
+    from .runtimes.select import choose_plan
+
+    hardware = probe(cuda=True).with_torch()
+    checkpoint, files = read_checkpoint(model, revision, exact)
+    notes = []
+    if files is None:
+        notes.append("not on disk yet: the plan is for a first run, which downloads it")
+    elif not checkpoint.native:
+        processor = _local_processor(model, revision)
+        if processor is None:
+            notes.append("its image processor could not be read: an image batch is assumed")
+        else:
+            checkpoint = dataclasses.replace(
+                checkpoint, image_batch=input_shape_of(model, processor) is not None
+            )
+    plan = choose_plan(plan_request(device, precision, exact, False, None), checkpoint, hardware)
+    folder = cache_dir()
+    exports = sorted(folder.glob("onnx/*.onnx")) if folder.is_dir() else []
+    return {
+        "resnet-classify": _version("resnet-cli"),
+        "python": f"{platform.python_version()} ({platform.system()} {platform.machine()})",
+        "packages": {name: _version(name) for name in PACKAGES[1:]},
+        "hardware": {
+            "cpu": hardware.cpu,
+            "cores": hardware.cores,
+            "features": sorted(hardware.features),
+            "native_bf16": hardware.native_bf16,
+            "onednn_kernels": sorted(hardware.onednn or ()),
+            "cuda": list(hardware.cuda),
+            "cuda_bf16": hardware.cuda_bf16,
+            "mps": hardware.mps,
+            "notes": list(hardware.notes),
+        },
+        "model": {
+            "name": model,
+            "revision": revision,
+            "on_disk": files is not None,
+            "notes": notes,
+        },
+        "plan": {
+            name: {"value": getattr(plan, name), "why": plan.reasons.get(name, "")}
+            for name in (
+                "device",
+                "precision",
+                "runtime",
+                "network",
+                "batch_size",
+                "workers",
+                "device_decode",
+            )
+        },
+        "runtime_cache": {
+            "folder": str(folder),
+            "exports": len(exports),
+            "megabytes": round(sum(_size(path) for path in exports) / 2**20, 1),
+        },
+    }
+
+
+def format_text(facts: dict[str, Any]) -> str:
+    """``describe``'s facts for people: a line each, a plan row per choice."""
+    hardware, model = facts["hardware"], facts["model"]
+    packages = ", ".join(f"{name} {found}" for name, found in facts["packages"].items())
+    lines = [
+        f"resnet-classify {facts['resnet-classify']}",
+        f"Python {facts['python']}",
+        f"packages: {packages}",
+        f"CPU: {hardware['cpu'] or 'unknown'}, {hardware['cores']} usable cores; "
+        f"features: {' '.join(hardware['features']) or 'none of note'}; "
+        f"native bf16: {'yes' if hardware['native_bf16'] else 'no'}; "
+        f"oneDNN kernels: {' '.join(hardware['onednn_kernels']) or 'fp32 only'}",
+        "CUDA: " + (", ".join(hardware["cuda"]) or "none"),
+        f"MPS: {'yes' if hardware['mps'] else 'no'}",
+        *(f"note: {note}" for note in hardware["notes"]),
+        f"model: {model['name']}" + (f" @ {model['revision']}" if model["revision"] else ""),
+        *(f"note: {note}" for note in model["notes"]),
+        "plan:",
+    ]
+    width = max(len(name) for name in facts["plan"])
+    for name, row in facts["plan"].items():
+        lines.append(f"  {name.replace('_', ' '):<{width}}  {row['value']!s:<12}  {row['why']}")
+    cache = facts["runtime_cache"]
+    lines.append(
+        f"runtime cache: {cache['folder']} ({cache['exports']} export(s), {cache['megabytes']} MB)"
+    )
+    return "\n".join(lines)
+
+
+def _local_processor(model: str, revision: str | None) -> Any:
+    """The model's image processor from disk (never the network), or None."""
+    try:
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=True)
+    except Exception:
+        return None
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

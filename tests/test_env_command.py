@@ -1,0 +1,78 @@
+"""``resnet-classify env``: versions, the machine, and the plan a run of --model would take."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import imported, run_probing_imports
+
+
+def env(*args: object) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "env", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_json_gives_the_plan_the_run_takes_with_its_reasons(tiny_model: Path) -> None:
+    from resnet_cli import load_classifier
+
+    code, out, err = env("-m", tiny_model, "-f", "json")
+    assert code == 0, err
+    facts = json.loads(out)
+    assert facts["packages"]["torch"] != "not installed"
+    assert facts["hardware"]["cores"] >= 1 and facts["model"]["on_disk"]
+    plan = {name: row["value"] for name, row in facts["plan"].items()}
+    assert all(row["why"] for row in facts["plan"].values())
+    # What env says is what a run gets (conftest's export: the torch-free start).
+    classifier = load_classifier(str(tiny_model))
+    assert (plan["device"], plan["precision"], plan["runtime"]) == (
+        str(classifier.device),
+        classifier.precision,
+        classifier.runtime,
+    )
+    assert plan["network"] == "onnx cache" and plan["batch_size"] == classifier.plan.batch_size
+    assert facts["runtime_cache"]["exports"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("options", "runtime"),
+    [(["-p", "bf16"], "onednn|torch"), (["--exact"], "torch"), (["-d", "cpu"], "onnxruntime")],
+)
+def test_text_names_each_choice(tiny_model: Path, options: list[str], runtime: str) -> None:
+    code, out, err = env("-m", tiny_model, *options)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("resnet-classify ")
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("  ")}
+    assert rows["runtime"] in runtime.split("|")
+    assert "plan:" in out and "runtime cache:" in out
+
+
+def test_a_model_not_on_disk_is_planned_without_a_download(tmp_path: Path) -> None:
+    code, out, err = env("-m", "someone/not-downloaded", "-d", "cpu", "-f", "json")
+    assert code == 0, err
+    facts = json.loads(out)
+    assert not facts["model"]["on_disk"] and "downloads it" in facts["model"]["notes"][0]
+    assert facts["plan"]["network"]["value"] == "transformers"
+
+
+def test_bad_options_are_usage_errors() -> None:
+    code, _, err = env("-d", "gpu")
+    assert code == 2 and err.startswith("Error: unknown device 'gpu'")
+
+
+def test_env_help_imports_no_torch() -> None:
+    import os
+
+    result = run_probing_imports(["env", "--help"], dict(os.environ))
+    assert result.returncode == 0 and "--format" in result.stdout
+    assert not imported(result)["torch"]
