@@ -188,11 +188,11 @@ def test_the_numpy_processor_is_timms_transform(size: tuple[int, int], real_mode
     import numpy as np
     from transformers import AutoImageProcessor
 
-    from resnet_cli.checkpoint import array_processor, local_files
+    from resnet_cli.checkpoint import array_processor, local_files, read_json
 
     files = local_files(str(real_model), None)
     assert files is not None
-    ours = array_processor(files)
+    ours = array_processor(files, read_json(files["config.json"]))
     assert ours is not None
     theirs = AutoImageProcessor.from_pretrained(str(real_model))
     image = scene(*size, seed=sum(size))

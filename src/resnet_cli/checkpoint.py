@@ -102,11 +102,11 @@ def reproduces_exactly(processor: ArrayConvNextProcessor) -> bool:
     )
 
 
-def array_processor(files: dict[str, str]) -> ArrayConvNextProcessor | None:
+def array_processor(files: dict[str, str], config: dict[str, Any]) -> ArrayConvNextProcessor | None:
     """The checkpoint's image processor in Pillow and NumPy, where ``ArrayConvNextProcessor``
     reproduces it: a ConvNeXt-style preprocessor_config.json (microsoft/resnet-50's), or a
-    timm checkpoint's centre-crop evaluation transform; else None."""
-    config = read_json(files["config.json"])
+    timm checkpoint's centre-crop evaluation transform; else None. ``config``: its
+    config.json, read."""
     if config.get("model_type") == "timm_wrapper":  # its processor reads config.json
         return ArrayConvNextProcessor.from_timm(config.get("pretrained_cfg") or {})
     if "preprocessor_config.json" in files:

@@ -121,8 +121,7 @@ class Classifier:
             if isinstance(pixel_values, ModelInputs):
                 # Floating-point inputs in the weights' dtype (under autocast they stay fp32);
                 # token ids, masks and shapes as they are.
-                autocast = self.device.type == "cpu" and self.dtype != torch.float32
-                inputs = pixel_values.to(self.device, None if autocast else self.dtype)
+                inputs = pixel_values.to(self.device, None if self.plan.autocast else self.dtype)
                 logits = self.forward.inputs(inputs.tensors, self.device.type)  # type: ignore[attr-defined]
                 return self._top_k(logits, top_k)
             if self.channels_last and self.runtime != "onnxruntime" and pixel_values.dim() == 4:
@@ -141,10 +140,8 @@ class Classifier:
         checkpoint starts from it without torch (the CLI does it after a run whose plan says
         ``export_after``; a second or two, once per checkpoint). True if the cache holds it;
         False where the checkpoint cannot start that way (not fp32 on the CPU, --exact, not on
-        disk, a processor not reproduced in NumPy)."""
-        if self.files is None or self.input_shape is None or self.model is None:
-            return False
-        if self.device.type != "cpu" or self.exact or self.precision != "fp32":
+        disk, a processor not reproduced in NumPy: the plan's ``quick_start``)."""
+        if not self.plan.quick_start or self.files is None or self.input_shape is None:
             return False
         import torch
 
@@ -202,6 +199,7 @@ def load_classifier(
     from .checkpoint import label_fields
     from .native import load_native
     from .runtimes.select import build_runtime
+    from .runtimes.torch_eager import torch_dtype
 
     # Where a ResNet checkpoint is on disk, it is built without transformers (a 3x quicker
     # start on the CPU; on a GPU, 4 s less of a start that torchvision's import for nvJPEG
@@ -227,13 +225,12 @@ def load_classifier(
         files = files if checkpoint.cacheable else None
     plan = choose_plan(request, checkpoint, hardware)
     torch_device = _torch_device(plan.device)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[plan.precision]
+    dtype = torch_dtype(plan.precision)
     tune_backends(torch_device, exact)
     network.eval()
     if not exact:
         fold_batchnorm(network)
-    autocast = torch_device.type == "cpu" and dtype != torch.float32
-    if not autocast and dtype != torch.float32:
+    if not plan.autocast and dtype != torch.float32:
         network.to(dtype)
     # channels_last changes only the order of the same fp32 arithmetic (--exact stays within
     # 1e-4 of the pipeline) and runs 1.3x faster on the CPU; MPS gains nothing from it.
@@ -308,17 +305,15 @@ def read_checkpoint(
 ) -> tuple[Checkpoint, dict[str, str] | None]:
     """What the chooser needs to know of the checkpoint, read from its files without torch
     (all False where they are not on disk yet), and the files."""
-    from .checkpoint import array_processor, local_files, reproduces_exactly, supported
+    from .checkpoint import array_processor, local_files, read_json, reproduces_exactly, supported
     from .runtimes.onnx_runtime import cached_path
 
     files = local_files(model, revision)
     if files is None:
         return Checkpoint(), None
     try:
-        from .checkpoint import read_json
-
         config = read_json(files["config.json"])
-        processor = array_processor(files)
+        processor = array_processor(files, config)
     except Exception:  # an unreadable file: transformers will say what is wrong with it
         return Checkpoint(), None
     resnet = (

@@ -75,10 +75,18 @@ def cache_path(files: dict[str, str]) -> Path:
 
 def hardware() -> list[str]:
     """What an optimized graph is specific to: the ONNX Runtime version, and the CPU (its
-    architecture, model and instruction-set flags, which pick MLAS's kernels and block size)."""
-    import onnxruntime
+    architecture, model and instruction-set flags, which pick MLAS's kernels and block size).
+    The version is read from the package's metadata: importing ONNX Runtime (0.2 s) only to
+    look up a cache entry would slow the start of every run that then computes in torch."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return [onnxruntime.__version__, *cpu_identity()]
+    try:
+        release = version("onnxruntime")
+    except PackageNotFoundError:  # another build of it (onnxruntime-gpu, ...): ask it
+        import onnxruntime
+
+        release = onnxruntime.__version__
+    return [release, *cpu_identity()]
 
 
 class _NotKept(Exception):
@@ -234,18 +242,14 @@ class OnnxForward:
         self.session = new_session(model, optimized_to)
 
     def __call__(self, pixel_values: Any) -> Any:
-        if isinstance(pixel_values, np_ndarray()):
+        import numpy as np
+
+        if isinstance(pixel_values, np.ndarray):
             return self.session.run(None, {INPUT: pixel_values})[0]
         import torch
 
         array = pixel_values.float().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {INPUT: array})[0])
-
-
-def np_ndarray() -> type:
-    import numpy as np
-
-    return np.ndarray
 
 
 def build_export(model: Any, example: Any, optimized_to: str | None = None) -> tuple[Any, str]:
@@ -306,7 +310,7 @@ def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier 
         config = read_json(files["config.json"])
         # The export was checked against the torch model when it was made; what is needed
         # here is the processor's arithmetic without torch.
-        processor = array_processor(files)
+        processor = array_processor(files, config)
         if processor is None:
             return None
     except Exception:

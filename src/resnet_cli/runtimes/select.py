@@ -62,9 +62,10 @@ class Checkpoint:
 @dataclass(frozen=True)
 class Plan:
     """How a run computes. ``network``: what builds the model (``onnx cache``: nothing, the
-    cached export runs without torch; ``native``; ``transformers``). ``export_after``: after
-    the run, save the ONNX export for the next run's quick start. ``reasons``: why, per
-    field, for ``resnet-classify env``."""
+    cached export runs without torch; ``native``; ``transformers``). ``quick_start``: an ONNX
+    export of this checkpoint can be saved, for later runs to start from without torch;
+    ``export_after``: save it after the run (a run too short to be worth exporting first).
+    ``reasons``: why, per field, for ``resnet-classify env``."""
 
     device: str
     precision: str
@@ -73,12 +74,19 @@ class Plan:
     batch_size: int
     workers: int
     device_decode: bool
+    quick_start: bool = False
     export_after: bool = False
     reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def needs_torch(self) -> bool:
         return self.network != "onnx cache"
+
+    @property
+    def autocast(self) -> bool:
+        """Reduced precision on the CPU runs under autocast, over fp32 weights; elsewhere the
+        weights themselves are cast."""
+        return self.device == "cpu" and self.precision != "fp32"
 
     def fallen_back(self, why: str) -> Plan:
         """This plan with eager torch where the faster runtime it named could not be built
@@ -91,7 +99,17 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
     device or precision asked for is not there, a UsageError for a bad name."""
     device, device_why = _device(request.device, hardware)
     precision, precision_why = _precision(request, device, hardware)
-    runtime, runtime_why, export_after = _runtime(request, checkpoint, hardware, device, precision)
+    quick_start = (
+        device == "cpu"
+        and precision == "fp32"
+        and not (request.exact or request.compile_model)
+        and checkpoint.image_batch
+        and checkpoint.cacheable
+        and request.onnx
+    )
+    runtime, runtime_why, export_after = _runtime(
+        request, checkpoint, hardware, device, precision, quick_start
+    )
     if runtime == "onnxruntime" and checkpoint.cached:
         network, network_why = "onnx cache", "the cached export runs without torch"
     elif checkpoint.native:
@@ -110,6 +128,7 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
         batch_size=batch,
         workers=workers,
         device_decode=device_decode,
+        quick_start=quick_start,
         export_after=export_after,
         reasons={
             "device": device_why,
@@ -167,7 +186,12 @@ def _precision(request: Request, device: str, hardware: Hardware) -> tuple[str, 
 
 
 def _runtime(
-    request: Request, checkpoint: Checkpoint, hardware: Hardware, device: str, precision: str
+    request: Request,
+    checkpoint: Checkpoint,
+    hardware: Hardware,
+    device: str,
+    precision: str,
+    quick_start: bool,
 ) -> tuple[str, str, bool]:
     """(runtime, why, export after the run)."""
     if request.runtime != "auto":
@@ -195,7 +219,7 @@ def _runtime(
         return (
             "torch",
             f"{request.images} image(s): an export would cost more than it saves",
-            request.onnx and checkpoint.cacheable,
+            quick_start,
         )
     if request.onnx:
         return (
@@ -255,14 +279,11 @@ def build_runtime(
     the model's input shape), with the plan as it ran: where the runtime cannot be built or
     does not give the eager model's logits, eager torch, and the plan says why. ``files``: the
     checkpoint's, to cache an ONNX export under."""
-    import torch
-
     from .base import checked
-    from .torch_eager import EagerForward
+    from .torch_eager import EagerForward, torch_dtype
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[plan.precision]
-    autocast = plan.device == "cpu" and dtype != torch.float32
-    eager = EagerForward(model, dtype, autocast)
+    dtype = torch_dtype(plan.precision)
+    eager = EagerForward(model, dtype, plan.autocast)
     if plan.runtime in ("torch", "torch.compile"):
         return eager, plan
     built = None
@@ -285,8 +306,8 @@ def build_runtime(
 
 def save_export(model: Any, sample: torch.Tensor, files: dict[str, str]) -> bool:
     """Export ``model`` into the runtime cache for the next run's torch-free start (the plan's
-    ``export_after``, and what library callers call after a short run); True if the cache
-    holds it now."""
+    ``export_after``, and ``Classifier.save_quick_start`` for library callers); True if the
+    cache holds it now."""
     from . import onnx_runtime
 
     if not onnx_runtime.enabled():

@@ -10,6 +10,13 @@ import torch
 
 from .base import logits_of
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a plan's precision (fp32, bf16, fp16)."""
+    return DTYPES[precision]
+
 
 class EagerForward:
     """The model itself: pixels cast to its dtype, or left in fp32 under ``autocast``."""
