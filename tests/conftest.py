@@ -115,6 +115,17 @@ def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.Comp
     )
 
 
+def run_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m resnet_cli ARGS`` in a fresh interpreter, this environment plus ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
 def imported(result: subprocess.CompletedProcess[str]) -> dict[str, bool]:
     import json
 

@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import imported, run_probing_imports
+from conftest import imported, run_cli, run_probing_imports
 
 
 def env(*args: object) -> tuple[int, str, str]:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "resnet_cli", "env", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli("env", *args)
     return result.returncode, result.stdout, result.stderr
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.dataset
 import pyarrow.parquet as pq
@@ -88,6 +89,20 @@ def inputs(tmp_path: Path) -> list[str | Source]:
     return [str(photos), str(tmp_path / "missing.jpg"), encoded]
 
 
+def on_both_nodes(cluster: Any, sources: Any, out: Path, model: Path, batch_size: int) -> Any:
+    """``classify_on_ray`` at top 3, offline, one model actor on each node."""
+    return classify_on_ray(
+        sources,
+        out,
+        model=str(model),
+        model_options={"offline": True},
+        top_k=3,
+        batch_size=batch_size,
+        address=cluster.address,
+        placement=ONE_ACTOR_PER_NODE,
+    )
+
+
 def assert_same_records(got: list[Record], want: list[Record]) -> None:
     assert [r.input for r in got] == [r.input for r in want]
     for ray_record, local in zip(got, want, strict=True):
@@ -105,16 +120,7 @@ def test_ray_gives_the_local_records_with_both_nodes_classifying(
 ) -> None:
     out = tmp_path / "results"
     *paths, encoded = inputs
-    run = classify_on_ray(
-        [*collect_inputs(paths), encoded],
-        out,
-        model=str(tiny_model),
-        model_options={"offline": True},
-        top_k=3,
-        batch_size=2,
-        address=cluster.address,
-        placement=ONE_ACTOR_PER_NODE,
-    )
+    run = on_both_nodes(cluster, [*collect_inputs(paths), encoded], out, tiny_model, 2)
     local = list(classify(load_classifier(str(tiny_model), device="cpu"), inputs, top_k=3))
     assert_same_records(read_ray_output(out), local)
     assert sum(not r.ok for r in local) == 3  # the corrupt, the empty and the missing file
@@ -235,16 +241,7 @@ def test_ray_is_right_on_the_real_model(cluster, real_model: Path, tmp_path: Pat
     examples = Path(__file__).resolve().parent.parent / "examples" / "images"
     photos = [examples / f"{name}.jpg" for name in ("chelsea", "coffee") for _ in range(6)]
     out = tmp_path / "results"
-    classify_on_ray(
-        collect_inputs([str(p) for p in photos]),
-        out,
-        model=str(real_model),
-        model_options={"offline": True},
-        top_k=3,
-        batch_size=4,
-        address=cluster.address,
-        placement=ONE_ACTOR_PER_NODE,
-    )
+    on_both_nodes(cluster, collect_inputs([str(p) for p in photos]), out, real_model, 4)
     records = read_ray_output(out)
     assert len(records) == len(photos)
     for record in records:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import imported, run_probing_imports, scene
+from conftest import imported, run_cli, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
 from resnet_cli.runtimes.select import EXPORT_WORTH_IMAGES
 
@@ -74,18 +72,6 @@ def as_dicts(records: Any) -> list[dict[str, Any]]:
     return [record.to_dict() for record in records]
 
 
-def cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = shutil.which("resnet-classify") or sys.executable
-    prefix = [] if command != sys.executable else ["-m", "resnet_cli"]
-    return subprocess.run(
-        [command, *prefix, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def jsonl(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
@@ -118,7 +104,9 @@ def test_every_cli_precision_is_right_on_a_long_run(
     tmp_path: Path,
 ) -> None:
     env = {"RESNET_CLI_CPU_BF16": bf16_cpu, "RESNET_CLI_CACHE_DIR": str(tmp_path / "cache")}
-    result = cli("-m", real_model, "--offline", "-p", precision, "-f", "jsonl", *photos, env=env)
+    result = run_cli(
+        "-m", real_model, "--offline", "-p", precision, "-f", "jsonl", *photos, env=env
+    )
     assert_right(jsonl(result), len(photos))
     expected = "fp32" if bf16_cpu == "0" else "bf16"
     assert f"cpu, {expected}, {runtime})" in result.stderr  # the runtime that ended the run
@@ -128,7 +116,7 @@ def test_exact_matches_the_pipeline(
     real_model: Path, pipeline_scores: dict[str, dict[int, float]]
 ) -> None:
     paths = [EXAMPLES / "chelsea.jpg", EXAMPLES / "coffee.jpg"]
-    records = jsonl(cli("-m", real_model, "--offline", "--exact", "-k", "5", *paths))
+    records = jsonl(run_cli("-m", real_model, "--offline", "--exact", "-k", "5", *paths))
     assert_right(records, 2)
     for record, name in zip(records, ("chelsea", "coffee"), strict=True):
         expected = pipeline_scores[name]
@@ -140,21 +128,11 @@ def test_exact_matches_the_pipeline(
 def test_the_torch_free_start_from_the_cache_is_right(
     real_model: Path, photos: list[Path], tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "RESNET_CLI_CPU_BF16": "0",
-        "RESNET_CLI_CACHE_DIR": str(tmp_path / "cache"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    first = subprocess.run(
-        [sys.executable, "-m", "resnet_cli", "-m", str(real_model), "-f", "jsonl", *photos[:4]],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    told = {"RESNET_CLI_CPU_BF16": "0", "RESNET_CLI_CACHE_DIR": str(tmp_path / "cache")}
+    first = run_cli("-m", real_model, "--offline", "-f", "jsonl", *photos[:4], env=told)
     assert_right(jsonl(first), 4)
     assert list((tmp_path / "cache" / "onnx").glob("*.onnx"))  # the run left its export
+    env = {**os.environ, **told, "HF_HUB_OFFLINE": "1"}
     second = run_probing_imports(["-m", str(real_model), "-f", "jsonl", *map(str, photos)], env)
     assert not imported(second)["torch"], second.stderr
     assert "cpu, fp32, onnxruntime)" in second.stderr
@@ -177,7 +155,7 @@ def test_the_library_api_is_right(
 )
 @pytest.mark.parametrize("precision", ["auto", "fp32"])
 def test_cuda_is_right(precision: str, real_model: Path, photos: list[Path]) -> None:
-    result = cli("-m", real_model, "--offline", "-d", "cuda", "-p", precision, *photos)
+    result = run_cli("-m", real_model, "--offline", "-d", "cuda", "-p", precision, *photos)
     assert_right(jsonl(result), len(photos))
 
 
