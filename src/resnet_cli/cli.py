@@ -68,6 +68,7 @@ EPILOG = """\
     resnet-classify photos/ --report report.html  # also an HTML contact sheet
     resnet-classify report labels.jsonl -o report.html  # from earlier results
     resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
+    resnet-classify env                          # versions, hardware, the plan and why
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error (an output that exists, is in use or is not a results file to resume),
