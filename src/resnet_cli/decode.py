@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
+from .photo_formats import open_image
 
 # Our own bound replaces Pillow's global one: we check the header size before decoding, try
 # JPEG DCT downscaling for images above the bound, and say what to do about the rest.
@@ -82,18 +82,24 @@ def read_file(path: str) -> bytes:
 
 
 def decode_image(
-    data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, resize: ResizeRule | None = None
+    data: bytes,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    resize: ResizeRule | None = None,
+    name: str | None = None,
 ) -> Image.Image:
     """Decode an encoded image into an upright RGB image.
 
     ``resize``: the model's first resize. When given and the image is a JPEG at least twice as
     large, libjpeg downscales in the DCT domain (``Image.draft``, far cheaper than a full
     decode) and the result is resized to exactly the size the processor would have produced
-    from the full image, so its crop lands on the same pixels.
+    from the full image, so its crop lands on the same pixels. ``name``: the file's name,
+    which tells a camera RAW (see ``photo_formats.open_image``).
     """
     image: Image.Image
     try:
-        image = Image.open(io.BytesIO(data))
+        image = open_image(data, name)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError("not a readable image: unknown or corrupt image format") from None
     except Exception as exc:
@@ -148,7 +154,7 @@ def crop_extreme_aspect(image: Image.Image) -> Image.Image:
 
 def load_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Read and fully decode one image file (the reference path: no DCT downscaling)."""
-    return decode_image(read_file(path), max_pixels=max_pixels)
+    return decode_image(read_file(path), max_pixels=max_pixels, name=path)
 
 
 def upright(image: Image.Image) -> Image.Image:

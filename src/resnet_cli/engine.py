@@ -238,7 +238,8 @@ def decode_source(
             orientation = _device_decodable(data, max_pixels) if device_decode else None
             if orientation is not None:
                 return Slot(source.name, jpeg=data, orientation=orientation)
-            image = decode_image(data, max_pixels=max_pixels, resize=resize)
+            name = source.path or source.url or source.name
+            image = decode_image(data, max_pixels=max_pixels, resize=resize, name=name)
         if preprocess is None:
             # Decoding only: the model's processor runs on whole batches in the main thread,
             # so torch's thread pool never competes with itself across decode threads.

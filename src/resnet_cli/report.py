@@ -61,11 +61,15 @@ def thumbnail_jpeg(image_file: str | bytes, edge: int = THUMBNAIL_EDGE) -> bytes
     from PIL import Image, JpegImagePlugin
 
     from .decode import to_rgb, upright
+    from .photo_formats import open_image
 
     try:
-        with Image.open(
-            io.BytesIO(image_file) if isinstance(image_file, bytes) else image_file
-        ) as opened:
+        if isinstance(image_file, bytes):
+            data, name = image_file, None
+        else:
+            with open(image_file, "rb") as handle:
+                data, name = handle.read(), image_file
+        with open_image(data, name) as opened:
             image: Image.Image = opened
             if isinstance(image, JpegImagePlugin.JpegImageFile):
                 image.draft("RGB", (edge, edge))  # libjpeg scales by 1/2..1/8 while decoding
