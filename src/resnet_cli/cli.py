@@ -282,6 +282,16 @@ def classify_command(
             show_default=False,
         ),
     ] = None,
+    category: Annotated[
+        bool | None,
+        typer.Option(
+            "--category/--no-category",
+            help="Give each label a coarse category (dog, cat, vehicle, food, ...: 28 in all, "
+            "from WordNet): a `category` field, column and table column, and the report "
+            "grouped by it. \\[default: on for models whose labels are ImageNet-1k's]",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
     ] = False,
@@ -323,6 +333,7 @@ def classify_command(
         quiet=quiet,
         engine=engine.value,
         ray_address=ray_address,
+        category=category,
     )
     raise typer.Exit(run_reporting_errors(lambda: run(inputs or [], options)))
 
@@ -383,6 +394,7 @@ class Options:
     quiet: bool = False
     engine: str = "local"
     ray_address: str | None = None
+    category: bool | None = None  # None: on when the model's labels are ImageNet-1k's
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
@@ -419,6 +431,8 @@ def run(inputs: list[str], options: Options) -> int:
         # --resume regenerates the report of the run it continues.
         check_report_path(o.report, replace=o.overwrite or o.resume)
     if o.engine == "ray":
+        if o.category is not None:
+            raise UsageError("--category/--no-category apply to --engine local only")
         return run_on_ray(inputs, dataset, o)
     if o.ray_address is not None:
         raise UsageError("--ray-address only applies to --engine ray")
@@ -473,12 +487,15 @@ def run(inputs: list[str], options: Options) -> int:
         if progress is not None:
             progress.stop()
     size = o.batch_size or default_batch_size(classifier)
+    from .categories import resolve_categories
+    from .writers import create_writer, csv_has_category
 
+    with_category = resolve_categories(classifier.labels, o.category, o.model)
     append = output is not None and output.exists()  # only with --resume, by now
+    if append and fmt == "csv":  # the columns the file has
+        with_category = csv_has_category(str(output))
     stream, opened = _open_output(output, append=append)
-    from .writers import create_writer
-
-    writer = create_writer(fmt, stream, header=not append)
+    writer = create_writer(fmt, stream, header=not append, category=with_category)
     counts = {"images": 0, "failed": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
     keep_records = o.report is not None and not append
@@ -495,6 +512,7 @@ def run(inputs: list[str], options: Options) -> int:
             batch_size=o.batch_size,
             workers=o.workers,
             max_pixels=o.max_pixels,
+            categories=with_category,
         ):
             with _interrupts_held():  # a record in the output is in the count and report
                 writer.write(batch)
