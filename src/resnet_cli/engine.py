@@ -78,9 +78,7 @@ class LaunchedBatch:
         self.slots = slots
         self.groups = [(indices, *_to_host(scores, ids)) for indices, scores, ids in groups]
 
-    def records(
-        self, labels: list[str], categories: Sequence[str] | None = None
-    ) -> list[Record]:
+    def records(self, labels: list[str], categories: Sequence[str] | None = None) -> list[Record]:
         fetched: dict[int, tuple[list[float], list[int]]] = {}
         for indices, scores, ids, copied in self.groups:
             if copied is not None:
