@@ -76,6 +76,18 @@ class Precision(str, enum.Enum):
     fp16 = "fp16"
 
 
+class OrganizeBy(str, enum.Enum):
+    category = "category"
+    label = "label"
+
+
+class OrganizeMode(str, enum.Enum):
+    link = "link"
+    symlink = "symlink"
+    copy = "copy"
+    move = "move"
+
+
 class Engine(str, enum.Enum):
     local = "local"
     ray = "ray"
@@ -292,6 +304,39 @@ def classify_command(
             show_default=False,
         ),
     ] = None,
+    organize: Annotated[
+        Path | None,
+        typer.Option(
+            "--organize",
+            help="Also sort the images into this folder: DIR/<category or label>/NAME, failed "
+            "ones in DIR/_failed/, doubtful ones in DIR/_review/. Never overwrites.",
+            show_default=False,
+        ),
+    ] = None,
+    organize_by: Annotated[
+        OrganizeBy | None,
+        typer.Option(
+            "--organize-by",
+            help="With --organize: folders by category or by label. \\[default: category "
+            "where the model has them, else label]",
+            show_default=False,
+        ),
+    ] = None,
+    organize_mode: Annotated[
+        OrganizeMode | None,
+        typer.Option(
+            "--organize-mode",
+            help="With --organize: link (a hard link, else a symlink), symlink, copy, or move "
+            "(needs --output; each file moves once its record is on disk). \\[default: link]",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --organize: print the plan (SOURCE -> DEST), touch nothing."
+        ),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
     ] = False,
@@ -334,6 +379,10 @@ def classify_command(
         engine=engine.value,
         ray_address=ray_address,
         category=category,
+        organize=organize,
+        organize_by=organize_by.value if organize_by else None,
+        organize_mode=organize_mode.value if organize_mode else None,
+        dry_run=dry_run,
     )
     raise typer.Exit(run_reporting_errors(lambda: run(inputs or [], options)))
 
@@ -395,6 +444,10 @@ class Options:
     engine: str = "local"
     ray_address: str | None = None
     category: bool | None = None  # None: on when the model's labels are ImageNet-1k's
+    organize: Path | None = None
+    organize_by: str | None = None
+    organize_mode: str | None = None
+    dry_run: bool = False
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
@@ -430,6 +483,16 @@ def run(inputs: list[str], options: Options) -> int:
             raise UsageError("--report and --output name the same file: choose two names")
         # --resume regenerates the report of the run it continues.
         check_report_path(o.report, replace=o.overwrite or o.resume)
+    from .organize import create_organizer
+
+    organizer = create_organizer(
+        None if o.organize is None else str(o.organize),
+        o.organize_by,
+        o.organize_mode,
+        o.dry_run,
+        None if o.output is None else str(o.output),
+        o.engine,
+    )
     if o.engine == "ray":
         if o.category is not None:
             raise UsageError("--category/--no-category apply to --engine local only")
@@ -447,6 +510,8 @@ def run(inputs: list[str], options: Options) -> int:
     if inputs:
         sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
         sources = (s for s in sources if s.name not in done)
+        if organizer is not None:  # what it sorted in an earlier run is not an input now
+            sources = (s for s in sources if not organizer.contains(s.path))
         if stdin is None:
             listed = list(sources)  # folders and globs are listed before the model loads
             total, sources = len(listed), iter(listed)
@@ -460,6 +525,10 @@ def run(inputs: list[str], options: Options) -> int:
         else:
             total = None
         sources = itertools.chain(sources, (s for s in rows.sources() if s.name not in done))
+    if done and organizer is not None:  # --resume: first whatever the earlier run left
+        from .writers import recover_records
+
+        organizer.report(organizer.place(recover_records(str(output), fmt)))
     if done:
         peeked = next(sources, None)
         if peeked is None:
@@ -491,6 +560,8 @@ def run(inputs: list[str], options: Options) -> int:
     from .writers import create_writer, csv_has_category
 
     with_category = resolve_categories(classifier.labels, o.category, o.model)
+    if organizer is not None:
+        organizer.check_categories(with_category, o.model)
     append = output is not None and output.exists()  # only with --resume, by now
     if append and fmt == "csv":  # the columns the file has
         with_category = csv_has_category(str(output))
@@ -518,6 +589,8 @@ def run(inputs: list[str], options: Options) -> int:
                 writer.write(batch)
                 if opened:
                     os.fsync(stream.fileno())
+                if organizer is not None:  # only once the records are on disk
+                    organizer.report(organizer.place(batch))
                 if keep_records:
                     finished.extend(batch)
                 counts["images"] += len(batch)
@@ -555,10 +628,13 @@ def run(inputs: list[str], options: Options) -> int:
         if classifier.runtime != "torch":  # the runtime the model ended the run in
             where += f", {classifier.runtime}"
         _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
+        if organizer is not None:
+            print(organizer.summary(), file=sys.stderr, flush=True)
     if interrupted:
         return EXIT_INTERRUPTED
     classifier.cache_runtime()  # once per model, after the results: later runs skip torch
-    return EXIT_FAILED if counts["failed"] else EXIT_OK
+    organize_failed = organizer is not None and organizer.failures > 0
+    return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
 
 
 def _dataset_name(inputs: list[str], o: Options) -> str | None:
