@@ -103,6 +103,16 @@ def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.Comp
     )
 
 
+def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    """``python -m resnet_cli ARGS`` in a fresh interpreter, text out."""
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def imported(result: subprocess.CompletedProcess[str]) -> dict[str, bool]:
     import json
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from resnet_cli.categories import (
     category_names,
     imagenet_classes,
@@ -26,15 +27,6 @@ from resnet_cli.writers import CSV_HEADER, read_parquet_records, read_records
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "images"
 WORDNET = Path("/usr/share/wordnet/data.noun")
-
-
-def _cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resnet_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _timm_labels() -> list[str]:
@@ -95,42 +87,42 @@ def test_imagenet_label_sets_are_told_by_their_labels() -> None:
 @pytest.fixture(scope="module")
 def parquet_run(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("categories") / "labels.parquet"
-    result = _cli(EXAMPLES, "--model", real_model, "-k", "3", "-o", out, "-q")
+    result = run_cli(EXAMPLES, "--model", real_model, "-k", "3", "-o", out, "-q")
     assert result.returncode == 0, result.stderr
     return out
 
 
 def test_every_format_carries_the_category(real_model: Path, parquet_run: Path) -> None:
-    lines = _cli(EXAMPLES, "--model", real_model, "-k", "3", "-f", "jsonl", "-q")
+    lines = run_cli(EXAMPLES, "--model", real_model, "-k", "3", "-f", "jsonl", "-q")
     records = [json.loads(line) for line in lines.stdout.splitlines()]
     top = {Path(r["input"]).name: r["predictions"][0] for r in records}
     assert top["chelsea.jpg"]["category"] == "cat" and top["coffee.jpg"]["category"] == "food"
     assert all("category" in p for r in records for p in r["predictions"])
 
     rows = list(
-        csv.reader(io.StringIO(_cli(EXAMPLES, "-m", real_model, "-k", "3", "-f", "csv").stdout))
+        csv.reader(io.StringIO(run_cli(EXAMPLES, "-m", real_model, "-k", "3", "-f", "csv").stdout))
     )
     assert tuple(rows[0]) == (*CSV_HEADER, "category")  # last, so positions stay as they were
     assert rows[1][0].endswith("chelsea.jpg") and rows[1][-1] == "cat"
 
-    from_json = read_records(_cli(EXAMPLES, "-m", real_model, "-f", "json").stdout, "json")
+    from_json = read_records(run_cli(EXAMPLES, "-m", real_model, "-f", "json").stdout, "json")
     assert from_json[1].predictions[0].category == "food"
 
     from_parquet = read_parquet_records(str(parquet_run))
     assert [r.predictions[0].category for r in from_parquet] == ["cat", "food"]
 
-    table = _cli(EXAMPLES, "-m", real_model, "-k", "2", "-f", "table").stdout
+    table = run_cli(EXAMPLES, "-m", real_model, "-k", "2", "-f", "table").stdout
     assert "category" in table.splitlines()[2] and "│ cat " in table and "│ food " in table
 
 
 def test_no_category_and_other_label_sets_leave_records_as_they_were(
     real_model: Path, tiny_model: Path
 ) -> None:
-    off = _cli(EXAMPLES / "coffee.jpg", "-m", real_model, "--no-category", "-f", "jsonl")
+    off = run_cli(EXAMPLES / "coffee.jpg", "-m", real_model, "--no-category", "-f", "jsonl")
     assert "category" not in off.stdout and '"class_id": 967' in off.stdout
-    tiny = _cli(EXAMPLES, "-m", tiny_model, "-f", "csv")
+    tiny = run_cli(EXAMPLES, "-m", tiny_model, "-f", "csv")
     assert tiny.returncode == 0 and tiny.stdout.splitlines()[0] == ",".join(CSV_HEADER)
-    insist = _cli(EXAMPLES, "-m", tiny_model, "--category")
+    insist = run_cli(EXAMPLES, "-m", tiny_model, "--category")
     assert insist.returncode == 2 and insist.stdout == ""
     assert insist.stderr.strip().splitlines()[-1].startswith("Error: --category needs a model")
 
@@ -158,7 +150,7 @@ def test_the_report_groups_by_category_then_label(parquet_run: Path, tmp_path: P
     assert order == ["cat: Persian cat", "cat: tabby", "dog: pug", "dog: beagle", "food: espresso"]
 
     out = tmp_path / "report.html"
-    made = _cli("report", parquet_run, "-o", out, "-q")
+    made = run_cli("report", parquet_run, "-o", out, "-q")
     assert made.returncode == 0, made.stderr
     assert "cat: Egyptian cat" in out.read_text(encoding="utf-8")
 
@@ -199,7 +191,7 @@ def test_resuming_an_old_csv_keeps_its_columns(real_model: Path, tmp_path: Path)
         f"input,rank,label,score,class_id,error\r\n{EXAMPLES / 'chelsea.jpg'},1,tabby,0.5,281,\r\n",
         newline="",
     )
-    result = _cli(EXAMPLES, "-m", real_model, "-k", "1", "-o", out, "--resume", "-q")
+    result = run_cli(EXAMPLES, "-m", real_model, "-k", "1", "-o", out, "--resume", "-q")
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(io.StringIO(out.read_bytes().decode(), newline="")))
     assert tuple(rows[0]) == CSV_HEADER and all(len(row) == 6 for row in rows)

@@ -16,20 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import as_foreground, scene
+from conftest import as_foreground, run_cli, scene
 from resnet_cli.organize import FAILED, REVIEW, Organizer, folder_name
 from resnet_cli.results import Prediction, Record
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
-
-
-def _cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resnet_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _sure(name: str, label: str = "espresso", category: str | None = "food") -> Record:
@@ -55,7 +46,7 @@ def test_sorted_by_category_with_collisions_and_nothing_overwritten(
     (sorted_ / "food").mkdir(parents=True)
     (sorted_ / "food" / "IMG_0001.jpg").write_bytes(b"someone else's file")
     out = tmp_path / "labels.jsonl"
-    result = _cli(dump, "--model", real_model, "-o", out, "--organize", sorted_)
+    result = run_cli(dump, "--model", real_model, "-o", out, "--organize", sorted_)
     assert result.returncode == 1, result.stderr  # the broken file
     assert "organized 4 files into" in result.stderr
     assert (sorted_ / "food" / "IMG_0001.jpg").read_bytes() == b"someone else's file"
@@ -68,12 +59,12 @@ def test_sorted_by_category_with_collisions_and_nothing_overwritten(
     assert os.path.samefile(sorted_ / FAILED / "broken.jpg", dump / "c" / "broken.jpg")
     before = sorted(p.relative_to(sorted_) for p in sorted_.rglob("*"))
 
-    again = _cli(dump, "--model", real_model, "-o", out, "--resume", "--organize", sorted_)
+    again = run_cli(dump, "--model", real_model, "-o", out, "--resume", "--organize", sorted_)
     assert again.returncode == 1, again.stderr
     assert sorted(p.relative_to(sorted_) for p in sorted_.rglob("*")) == before  # no -3 copies
     assert "organized 0 files" in again.stderr
 
-    by_label = _cli(
+    by_label = run_cli(
         dump / "b", "--model", real_model, "--organize", tmp_path / "by-label",
         "--organize-by", "label", "--organize-mode", "symlink", "-q",
     )  # fmt: skip
@@ -87,7 +78,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(
 ) -> None:
     sorted_ = tmp_path / "sorted"
     before = sorted(str(p) for p in dump.rglob("*"))
-    result = _cli(
+    result = run_cli(
         dump,
         "-m",
         real_model,
@@ -120,7 +111,7 @@ def test_option_errors_are_one_line_and_exit_2(
         ),
         (["--organize", "/sys/not-writable"], "cannot write to --organize folder"),
     ):
-        result = _cli(dump, "-m", tiny_model, *args)
+        result = run_cli(dump, "-m", tiny_model, *args)
         assert result.returncode == 2, (args, result.stderr)
         (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
         assert message in line and "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from photo_files import save_avif, save_dng, save_heic
 from resnet_cli import photo_formats
 from resnet_cli.decode import decode_image
@@ -50,19 +51,10 @@ def phone_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resnet_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_every_phone_format_gets_the_jpegs_answer_on_the_real_model(
     real_model: Path, phone_photos: Path
 ) -> None:
-    result = _cli(phone_photos, "--model", real_model, "-f", "jsonl", "-k", "3", "-q")
+    result = run_cli(phone_photos, "--model", real_model, "-f", "jsonl", "-k", "3", "-q")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     by_name = {Path(r["input"]).name: r for r in records}

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import __version__
+from . import __version__, organize
 from .dataset_source import DEMO_DATASET
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import (
@@ -76,16 +76,9 @@ class Precision(str, enum.Enum):
     fp16 = "fp16"
 
 
-class OrganizeBy(str, enum.Enum):
-    category = "category"
-    label = "label"
-
-
-class OrganizeMode(str, enum.Enum):
-    link = "link"
-    symlink = "symlink"
-    copy = "copy"
-    move = "move"
+# The choices organize.py defines, as the enums Typer wants.
+OrganizeBy = enum.Enum("OrganizeBy", {name: name for name in organize.BY}, type=str)  # type: ignore[misc]
+OrganizeMode = enum.Enum("OrganizeMode", {name: name for name in organize.MODES}, type=str)  # type: ignore[misc]
 
 
 class Engine(str, enum.Enum):
