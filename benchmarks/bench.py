@@ -357,14 +357,17 @@ class Runner:
         via_stdin: bool = False,
         quiet: bool = True,
         first_run: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> Run:
-        """``first_run``: with an empty runtime cache, as the first run of a model is."""
+        """``first_run``: with an empty runtime cache, as the first run of a model is;
+        ``extra_args``: more options for the command (the organize scenario's)."""
         listing, output, log = self._paths(OURS, scenario)
         names = [str(p) for p in files]
         command = [*self.ours, "-m", str(self.model), "--offline", "-f", "jsonl", "-o", str(output)]
         command += ["-d", self.device]
         command += ["-q"] if quiet else []
         command += ["--exact"] if exact else []
+        command += list(extra_args)
         if via_stdin:
             listing.write_text("".join(n + "\n" for n in names), encoding="utf-8")
             command.append("-")
@@ -638,6 +641,31 @@ def render(
     return "\n".join(lines)
 
 
+def organize_scenario(
+    runner: Any, pool: Sequence[Path], count: int, rounds: int, runs_dir: Path
+) -> float:
+    """--organize's cost: ``count`` distinct files (hard links to the corpus) classified with
+    and without --organize DIR (hard links, the default), alternating; the overhead in %."""
+    folder = Path(tempfile.mkdtemp(prefix="organize-", dir=runs_dir))
+    files = []
+    for i in range(count):
+        path = folder / f"{i:05d}-{pool[i % len(pool)].name}"
+        os.link(pool[i % len(pool)], path)
+        files.append(path)
+    say(f"organize: {count} images, with and without --organize ...")
+    plain, organized = [], []
+    for round_ in range(1, rounds + 1):
+        plain.append(runner.ours_run("organize-off", files, round_).wall_s)
+        target = folder.parent / f"sorted-{round_}"
+        run = runner.ours_run("organize-on", files, round_, extra_args=["--organize", str(target)])
+        organized.append(run.wall_s)
+        shutil.rmtree(target, ignore_errors=True)
+    overhead = 100 * (median(organized) / median(plain) - 1)
+    say(f"  {median(plain):.1f} s without, {median(organized):.1f} s with: {overhead:+.1f}%")
+    shutil.rmtree(folder, ignore_errors=True)
+    return overhead
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -655,8 +683,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--mem-large", type=int, help="memory scenario, large run [2000; quick 400]"
     )
     parser.add_argument(
+        "--organize", type=int, help="organize scenario: images per run [2000; quick 200]"
+    )
+    parser.add_argument(
         "--only",
-        help="comma-separated scenarios to run: imagenet,12mp,exact,memory,cold "
+        help="comma-separated scenarios to run: imagenet,12mp,exact,memory,organize,cold "
         "(cold always runs: the steady-state rates need it)",
     )
     parser.add_argument(
@@ -685,6 +716,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "cold": 2 if quick else 3,
         "mem_small": 100,
         "mem_large": 400 if quick else 2000,
+        "organize": 200 if quick else 2000,
         "repeat": 10 if cuda and not quick else 1,
     }
     for name, value in defaults.items():
@@ -692,7 +724,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    chosen = {"imagenet", "12mp", "exact", "memory", "cold"}
+    chosen = {"imagenet", "12mp", "exact", "memory", "organize", "cold"}
     if args.only:
         wanted = {s.strip() for s in args.only.split(",") if s.strip()}
         if wanted - chosen:
@@ -788,6 +820,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             files = [pool[i % len(pool)] for i in range(count)]
             run = runner.ours_run(f"memory-{count}", files, 1, via_stdin=True)
             say(f"  {count} images: peak RSS {run.peak_rss_mb:.0f} MB, {run.rate:.2f} img/s")
+
+    if "organize" in args.scenarios:
+        organize_scenario(runner, imagenet, args.organize, args.rounds, runs_dir)
 
     exact_check = compare_exact(*exact_outputs) if exact_outputs else None
     settings: dict[str, Any] = {

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import __version__
+from . import __version__, organize
 from .dataset_source import DEMO_DATASET
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import (
@@ -33,6 +33,7 @@ from .results import Record
 from .writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 if TYPE_CHECKING:
+    from .organize import Organizer
     from .output_file import ClaimedOutput
     from .report import ReportSummary
 
@@ -85,6 +86,11 @@ class Precision(str, enum.Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+# The choices organize.py defines, as the enums Typer wants.
+OrganizeBy = enum.Enum("OrganizeBy", {name: name for name in organize.BY}, type=str)  # type: ignore[misc]
+OrganizeMode = enum.Enum("OrganizeMode", {name: name for name in organize.MODES}, type=str)  # type: ignore[misc]
 
 
 class Engine(str, enum.Enum):
@@ -296,6 +302,49 @@ def classify_command(
             show_default=False,
         ),
     ] = None,
+    category: Annotated[
+        bool | None,
+        typer.Option(
+            "--category/--no-category",
+            help="Give each label a coarse category (dog, cat, vehicle, food, ...: 28 in all, "
+            "from WordNet): a `category` field, column and table column, and the report "
+            "grouped by it. \\[default: on for models whose labels are ImageNet-1k's]",
+            show_default=False,
+        ),
+    ] = None,
+    organize: Annotated[
+        Path | None,
+        typer.Option(
+            "--organize",
+            help="Also sort the images into this folder: DIR/<category or label>/NAME, failed "
+            "ones in DIR/_failed/, doubtful ones in DIR/_review/. Never overwrites.",
+            show_default=False,
+        ),
+    ] = None,
+    organize_by: Annotated[
+        OrganizeBy | None,
+        typer.Option(
+            "--organize-by",
+            help="With --organize: folders by category or by label. \\[default: category "
+            "where the model has them, else label]",
+            show_default=False,
+        ),
+    ] = None,
+    organize_mode: Annotated[
+        OrganizeMode | None,
+        typer.Option(
+            "--organize-mode",
+            help="With --organize: link (a hard link, else a symlink), symlink, copy, or move "
+            "(needs --output; each file moves once its record is on disk). \\[default: link]",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --organize: print the plan (SOURCE -> DEST), touch nothing."
+        ),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
     ] = False,
@@ -338,6 +387,11 @@ def classify_command(
         quiet=quiet,
         engine=engine.value,
         ray_address=ray_address,
+        category=category,
+        organize=organize,
+        organize_by=organize_by.value if organize_by else None,
+        organize_mode=organize_mode.value if organize_mode else None,
+        dry_run=dry_run,
     )
     raise typer.Exit(run_reporting_errors(lambda: run(inputs or [], options)))
 
@@ -409,6 +463,11 @@ class Options:
     quiet: bool = False
     engine: str = "local"
     ray_address: str | None = None
+    category: bool | None = None  # None: on when the model's labels are ImageNet-1k's
+    organize: Path | None = None
+    organize_by: str | None = None
+    organize_mode: str | None = None
+    dry_run: bool = False
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
@@ -443,7 +502,19 @@ def run(inputs: list[str], options: Options) -> int:
             raise UsageError("--report and --output name the same file: choose two names")
         # --resume regenerates the report of the run it continues.
         check_report_path(o.report, replace=o.overwrite or o.resume)
+    from .organize import create_organizer
+
+    organizer = create_organizer(
+        None if o.organize is None else str(o.organize),
+        o.organize_by,
+        o.organize_mode,
+        o.dry_run,
+        None if o.output is None else str(o.output),
+        o.engine,
+    )
     if o.engine == "ray":
+        if o.category is not None:
+            raise UsageError("--category/--no-category apply to --engine local only")
         return run_on_ray(inputs, dataset, o)
     if o.ray_address is not None:
         raise UsageError("--ray-address only applies to --engine ray")
@@ -451,7 +522,7 @@ def run(inputs: list[str], options: Options) -> int:
     fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
     claimed = _claim_output(fmt, o)  # before anything slow: the model, a dataset, a listing
     try:
-        code = classify_to(claimed, inputs, dataset, fmt, o)
+        code = classify_to(claimed, organizer, inputs, dataset, fmt, o)
     except BaseException:
         if claimed is not None:
             claimed.abandon()
@@ -460,7 +531,12 @@ def run(inputs: list[str], options: Options) -> int:
 
 
 def classify_to(
-    claimed: ClaimedOutput | None, inputs: list[str], dataset: str | None, fmt: str, o: Options
+    claimed: ClaimedOutput | None,
+    organizer: Organizer | None,
+    inputs: list[str],
+    dataset: str | None,
+    fmt: str,
+    o: Options,
 ) -> int:
     """``run`` once the output is claimed (None: stdout): classify and write the records."""
     from .output_file import DoneInputs, check_not_an_input
@@ -474,6 +550,8 @@ def classify_to(
     total: int | None = 0
     if inputs:
         sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
+        if organizer is not None:  # what it sorted in an earlier run is not an input now
+            sources = (s for s in sources if not organizer.contains(s.path))
         if stdin is None:
             listed = list(sources)  # folders and globs are listed before the model loads
             if claimed is not None:
@@ -491,6 +569,11 @@ def classify_to(
         else:
             total = None
         sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
+    if done and organizer is not None:  # --resume: first whatever the earlier run left
+        from .writers import recover_records
+
+        assert claimed is not None
+        organizer.report(organizer.place(recover_records(claimed.target, fmt)))
     if done:
         peeked = next(sources, None)
         if peeked is None:
@@ -520,16 +603,21 @@ def classify_to(
         if progress is not None:
             progress.stop()
     size = o.batch_size or classifier.plan.batch_size
+    from .categories import resolve_categories
+    from .writers import create_writer, csv_has_category
 
+    with_category = resolve_categories(classifier.labels, o.category, o.model)
+    if organizer is not None:
+        organizer.check_categories(with_category, o.model)
     append = claimed is not None and claimed.resumed
     if claimed is not None:
+        if append and fmt == "csv":  # the columns the file has
+            with_category = csv_has_category(claimed.target)
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
-    from .writers import create_writer
-
-    writer = create_writer(fmt, stream, header=not append)
+    writer = create_writer(fmt, stream, header=not append, category=with_category)
     counts = {"images": 0, "failed": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
     keep_records = o.report is not None and not append
@@ -546,12 +634,15 @@ def classify_to(
             batch_size=o.batch_size,
             workers=o.workers,
             max_pixels=o.max_pixels,
+            categories=with_category,
         ):
             with _interrupts_held(), _writing(claimed):  # a written record is counted
                 writer.write(batch)
                 if claimed is not None:
                     os.fsync(stream.fileno())
                     claimed.written = True
+                if organizer is not None:  # only once the records are on disk
+                    organizer.report(organizer.place(batch))
                 if keep_records:
                     finished.extend(batch)
                 counts["images"] += len(batch)
@@ -597,11 +688,14 @@ def classify_to(
         # The runtime that scored every image of the run.
         where = f"{classifier.device}, {classifier.precision}, {classifier.runtime}"
         _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
+        if organizer is not None:
+            print(organizer.summary(), file=sys.stderr, flush=True)
     if interrupted:
         return EXIT_INTERRUPTED
     if classifier.plan.export_after:  # after the results: later runs start without torch
         classifier.save_quick_start()
-    return EXIT_FAILED if counts["failed"] else EXIT_OK
+    organize_failed = organizer is not None and organizer.failures > 0
+    return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
 
 
 def _dataset_name(inputs: list[str], o: Options) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 import struct
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
+from .photo_formats import open_image
 from .sources import file_kind
 
 # Our own bound comes first: we check the header size before decoding, try JPEG DCT
@@ -132,14 +132,18 @@ def _too_big(size: int, limit: int) -> str:
 
 
 def decode_image(
-    data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, resize: ResizeRule | None = None
+    data: bytes,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    resize: ResizeRule | None = None,
+    name: str | None = None,
 ) -> Image.Image:
     """Decode an encoded image into an upright RGB image.
 
     ``resize``: the model's first resize. When given and the image is a JPEG at least twice as
     large, libjpeg downscales in the DCT domain (``Image.draft``, far cheaper than a full
     decode) and the result is resized to exactly the size the processor would have produced
-    from the full image, so its crop lands on the same pixels.
+    from the full image, so its crop lands on the same pixels. ``name``: the file's name,
+    which tells a camera RAW (see ``photo_formats.open_image``).
     """
     image: Image.Image
     fence = None if max_pixels is None else DRAFT_FACTOR // 2 * max_pixels
@@ -148,7 +152,9 @@ def decode_image(
     if max_pixels is not None and data.startswith(ICO_MAGIC):
         check_icon_frames(data, max_pixels)  # Pillow decodes an icon's largest frame in open()
     try:
-        image = Image.open(io.BytesIO(data))
+        image = open_image(data, name)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError("not a readable image: unknown or corrupt image format") from None
     except Image.DecompressionBombError:
@@ -273,7 +279,7 @@ def crop_extreme_aspect(image: Image.Image) -> Image.Image:
 
 def load_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Read and fully decode one image file (the reference path: no DCT downscaling)."""
-    return decode_image(read_file(path), max_pixels=max_pixels)
+    return decode_image(read_file(path), max_pixels=max_pixels, name=path)
 
 
 def upright(image: Image.Image) -> Image.Image:

@@ -12,11 +12,12 @@ import contextlib
 import functools
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .categories import categories_for
 from .decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, ResizeRule, decode_image, read_file
 from .errors import ImageError
 from .results import Prediction, Record
@@ -54,7 +55,7 @@ class LaunchedBatch:
         self.slots = slots
         self.groups = [(indices, *_to_host(scores, ids)) for indices, scores, ids in groups]
 
-    def records(self, labels: list[str]) -> list[Record]:
+    def records(self, labels: list[str], categories: Sequence[str] | None = None) -> list[Record]:
         fetched: dict[int, tuple[list[float], list[int]]] = {}
         for indices, scores, ids, copied in self.groups:
             if copied is not None:
@@ -69,10 +70,16 @@ class LaunchedBatch:
                 continue
             scores, ids = fetched[i]
             # Positional, from a list: this runs five times an image.
-            predictions = [
-                Prediction(rank, labels[c], s, c)
-                for rank, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
-            ]
+            if categories is None:
+                predictions = [
+                    Prediction(rank, labels[c], s, c)
+                    for rank, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
+                ]
+            else:
+                predictions = [
+                    Prediction(rank, labels[c], s, c, categories[c])
+                    for rank, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
+                ]
             out.append(Record(input=slot.name, predictions=tuple(predictions)))
         return out
 
@@ -101,8 +108,12 @@ def classify_batches(
     workers: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device_decode: bool | None = None,
+    categories: bool = True,
 ) -> Iterator[list[Record]]:
     """Classify sources in order, yielding the records of each batch as it finishes.
+
+    ``categories``: give each prediction its coarse category when the model's labels are the
+    ImageNet-1k classes (``categories.categories_for``); never for other label sets.
 
     ``device_decode``: decode JPEGs in batches on the model's device (nvJPEG on CUDA) and
     preprocess there; default: on for CUDA unless the classifier is exact. Any image the
@@ -112,6 +123,7 @@ def classify_batches(
         raise ValueError("top_k must be at least 1")
     plan = classifier.plan
     size = batch_size or plan.batch_size
+    table = categories_for(classifier.labels) if categories else None
     pool_size = workers or plan.workers
     if device_decode is None:
         device_decode = plan.device_decode
@@ -160,7 +172,7 @@ def classify_batches(
             if previous is not None and not future.done():
                 # The next input is not ready: hand over the finished batch now rather than
                 # hold it back (an input that never arrives must not hide finished records).
-                yield previous.records(classifier.labels)
+                yield previous.records(classifier.labels, table)
                 previous = None
             for slot in future.result():
                 slots.append(slot)
@@ -169,15 +181,15 @@ def classify_batches(
                 if ready == size or len(slots) >= 4 * size:
                     launched = launch_batch(classifier, slots, top_k)
                     if previous is not None:
-                        yield previous.records(classifier.labels)
+                        yield previous.records(classifier.labels, table)
                     previous, slots, ready = launched, [], 0
         if slots:
             launched = launch_batch(classifier, slots, top_k)
             if previous is not None:
-                yield previous.records(classifier.labels)
+                yield previous.records(classifier.labels, table)
             previous = launched
         if previous is not None:
-            yield previous.records(classifier.labels)
+            yield previous.records(classifier.labels, table)
         finished = True
     finally:
         # Interrupted or abandoned: do not wait for a worker that may be stuck reading
@@ -216,7 +228,8 @@ def decode_source(
             orientation = _device_decodable(data, max_pixels) if device_decode else None
             if orientation is not None:
                 return Slot(source.name, jpeg=data, orientation=orientation)
-            image = decode_image(data, max_pixels=max_pixels, resize=resize)
+            name = source.path or source.url or source.name
+            image = decode_image(data, max_pixels=max_pixels, resize=resize, name=name)
         if preprocess is None:
             # Decoding only: the model's processor runs on whole batches in the main thread,
             # so torch's thread pool never competes with itself across decode threads.
@@ -351,9 +364,12 @@ def _preprocess(classifier: Classifier, slots: list[Slot]) -> None:
             slots[i].image = None
 
 
-def classify_slots(classifier: Classifier, slots: list[Slot], top_k: int) -> list[Record]:
+def classify_slots(
+    classifier: Classifier, slots: list[Slot], top_k: int, categories: bool = True
+) -> list[Record]:
     """One batch's step: preprocess, run the model and build each slot's record, in order."""
-    return launch_batch(classifier, slots, top_k).records(classifier.labels)
+    table = categories_for(classifier.labels) if categories else None
+    return launch_batch(classifier, slots, top_k).records(classifier.labels, table)
 
 
 def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> LaunchedBatch:

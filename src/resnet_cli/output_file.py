@@ -30,7 +30,13 @@ from typing import IO, Any
 from .errors import OutputExistsError, OutputWriteError, UsageError
 from .results import Record
 from .sources import Source, file_kind, is_url, looks_like_path
-from .writers import RESUMABLE_FORMATS, NotResultsError, complete_records, create_writer
+from .writers import (
+    CSV_HEADER_WITH_CATEGORY,
+    RESUMABLE_FORMATS,
+    NotResultsError,
+    complete_records,
+    create_writer,
+)
 
 META_SUFFIX = ".meta.json"
 META_KEY = "resnet_classify"
@@ -307,7 +313,9 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
         fd = _open_locked(name, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         stream = _text(fd)
         try:
-            writer = create_writer(fmt, stream)
+            # A CSV keeps the columns it has (with or without the category).
+            category = fmt == "csv" and text.startswith(",".join(CSV_HEADER_WITH_CATEGORY))
+            writer = create_writer(fmt, stream, category=category)
             writer.write(kept)
             stream.flush()
             os.fsync(fd)

@@ -61,11 +61,15 @@ def thumbnail_jpeg(image_file: str | bytes, edge: int = THUMBNAIL_EDGE) -> bytes
     from PIL import Image, JpegImagePlugin
 
     from .decode import to_rgb, upright
+    from .photo_formats import open_image
 
     try:
-        with Image.open(
-            io.BytesIO(image_file) if isinstance(image_file, bytes) else image_file
-        ) as opened:
+        if isinstance(image_file, bytes):
+            data, name = image_file, None
+        else:
+            with open(image_file, "rb") as handle:
+                data, name = handle.read(), image_file
+        with open_image(data, name) as opened:
             image: Image.Image = opened
             if isinstance(image, JpegImagePlugin.JpegImageFile):
                 image.draft("RGB", (edge, edge))  # libjpeg scales by 1/2..1/8 while decoding
@@ -168,6 +172,7 @@ def render_report(
     """The report page as one HTML string (``thumbnails``: a data URI or None per record)."""
     folder = common_folder([r.input for r in records])
     labels = _label_counts(records)
+    headings = _group_headings(records)
     group_of = {label: index for index, (label, _) in enumerate(labels)}
     items = []
     for record in records:
@@ -196,7 +201,10 @@ def render_report(
             by_group[group_of[records[i].predictions[0].label]].append(cards[i])
     sections = [
         _section("g-review", "Needs review", review, "review"),
-        *(_section(f"g{g}", label, by_group[g], "label") for g, (label, _) in enumerate(labels)),
+        *(
+            _section(f"g{g}", headings[label], by_group[g], "label")
+            for g, (label, _) in enumerate(labels)
+        ),
         _section("g-failed", "Failed", failed, "failed"),
     ]
     data = {
@@ -211,7 +219,7 @@ def render_report(
         f"script-src 'sha256-{script_hash}'",
         style=_STYLE,
         summary=_summary_list(records, summary, len(labels), folder),
-        controls=_controls(labels, len(records)),
+        controls=_controls([(headings[label], count) for label, count in labels], len(records)),
         sections="\n".join(sections),
         data=script_json(data),
         script=_SCRIPT,
@@ -219,9 +227,32 @@ def render_report(
 
 
 def _label_counts(records: Sequence[Record]) -> list[tuple[str, int]]:
-    """Top-1 labels with how many images have each, most common first."""
+    """Top-1 labels with how many images have each, most common first; with categories,
+    grouped by category first (the most common category first), then by label."""
     counts = Counter(r.predictions[0].label for r in records if r.ok and r.predictions)
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    category_of = _top_categories(records)
+    in_category: Counter[str] = Counter()
+    for label, count in counts.items():
+        in_category[category_of.get(label) or ""] += count
+
+    def order(item: tuple[str, int]) -> tuple[int, str, int, str]:
+        category = category_of.get(item[0]) or ""
+        return (-in_category[category], category, -item[1], item[0])
+
+    return sorted(counts.items(), key=order)
+
+
+def _top_categories(records: Sequence[Record]) -> dict[str, str | None]:
+    """Each top-1 label's category (None where the model's labels have none)."""
+    return {r.predictions[0].label: r.predictions[0].category for r in records if r.predictions}
+
+
+def _group_headings(records: Sequence[Record]) -> dict[str, str]:
+    """Each top-1 label's section heading: 'category: label', or the label alone."""
+    return {
+        label: f"{category}: {label}" if category else label
+        for label, category in _top_categories(records).items()
+    }
 
 
 def _summary_list(

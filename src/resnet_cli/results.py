@@ -8,20 +8,25 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Prediction:
-    """One label for one image: its rank (1 = best), the label, the probability, the class id."""
+    """One label for one image: its rank (1 = best), the label, the probability, the class id,
+    and the label's coarse category where the model's labels have them (categories.py)."""
 
     rank: int
     label: str
     score: float
     class_id: int
+    category: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rank": self.rank,
             "label": self.label,
             "score": self.score,
             "class_id": self.class_id,
         }
+        if self.category is not None:
+            data["category"] = self.category
+        return data
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Record:
                 label=str(p["label"]),
                 score=float(p["score"]),
                 class_id=int(p["class_id"]),
+                category=None if p.get("category") is None else str(p["category"]),
             )
             for p in data.get("predictions", [])
         )

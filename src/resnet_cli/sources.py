@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from .errors import NoInputsError, UsageError
+from .photo_formats import AVIF_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS
 
 # Extensions a folder or glob contributes. A file named explicitly is always tried, whatever
 # its extension, so a mislabelled image still gets classified.
 IMAGE_EXTENSIONS = frozenset(
     {
         ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib",
-        ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".avif", ".jp2",
+        ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".jp2",
         ".j2k", ".jpx",
     }
-)  # fmt: skip
+) | AVIF_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS  # fmt: skip
 
 STDIN = "-"
 _GLOB_CHARS = frozenset("*?[")

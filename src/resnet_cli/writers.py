@@ -18,6 +18,8 @@ from .results import REVIEW_MARGIN, REVIEW_SCORE, Prediction, Record, needs_revi
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
 CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
+# With categories (categories.py), one more column, last, so positional readers keep working.
+CSV_HEADER_WITH_CATEGORY = (*CSV_HEADER, "category")
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
@@ -77,8 +79,15 @@ def _classified_json(record: Record, index: int | None) -> str | None:
         if type(p.label) is not str:
             return None
         label = _json_string(p.label)
+        if p.category is None:
+            category = ""
+        elif type(p.category) is str:
+            category = f', "category": {_json_string(p.category)}'
+        else:
+            return None
         parts.append(
-            f'{{"rank": {p.rank}, "label": {label}, "score": {score!r}, "class_id": {p.class_id}}}'
+            f'{{"rank": {p.rank}, "label": {label}, "score": {score!r}, '
+            f'"class_id": {p.class_id}{category}}}'
         )
     start = "{" if index is None else f'{{"index": {index}, '
     return f'{start}"input": {_JSON.encode(record.input)}, "predictions": [{", ".join(parts)}]}}'
@@ -95,13 +104,17 @@ def escape_text(text: str) -> str:
     return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def csv_rows(record: Record) -> Iterator[tuple[Any, ...]]:
-    """A record's CSV rows: one per prediction, or one with just the input and the error."""
+def csv_rows(record: Record, category: bool = False) -> Iterator[tuple[Any, ...]]:
+    """A record's CSV rows: one per prediction, or one with just the input and the error;
+    ``category``: with the category column last."""
+    extra: tuple[Any, ...] = ("",) if category else ()
     if record.error is not None:
-        yield (record.input, "", "", "", "", record.error)
+        yield (record.input, "", "", "", "", record.error, *extra)
         return
     for p in record.predictions:
-        yield (record.input, p.rank, p.label, round_score(p.score), p.class_id, "")
+        if category:
+            extra = (p.category or "",)
+        yield (record.input, p.rank, p.label, round_score(p.score), p.class_id, "", *extra)
 
 
 def printable(text: str) -> str:
@@ -146,15 +159,16 @@ class JsonWriter:
 
 
 class CsvWriter:
-    def __init__(self, stream: IO[str], header: bool = True):
+    def __init__(self, stream: IO[str], header: bool = True, category: bool = False):
         self.stream = stream
+        self.category = category
         self.writer = csv.writer(stream, lineterminator="\r\n")
         if header:
-            self.writer.writerow(CSV_HEADER)
+            self.writer.writerow(CSV_HEADER_WITH_CATEGORY if category else CSV_HEADER)
 
     def write(self, records: Iterable[Record]) -> None:
         for record in records:
-            self.writer.writerows(csv_rows(record))
+            self.writer.writerows(csv_rows(record, self.category))
         self.stream.flush()
 
     def close(self) -> None:
@@ -232,12 +246,17 @@ def detailed_table(record: Record) -> Any:
     table = Table(title=printable(record.input), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("label")
+    with_category = has_categories([record])
+    if with_category:
+        table.add_column("category")
     table.add_column("score", justify="right")
     table.add_column("")
     for p in record.predictions:
         style = "bold green" if p.rank == 1 else None
         label = printable(p.label)
-        table.add_row(str(p.rank), label, f"{p.score:.4f}", score_bar(p.score), style=style)
+        category = (printable(p.category or ""),) if with_category else ()
+        score = (f"{p.score:.4f}", score_bar(p.score))
+        table.add_row(str(p.rank), label, *category, *score, style=style)
     reason = review_reason(record)
     if reason is None:
         return table
@@ -254,16 +273,20 @@ def summary_table(records: list[Record]) -> Any:
     table = Table(title=f"in {printable(folder)}/" if folder else None, title_justify="left")
     table.add_column("input", overflow="fold")
     table.add_column("top-1", style="bold")
+    with_category = has_categories(records)
+    if with_category:
+        table.add_column("category")
     table.add_column("score", justify="right")
     table.add_column("", no_wrap=True)
     table.add_column("next", overflow="fold")
     for record in records:
         name = printable(record.input[len(folder) + 1 :] if folder else record.input)
+        blank = ("",) if with_category else ()
         if record.error is not None:
-            table.add_row(name, "error", "", "", printable(record.error), style="red")
+            table.add_row(name, "error", *blank, "", "", printable(record.error), style="red")
             continue
         if not record.predictions:
-            table.add_row(name, "", "", "", "no prediction", style="yellow")
+            table.add_row(name, "", *blank, "", "", "no prediction", style="yellow")
             continue
         best, *others = record.predictions
         # Labels often hold commas ("teapot, kettle"), so runners-up are split by semicolons.
@@ -271,8 +294,15 @@ def summary_table(records: list[Record]) -> Any:
         # A doubtful top-1 gets a yellow score and a "?" so the eye finds it in a long table.
         doubtful = needs_review(record)
         score = Text(f"? {best.score:.4f}", style="yellow") if doubtful else f"{best.score:.4f}"
-        table.add_row(name, printable(best.label), score, score_bar(best.score, 10), runners_up)
+        category = (printable(best.category or ""),) if with_category else ()
+        bar = score_bar(best.score, 10)
+        table.add_row(name, printable(best.label), *category, score, bar, runners_up)
     return table
+
+
+def has_categories(records: Iterable[Record]) -> bool:
+    """Whether any prediction of ``records`` has a category (the run's model had them)."""
+    return any(p.category is not None for r in records for p in r.predictions)
 
 
 def common_folder(names: list[str]) -> str:
@@ -299,6 +329,7 @@ def record_schema(indexed: bool = False) -> Any:
         ("scores", pa.list_(pa.float64())),
         ("class_ids", pa.list_(pa.int64())),
         ("error", pa.string()),
+        ("categories", pa.list_(pa.string())),  # null when the model's labels have none
     ]
     return pa.schema([("index", pa.int64()), *fields] if indexed else fields)
 
@@ -316,6 +347,10 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
             "scores": [[round_score(p.score) for p in r.predictions] for r in records],
             "class_ids": [[p.class_id for p in r.predictions] for r in records],
             "error": [r.error for r in records],
+            "categories": [
+                [p.category for p in r.predictions] if has_categories([r]) else None
+                for r in records
+            ],
         }
     )
     return pa.table(columns, schema=record_schema(indexed=indices is not None))
@@ -325,10 +360,12 @@ def record_from_row(row: dict[str, Any]) -> Record:
     """The record a ``records_table`` row holds."""
     if row["error"] is not None:
         return Record(input=row["input"], error=row["error"])
+    # Files written before categories have no such column.
+    categories = row.get("categories") or [None] * len(row["labels"])
     predictions = tuple(
-        Prediction(rank=rank, label=label, score=score, class_id=class_id)
-        for rank, (label, score, class_id) in enumerate(
-            zip(row["labels"], row["scores"], row["class_ids"], strict=True), start=1
+        Prediction(rank=rank, label=label, score=score, class_id=class_id, category=category)
+        for rank, (label, score, class_id, category) in enumerate(
+            zip(row["labels"], row["scores"], row["class_ids"], categories, strict=True), start=1
         )
     )
     return Record(input=row["input"], predictions=predictions)
@@ -360,15 +397,22 @@ def read_parquet_records(path: str) -> list[Record]:
 
 
 def create_writer(
-    fmt: str, stream: IO[str], *, color: bool | None = None, header: bool = True
+    fmt: str,
+    stream: IO[str],
+    *,
+    color: bool | None = None,
+    header: bool = True,
+    category: bool = False,
 ) -> Writer:
-    """The writer for a format name (``header``: whether a CSV starts with its header row)."""
+    """The writer for a format name (``header``: whether a CSV starts with its header row;
+    ``category``: whether a CSV has the category column; the other formats show categories
+    wherever the records have them)."""
     if fmt == "jsonl":
         return JsonlWriter(stream)
     if fmt == "json":
         return JsonWriter(stream)
     if fmt == "csv":
-        return CsvWriter(stream, header=header)
+        return CsvWriter(stream, header=header, category=category)
     if fmt == "table":
         return TableWriter(stream, color=color)
     if fmt == "parquet":
@@ -413,15 +457,20 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     header = next(iterator, None)
     if header is None:
         return []
-    if tuple(header) != CSV_HEADER:
+    if tuple(header) not in (CSV_HEADER, CSV_HEADER_WITH_CATEGORY):
         raise ValueError(f"not a resnet-classify CSV: header is {header}")
+    width = len(header)
     # (input, predictions) for a record still collecting rows, or a finished failure Record.
     entries: list[tuple[str, list[Prediction]] | Record] = []
-    for name, rank, label, score, class_id, error in iterator:
+    for row in iterator:
+        if len(row) != width:
+            raise ValueError(f"a row has {len(row)} fields, the header {width}")
+        name, rank, label, score, class_id, error = row[:6]
         if error:
             entries.append(Record(input=name, error=error))
             continue
-        prediction = Prediction(int(rank), label, float(score), int(class_id))
+        category = (row[6] or None) if width > 6 else None
+        prediction = Prediction(int(rank), label, float(score), int(class_id), category)
         last = entries[-1] if entries else None
         if isinstance(last, tuple) and last[0] == name and prediction.rank > 1:
             last[1].append(prediction)
@@ -493,8 +542,8 @@ def complete_records(text: str, fmt: str, strict: bool = False) -> list[Record]:
     if fmt == "csv":
         if not text:
             return []
-        first = ",".join(CSV_HEADER) + "\r\n"
-        if strict and not text.startswith(first):
+        headers = (",".join(h) + "\r\n" for h in (CSV_HEADER, CSV_HEADER_WITH_CATEGORY))
+        if strict and not any(text.startswith(first) for first in headers):
             raise NotResultsError(f"its first line is not the header {','.join(CSV_HEADER)}")
         cut = text.rfind("\r\n")
         body = text[: cut + 2] if cut >= 0 else ""
@@ -529,3 +578,10 @@ def replaced_atomically(path: str | os.PathLike[str]) -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def csv_has_category(path: str) -> bool:
+    """Whether a CSV results file has the category column (a resumed run keeps its columns)."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        first = next(csv.reader(handle), None)
+    return first is not None and tuple(first) == CSV_HEADER_WITH_CATEGORY
