@@ -64,7 +64,7 @@ def numpy_classifier(logits: np.ndarray) -> Any:
 def torch_classifier(logits: np.ndarray) -> Any:
     import torch
 
-    from resnet_cli.model import Classifier
+    from resnet_cli.runtimes.classifier import Classifier
 
     table = torch.from_numpy(logits)
 
@@ -88,9 +88,9 @@ def measure(classifier: Any, images: int, batch_size: int) -> float:
     """Images/s through classify_batches and the jsonl writer, for in-memory inputs."""
     from PIL import Image
 
-    from resnet_cli.engine import classify_batches
-    from resnet_cli.sources import Source
-    from resnet_cli.writers import JsonlWriter
+    from resnet_cli.inputs.sources import Source
+    from resnet_cli.output.writers import JsonlWriter
+    from resnet_cli.pipeline.local import classify_batches
 
     picture = Image.new("RGB", (8, 8))  # decoded already; the processors ignore it
     sources = (Source(name=f"/data/photos/{i:08d}.jpg", image=picture) for i in range(images))

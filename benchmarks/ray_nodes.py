@@ -29,7 +29,7 @@ BATCH = 8
 
 def run_job(address: str, model: Path, images: list[Path], nodes: int) -> float:
     from resnet_cli import collect_inputs
-    from resnet_cli.ray_engine import RayPlacement, classify_on_ray
+    from resnet_cli.pipeline.ray_job import RayPlacement, classify_on_ray
 
     placement = RayPlacement(
         actors=nodes,

@@ -14,8 +14,8 @@ import argparse
 import sys
 
 from resnet_cli import ResnetCliError, classify, load_classifier, open_dataset
-from resnet_cli.dataset_source import DEMO_DATASET
-from resnet_cli.writers import create_writer
+from resnet_cli.inputs.datasets import DEMO_DATASET
+from resnet_cli.output.writers import create_writer
 
 
 def main() -> int:

@@ -91,7 +91,7 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     are tested without a GPU."""
     import torch
 
-    from resnet_cli import model as model_module
+    from resnet_cli.runtimes import classifier as model_module
     from resnet_cli.runtimes.hardware import Hardware
 
     gpu = Hardware(cores=2, cuda=("Fake GPU",), cuda_bf16=True)

@@ -36,7 +36,7 @@ DECODE = """
 import json, resource, sys
 limit = int(sys.argv[2]) << 20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from resnet_cli.decode import ResizeRule, decode_image, read_file
+from resnet_cli.inputs.decode import ResizeRule, decode_image, read_file
 from resnet_cli.errors import ImageError
 try:
     image = decode_image(read_file(sys.argv[1]), resize=ResizeRule.convnext(224, 0.875))
@@ -183,8 +183,8 @@ def test_endless_or_huge_inputs_are_refused_before_reading(kind: str, tmp_path: 
 
 
 def test_the_size_cap_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from resnet_cli.decode import read_file
     from resnet_cli.errors import ImageError
+    from resnet_cli.inputs.decode import read_file
 
     path = tmp_path / "two-mb.jpg"
     path.write_bytes(b"\xff\xd8\xff" + bytes(2 << 20))
@@ -235,7 +235,7 @@ def test_a_trickling_download_ends_at_its_deadline(
     where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from resnet_cli.errors import ImageError
-    from resnet_cli.fetch import fetch_url
+    from resnet_cli.inputs.fetch import fetch_url
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     outcome: list[BaseException | bytes] = []

@@ -21,8 +21,8 @@ from resnet_cli.categories import (
     resolve_categories,
 )
 from resnet_cli.errors import UsageError
+from resnet_cli.output.writers import CSV_HEADER, read_parquet_records, read_records
 from resnet_cli.results import Prediction, Record
-from resnet_cli.writers import CSV_HEADER, read_parquet_records, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "images"
@@ -128,7 +128,7 @@ def test_no_category_and_other_label_sets_leave_records_as_they_were(
 
 
 def test_the_report_groups_by_category_then_label(parquet_run: Path, tmp_path: Path) -> None:
-    from resnet_cli.report import ReportSummary, render_report
+    from resnet_cli.output.report import ReportSummary, render_report
 
     def rec(name: str, label: str, category: str) -> Record:
         p = Prediction(1, label, 0.9, 0, category)

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import LABELS
-from resnet_cli.cli import app
-from resnet_cli.writers import CSV_HEADER, read_records
+from resnet_cli.cli.classify import app
+from resnet_cli.output.writers import CSV_HEADER, read_records
 
 runner = CliRunner()
 
@@ -217,7 +217,7 @@ def test_parquet_round_trips_into_datasets(
 ) -> None:
     from datasets import Dataset
 
-    from resnet_cli.writers import read_parquet_records
+    from resnet_cli.output.writers import read_parquet_records
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"nope")

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from conftest import scene
 from resnet_cli import classify, load_classifier, open_dataset
-from resnet_cli.cli import app
-from resnet_cli.writers import read_parquet_records, read_records
+from resnet_cli.cli.classify import app
+from resnet_cli.output.writers import read_parquet_records, read_records
 
 datasets = pytest.importorskip("datasets")
 runner = CliRunner()
@@ -239,7 +239,7 @@ def test_demo_classifies_the_demo_dataset_as_a_table(
 ) -> None:
     # The real demo needs the hub; here the demo's dataset is a local stand-in with a 'test'
     # split, which is what huggingface/cats-image has.
-    monkeypatch.setattr("resnet_cli.cli.DEMO_DATASET", str(saved))
+    monkeypatch.setattr("resnet_cli.cli.classify.DEMO_DATASET", str(saved))
     result = invoke("-m", tiny_model, "--offline", "-q", "--demo")
     assert result.exit_code == 0, result.stderr
     assert f"{saved}:test:0" in result.stdout and "┃ label" in result.stdout  # a rich table
@@ -305,8 +305,8 @@ def test_dataset_names_are_not_rich_markup_or_emoji(saved: Path, tiny_model: Pat
 
 
 def test_table_shows_markup_in_names_and_labels_as_text() -> None:
+    from resnet_cli.output.writers import create_writer
     from resnet_cli.results import Prediction, Record
-    from resnet_cli.writers import create_writer
 
     stream = io.StringIO()
     writer = create_writer("table", stream)
@@ -335,7 +335,7 @@ def test_ray_engine_gets_the_dataset_rows_after_the_files(
     # The driver side of --engine ray with --dataset, without a cluster: the sources handed to
     # the Ray job are the files, then the rows, named as locally.
     pytest.importorskip("ray", reason="Ray is not installed")
-    from resnet_cli import ray_engine
+    from resnet_cli.pipeline import ray_job as ray_engine
 
     handed: list = []
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import scene
 from resnet_cli import Source, load_classifier
-from resnet_cli.engine import LaunchedBatch, Slot, classify_batches
+from resnet_cli.pipeline.local import LaunchedBatch, Slot, classify_batches
 from resnet_cli.runtimes.onnx_runtime import top_k
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from resnet_cli import classify, load_classifier
-from resnet_cli.decode import decode_image, load_image
+from resnet_cli.inputs.decode import decode_image, load_image
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
 

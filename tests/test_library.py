@@ -9,7 +9,7 @@ import pytest
 
 from conftest import LABELS, scene
 from resnet_cli import Source, UsageError, classify, load_classifier
-from resnet_cli.engine import classify_batches
+from resnet_cli.pipeline.local import classify_batches
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_device_path_turns_images_upright_like_pil(orientation: int) -> None:
     import torch
     from PIL import Image, ImageOps
 
-    from resnet_cli.engine import apply_orientation
+    from resnet_cli.pipeline.local import apply_orientation
 
     pixels = np.random.default_rng(orientation).integers(0, 255, (5, 7, 3), dtype=np.uint8)
     image = Image.fromarray(pixels)
@@ -216,7 +216,7 @@ def test_cudnn_times_its_algorithms_on_cuda_runs_but_exact_ones(
 ) -> None:
     import torch
 
-    from resnet_cli.model import tune_backends
+    from resnet_cli.runtimes.classifier import tune_backends
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored afterwards
     tune_backends(torch.device(device), exact)  # a flag: no GPU needed to set it

@@ -21,7 +21,7 @@ from transformers import (
 
 from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
-from resnet_cli.native import ExactConvNextProcessor, NativeConvNextProcessor, load_native
+from resnet_cli.models.native import ExactConvNextProcessor, NativeConvNextProcessor, load_native
 
 CONFIGS = {
     "basic": {
@@ -164,7 +164,7 @@ def test_exact_goes_through_transformers_where_its_resize_is_not_reproduced(
 
 def test_exact_classifier_is_built_without_transformers(tiny_model: Path) -> None:
     classifier = load_classifier(str(tiny_model), device="cpu", exact=True)
-    assert type(classifier.model).__module__ == "resnet_cli.native"
+    assert type(classifier.model).__module__ == "resnet_cli.models.native"
     assert isinstance(classifier.processor, ExactConvNextProcessor)
     assert classifier.resize is None and classifier.runtime == "torch"  # full decodes, torch
 
@@ -201,7 +201,7 @@ def test_classifier_uses_it_and_agrees_with_transformers(tiny_model: Path, tmp_p
         paths.append(tmp_path / f"{i}.png")
         scene(*size, seed=i).save(paths[-1])
     quick = load_classifier(str(tiny_model), device="cpu", runtime="torch")
-    assert type(quick.model).__module__ == "resnet_cli.native"
+    assert type(quick.model).__module__ == "resnet_cli.models.native"
     os.environ["RESNET_CLI_NATIVE"] = "0"
     try:
         slow = load_classifier(str(tiny_model), device="cpu", runtime="torch")
@@ -256,7 +256,7 @@ def test_a_gpu_run_builds_it_without_transformers_too(
     classifier = load_classifier(str(tiny_model), device="cuda", exact=exact)
     assert classifier.device.type == "meta" and classifier.runtime == "torch"
     assert classifier.plan.device == "cuda" and classifier.plan.device_decode != exact
-    assert type(classifier.model).__module__ == "resnet_cli.native"
+    assert type(classifier.model).__module__ == "resnet_cli.models.native"
     expected = ExactConvNextProcessor if exact else NativeConvNextProcessor
     assert type(classifier.processor) is expected
     assert all(p.device.type == "meta" for p in classifier.model.parameters())
@@ -271,7 +271,7 @@ def test_a_gpu_run_builds_it_without_transformers_too(
 def test_resize_of_the_crop_alone_matches_resize_then_crop(tmp_path: Path) -> None:
     from PIL import Image
 
-    from resnet_cli.checkpoint import centre_crop
+    from resnet_cli.models.checkpoint import centre_crop
 
     ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875).save_pretrained(tmp_path)
     ours = NativeConvNextProcessor.from_config(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import as_foreground, run_cli, scene
-from resnet_cli.organize import FAILED, REVIEW, Organizer, folder_name
+from resnet_cli.output.organize import FAILED, REVIEW, Organizer, folder_name
 from resnet_cli.results import Prediction, Record
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"

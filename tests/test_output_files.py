@@ -22,8 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import as_foreground, build_tiny_model, loopback_server, make_photos, scene
-from resnet_cli.cli import app
-from resnet_cli.writers import read_records, read_results_file
+from resnet_cli.cli.classify import app
+from resnet_cli.output.writers import read_records, read_results_file
 
 _NEXT_TO_PYTHON = Path(sys.executable).with_name("resnet-classify")
 COMMAND = str(_NEXT_TO_PYTHON) if _NEXT_TO_PYTHON.exists() else shutil.which("resnet-classify")
@@ -95,7 +95,7 @@ def test_output_is_claimed_before_the_model_loads(
 ) -> None:
     # Another program creates the output file while the model loads: it must find the name
     # taken (and so keep its notes elsewhere), never have records appended to its file.
-    import resnet_cli.model as model
+    import resnet_cli.runtimes.classifier as model
 
     out = tmp_path / "labels.jsonl"
     load = model.load_classifier
@@ -194,7 +194,7 @@ def test_resume_refuses_another_model_or_top_k(
 
 def test_results_files_say_what_made_them(tiny_model: Path, photos: Path, tmp_path: Path) -> None:
     from resnet_cli import __version__
-    from resnet_cli.output_file import read_results_meta
+    from resnet_cli.output.files import read_results_meta
 
     for fmt in ("jsonl", "csv"):
         out = tmp_path / f"labels.{fmt}"
@@ -233,7 +233,7 @@ def test_overwrite_keeps_the_old_file_until_the_new_one_is_complete(
     mistyped = cli(MISSING, photos, "-o", out, "--overwrite")
     assert mistyped.exit_code == 3 and out.read_text() == "precious\n"
 
-    import resnet_cli.model as model
+    import resnet_cli.runtimes.classifier as model
 
     def interrupted_load(*args, **kwargs):
         raise KeyboardInterrupt
@@ -251,7 +251,7 @@ def test_overwrite_keeps_the_old_file_until_the_new_one_is_complete(
 def test_an_interrupted_overwrite_leaves_the_old_file(
     tiny_model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import resnet_cli.writers as writers
+    import resnet_cli.output.writers as writers
 
     out = tmp_path / "labels.jsonl"
     out.write_text("precious\n")
@@ -399,7 +399,7 @@ def test_a_full_disk_is_one_line_and_exit_4(tiny_model: Path, photos: Path) -> N
 def test_a_write_failure_names_the_file_and_exits_4(
     tiny_model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import resnet_cli.writers as writers
+    import resnet_cli.output.writers as writers
 
     def full(self, records):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -479,10 +479,10 @@ def test_an_image_piped_as_the_list_of_names_is_a_usage_error(tmp_path: Path) ->
 )
 def test_odd_servers_give_one_line_errors(reply: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     from resnet_cli.errors import ImageError
-    from resnet_cli.fetch import fetch_url
+    from resnet_cli.inputs.fetch import fetch_url
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr("resnet_cli.fetch.BACKOFF_S", 0.01)
+    monkeypatch.setattr("resnet_cli.inputs.fetch.BACKOFF_S", 0.01)
     with (
         loopback_server(lambda connection: connection.sendall(reply)) as server,
         pytest.raises(ImageError) as caught,

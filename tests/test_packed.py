@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from resnet_cli import classify, load_classifier
-from resnet_cli.model import fold_batchnorm
-from resnet_cli.native import ResNetClassifier
+from resnet_cli.models.native import ResNetClassifier
+from resnet_cli.models.transformers import fold_batchnorm
 from resnet_cli.runtimes.base import logits_of
 from resnet_cli.runtimes.hardware import probe
 from resnet_cli.runtimes.onednn import PackedResNet

@@ -17,10 +17,10 @@ from PIL import Image
 
 from conftest import run_cli
 from photo_files import save_avif, save_dng, save_heic
-from resnet_cli import photo_formats
-from resnet_cli.decode import decode_image
-from resnet_cli.engine import decode_source
-from resnet_cli.sources import Source, collect_inputs
+from resnet_cli.inputs import photo_formats
+from resnet_cli.inputs.decode import decode_image
+from resnet_cli.inputs.sources import Source, collect_inputs
+from resnet_cli.pipeline.local import decode_source
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
 CATS = range(281, 286)

@@ -5,6 +5,7 @@ usage errors for --engine ray. None of this needs Ray installed."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,17 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from resnet_cli import ray_engine
-from resnet_cli.cli import app, merge_app
+from resnet_cli.cli.classify import app
+from resnet_cli.cli.merge import merge_app
 from resnet_cli.errors import ClusterError, ModelLoadError, UsageError
-from resnet_cli.ray_engine import (
+from resnet_cli.output.writers import read_records, record_json, record_schema, records_table
+from resnet_cli.pipeline import ray_job
+from resnet_cli.pipeline.ray_job import (
     NEEDS_RAY,
     prepare_output_folder,
     read_ray_output,
     shard_paths,
 )
 from resnet_cli.results import Prediction, Record
-from resnet_cli.writers import read_records, record_json, record_schema, records_table
 
 runner = CliRunner()
 
@@ -109,21 +111,45 @@ def test_an_existing_folder_needs_resume_or_overwrite(folder: Path, tmp_path: Pa
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
 def test_merge_writes_one_file_in_input_order(fmt: str, folder: Path, tmp_path: Path) -> None:
     out = tmp_path / f"merged.{fmt}"
-    result = runner.invoke(merge_app, ["merge", str(folder), "-o", str(out)])
+    result = runner.invoke(merge_app, [str(folder), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert read_records(out.read_text(), fmt) == read_ray_output(folder)
-    again = runner.invoke(merge_app, ["merge", str(folder), "-o", str(out)])
+    again = runner.invoke(merge_app, [str(folder), "-o", str(out)])
     assert again.exit_code == 2 and "exists" in again.stderr
 
 
 def test_merge_of_a_missing_folder_is_one_line(tmp_path: Path) -> None:
-    result = runner.invoke(merge_app, ["merge", str(tmp_path / "nope")])
+    result = runner.invoke(merge_app, [str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"Error: no results folder at {str(tmp_path / 'nope')!r}"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "resnet_cli", "merge"], ["-m", "resnet_cli.ray_engine", "merge"]],
+    ids=["resnet-classify merge", "the old python -m resnet_cli.ray_engine merge"],
+)
+def test_merge_is_a_command_of_resnet_classify(
+    command: list[str], folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "merged.csv"
+    result = subprocess.run(
+        [sys.executable, *command, str(folder), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_records(out.read_text(), "csv") == read_ray_output(folder)
+    missing = subprocess.run(
+        [sys.executable, *command, str(tmp_path / "nope")], capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("Error: no results folder at ")
+
+
 def test_merge_stdout_is_jsonl(folder: Path) -> None:
-    result = runner.invoke(merge_app, ["merge", str(folder)])
+    result = runner.invoke(merge_app, [str(folder)])
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["input"] for line in lines][:2] == ["a.jpg", "b.jpg"]
 
@@ -135,7 +161,7 @@ def cli(*args: object):
 @pytest.fixture
 def with_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     """Usage errors come before Ray is imported: they do not need it installed."""
-    monkeypatch.setattr(ray_engine, "ray_available", lambda: True)
+    monkeypatch.setattr(ray_job, "ray_available", lambda: True)
 
 
 def test_usage_errors_name_what_works(with_ray: None, tmp_path: Path) -> None:
@@ -171,13 +197,13 @@ def test_existing_results_need_resume_and_nothing_to_do_is_exit_0(
 def test_without_ray_the_error_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(ray_engine, "ray_available", lambda: False)
+    monkeypatch.setattr(ray_job, "ray_available", lambda: False)
     result = cli("--engine", "ray", tmp_path, "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert result.stderr.strip() == "Error: --engine ray needs Ray: pip install 'resnet-cli[ray]'"
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is missing
     with pytest.raises(UsageError, match="pip install 'resnet-cli\\[ray\\]'") as error:
-        ray_engine.import_ray()
+        ray_job.import_ray()
     assert str(error.value) == NEEDS_RAY
 
 
@@ -187,8 +213,8 @@ def test_a_model_actor_that_cannot_load_is_the_model_error() -> None:
         "  File ...\n"
         "resnet_cli.errors.ModelLoadError: model folder '/m' does not exist: check the path\n"
     )
-    error = ray_engine._job_failure(RuntimeError(text), "out")
+    error = ray_job._job_failure(RuntimeError(text), "out")
     assert isinstance(error, ModelLoadError)
     assert str(error) == "on a Ray node: model folder '/m' does not exist: check the path"
-    other = ray_engine._job_failure(RuntimeError("OutOfDiskError: disk full"), "out")
+    other = ray_job._job_failure(RuntimeError("OutOfDiskError: disk full"), "out")
     assert isinstance(other, ClusterError) and "--resume" in str(other)

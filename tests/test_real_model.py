@@ -166,7 +166,7 @@ def test_the_numpy_processor_is_timms_transform(size: tuple[int, int], real_mode
     import numpy as np
     from transformers import AutoImageProcessor
 
-    from resnet_cli.checkpoint import array_processor, local_files, read_json
+    from resnet_cli.models.checkpoint import array_processor, local_files, read_json
 
     files = local_files(str(real_model), None)
     assert files is not None

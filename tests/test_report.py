@@ -22,10 +22,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import interrupt_a_stuck_run, scene
-from resnet_cli.cli import app, main, report_app
-from resnet_cli.report import ReportSummary, render_report, thumbnail_jpeg, write_report
+from resnet_cli.cli import main
+from resnet_cli.cli.classify import app
+from resnet_cli.cli.report import report_app
+from resnet_cli.output.report import ReportSummary, render_report, thumbnail_jpeg, write_report
+from resnet_cli.output.writers import create_writer, read_records, record_json
 from resnet_cli.results import Prediction, Record, needs_review, top_margin
-from resnet_cli.writers import create_writer, printable, read_records, record_json
+from resnet_cli.text import printable
 
 
 def classified(name: str, *scores: float, labels: tuple[str, ...] = ()) -> Record:
@@ -561,7 +564,7 @@ def test_ctrl_c_while_a_batch_is_written_keeps_it_counted_and_reported(
     # counted: the summary and the report must still have it.
     import signal
 
-    import resnet_cli.writers as writers
+    import resnet_cli.output.writers as writers
 
     create = writers.create_writer
     sent: list[bool] = []

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import as_foreground, interrupt_a_stuck_run, make_photos, scene
-from resnet_cli.cli import app
-from resnet_cli.writers import read_records, recover_records
+from resnet_cli.cli.classify import app
+from resnet_cli.output.writers import read_records, recover_records
 
 COMMAND = shutil.which("resnet-classify")
 runner = CliRunner()

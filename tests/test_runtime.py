@@ -12,7 +12,7 @@ import pytest
 
 from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
-from resnet_cli.checkpoint import local_files
+from resnet_cli.models.checkpoint import local_files
 from resnet_cli.runtimes import onnx_runtime as rt
 
 

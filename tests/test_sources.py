@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from resnet_cli.errors import NoInputsError
-from resnet_cli.sources import collect_inputs, require_an_image
+from resnet_cli.inputs.sources import collect_inputs, require_an_image
 
 
 def touch(path: Path) -> Path:

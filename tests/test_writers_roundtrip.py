@@ -8,8 +8,8 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resnet_cli.output.writers import create_writer, read_records, round_score
 from resnet_cli.results import Prediction, Record
-from resnet_cli.writers import create_writer, read_records, round_score
 
 # File names as os.fsdecode gives them: any text, plus bytes that are not UTF-8 (surrogates).
 names = st.one_of(
@@ -105,7 +105,7 @@ def test_a_record_is_written_as_the_json_encoder_writes_its_dict(
     # cost per image after top-k); the text must be the encoder's, byte for byte.
     import json
 
-    from resnet_cli.writers import escape_text, record_json
+    from resnet_cli.output.writers import escape_text, record_json
 
     data = record.to_dict() if index is None else {"index": index, **record.to_dict()}
     for prediction in data.get("predictions", ()):

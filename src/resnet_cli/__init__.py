@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import DeviceError, ImageError, ModelLoadError, ResnetCliError, UsageError
+from .inputs.sources import Source, collect_inputs
 from .results import Prediction, Record
-from .sources import Source, collect_inputs
 
 __version__ = "0.1.0"
 
@@ -38,13 +38,13 @@ __all__ = [
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from .dataset_source import DatasetInput
-    from .model import Classifier
+    from .inputs.datasets import DatasetInput
+    from .runtimes.classifier import Classifier
 
 
 def load_classifier(model: str = "microsoft/resnet-50", **options: Any) -> Classifier:
     """Load a model and its image processor (see ``resnet_cli.model.load_classifier``)."""
-    from .model import load_classifier as load
+    from .runtimes.classifier import load_classifier as load
 
     return load(model, **options)
 
@@ -55,7 +55,7 @@ def open_dataset(name: str, **options: Any) -> DatasetInput:
     Options: ``split``, ``image_column``, ``streaming`` (see
     ``resnet_cli.dataset_source.open_dataset``). Its rows are named ``<name>:<split>:<row>``.
     """
-    from .dataset_source import open_dataset as open_split
+    from .inputs.datasets import open_dataset as open_split
 
     return open_split(name, **options)
 
@@ -69,7 +69,7 @@ def classify(
     ``Source``, or a dataset from ``open_dataset`` (each of its rows).
     Options: ``batch_size``, ``workers``, ``max_pixels``.
     """
-    from .engine import classify as run
+    from .pipeline.local import classify as run
 
     return run(classifier, _as_sources(inputs), top_k=top_k, **options)
 
@@ -77,7 +77,7 @@ def classify(
 def _as_sources(inputs: Iterable[Any]) -> Iterator[Source]:
     import os
 
-    from .dataset_source import DatasetInput
+    from .inputs.datasets import DatasetInput
 
     for position, item in enumerate(inputs):
         if isinstance(item, Source):

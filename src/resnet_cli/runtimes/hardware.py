@@ -72,6 +72,13 @@ def probe(cuda: bool = True) -> Hardware:
     return hardware
 
 
+def use_threads(count: int) -> None:
+    """Let torch use ``count`` threads (Ray starts its workers with one)."""
+    import torch
+
+    torch.set_num_threads(max(1, count))
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity, where the OS has one)."""
     try:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..native import ConvLayer, Residual, ResNetClassifier, ShortCut
+from ..models.native import ConvLayer, Residual, ResNetClassifier, ShortCut
 
 _ops = torch.ops.mkldnn
 

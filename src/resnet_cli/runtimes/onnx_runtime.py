@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import array_processor, label_fields, read_json
-from ..model import Classifier, resize_rule
-from ..writers import replaced_atomically
+from ..atomic import replaced_atomically
+from ..models.checkpoint import array_processor, label_fields, read_json
+from ..models.transformers import resize_rule
+from .classifier import Classifier
 from .hardware import cpu_identity, usable_cores
 
 FORMAT = 2  # bump when what the cache holds changes meaning

@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .errors import ImageError
+from ..errors import ImageError
+from ..text import printable
 from .sources import offline_mode
-from .writers import printable
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

@@ -4,7 +4,6 @@ would take (without downloading anything), with the reason for each choice."""
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,25 +27,26 @@ def describe(
     model: str, revision: str | None, device: str, precision: str, exact: bool
 ) -> dict[str, Any]:
     """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data."""
-    from .model import input_shape_of, plan_request, read_checkpoint
-    from .runtimes.hardware import probe
-    from .runtimes.onnx_runtime import cache_dir
-    from .runtimes.select import choose_plan
+    from ..models.transformers import input_shape_of
+    from .classifier import plan_inputs
+    from .hardware import probe
+    from .onnx_runtime import cache_dir
 
     hardware = probe(cuda=True).with_torch()
-    checkpoint, files = read_checkpoint(model, revision, exact)
+    planning = plan_inputs(
+        model, revision=revision, device=device, precision=precision, exact=exact, hardware=hardware
+    )
+    files, changes = planning.files, {}
     notes = []
     if files is None:
         notes.append("not on disk yet: the plan is for a first run, which downloads it")
-    elif not checkpoint.native:
+    elif not planning.checkpoint.native:
         processor = _local_processor(model, revision)
         if processor is None:
             notes.append("its image processor could not be read: an image batch is assumed")
         else:
-            checkpoint = dataclasses.replace(
-                checkpoint, image_batch=input_shape_of(model, processor) is not None
-            )
-    plan = choose_plan(plan_request(device, precision, exact, False, None), checkpoint, hardware)
+            changes["image_batch"] = input_shape_of(model, processor) is not None
+    plan = planning.plan(**changes)
     folder = cache_dir()
     exports = sorted(folder.glob("onnx/*.onnx")) if folder.is_dir() else []
     return {

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .decode import ResizeRule
+from ..inputs.decode import ResizeRule
 
 PROCESSORS = ("ConvNextImageProcessor", "ConvNextImageProcessorFast")
 FILES = ("config.json", "model.safetensors")

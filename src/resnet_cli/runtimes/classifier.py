@@ -16,17 +16,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .decode import ResizeRule
-from .errors import DeviceError, ModelLoadError, UsageError, exception_chain, first_line
-from .runtimes.base import logits_of
-from .runtimes.select import Checkpoint, Plan, Request
-from .sources import looks_like_path, offline_mode
+from ..errors import DeviceError, UsageError
+from ..inputs.decode import ResizeRule
+from ..models.transformers import (
+    DEFAULT_MODEL,
+    ModelInputs,
+    fold_batchnorm,
+    input_shape_of,
+    load_with_transformers,
+    model_inputs,
+    resize_rule,
+)
+from .base import logits_of
+from .hardware import Hardware
+from .select import Checkpoint, Plan, Request
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-DEFAULT_MODEL = "microsoft/resnet-50"
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -100,7 +108,7 @@ class Classifier:
         only stacks and runs the model. None: the processor runs on whole batches in the main
         thread (transformers' processors and --exact's, which use torch's thread pool; GPUs,
         which decode and preprocess JPEGs on the device)."""
-        from .native import ExactConvNextProcessor, NativeConvNextProcessor
+        from ..models.native import ExactConvNextProcessor, NativeConvNextProcessor
 
         native = isinstance(self.processor, NativeConvNextProcessor)
         if (
@@ -145,7 +153,7 @@ class Classifier:
             return False
         import torch
 
-        from .runtimes.select import save_export
+        from .select import save_export
 
         try:
             return save_export(self.model, torch.randn(2, *self.input_shape), self.files)
@@ -178,28 +186,33 @@ def load_classifier(
     check_model_options(device, precision, exact)
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # for the hub, and for URL inputs downloaded later
-    from .runtimes.select import choose_plan
-
-    request = plan_request(device, precision, exact, compile_model, images, runtime)
-    hardware = _probe(device)
-    checkpoint, files = read_checkpoint(model, revision, exact)
-    plan = choose_plan(request, checkpoint, hardware)
+    planning = plan_inputs(
+        model,
+        revision=revision,
+        device=device,
+        precision=precision,
+        exact=exact,
+        compile_model=compile_model,
+        images=images,
+        runtime=runtime,
+    )
+    checkpoint, files = planning.checkpoint, planning.files
+    plan = planning.plan()
     if not plan.needs_torch and files is not None:
-        from .runtimes.onnx_runtime import load_cached
+        from .onnx_runtime import load_cached
 
         # A checkpoint exported by an earlier run starts without torch (0.2 s, not 3-4 s).
         cached = load_cached(model, files, plan)
         if cached is not None:
             return cached
         checkpoint = dataclasses.replace(checkpoint, cached=False)
-    hardware = hardware.with_torch()
-
+    planning = dataclasses.replace(planning, hardware=planning.hardware.with_torch())
     import torch
 
-    from .checkpoint import label_fields
-    from .native import load_native
-    from .runtimes.select import build_runtime
-    from .runtimes.torch_eager import torch_dtype
+    from ..models.checkpoint import label_fields
+    from ..models.native import load_native
+    from .select import build_runtime
+    from .torch_eager import torch_dtype
 
     # Where a ResNet checkpoint is on disk, it is built without transformers (a 3x quicker
     # start on the CPU; on a GPU, 4 s less of a start that torchvision's import for nvJPEG
@@ -211,7 +224,7 @@ def load_classifier(
         network, processor, config, files = native
         input_shape = input_shape_of(model, processor)
     else:
-        processor, network = _load_with_transformers(model, revision, offline)
+        processor, network = load_with_transformers(model, revision, offline)
         # The live config: timm checkpoints' to_dict() holds label_names, not id2label.
         config = {
             **network.config.to_dict(),
@@ -223,7 +236,7 @@ def load_classifier(
             checkpoint, native=False, image_batch=input_shape is not None
         )
         files = files if checkpoint.cacheable else None
-    plan = choose_plan(request, checkpoint, hardware)
+    plan = dataclasses.replace(planning, checkpoint=checkpoint).plan()
     torch_device = _torch_device(plan.device)
     dtype = torch_dtype(plan.precision)
     tune_backends(torch_device, exact)
@@ -264,18 +277,43 @@ def load_classifier(
     )
 
 
-def plan_request(
-    device: str,
-    precision: str,
-    exact: bool,
-    compile_model: bool,
-    images: int | None,
-    runtime: str = "auto",
-) -> Request:
-    """The options that bear on the plan, with whether ONNX Runtime may run."""
-    from .runtimes.onnx_runtime import enabled
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a run's plan is chosen from, before anything is loaded: the options, the machine
+    and the checkpoint as its files on disk tell it (``files``: None where it is not on disk)."""
 
-    return Request(
+    request: Request
+    hardware: Hardware
+    checkpoint: Checkpoint
+    files: dict[str, str] | None
+
+    def plan(self, **checkpoint_changes: Any) -> Plan:
+        """``choose_plan`` on these, with the checkpoint's facts changed as given (what
+        loading the model, or reading its processor, has found out since)."""
+        from .select import choose_plan
+
+        checkpoint = dataclasses.replace(self.checkpoint, **checkpoint_changes)
+        return choose_plan(self.request, checkpoint, self.hardware)
+
+
+def plan_inputs(
+    model: str,
+    *,
+    revision: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    exact: bool = False,
+    compile_model: bool = False,
+    images: int | None = None,
+    runtime: str = "auto",
+    hardware: Hardware | None = None,
+) -> PlanInputs:
+    """The plan's inputs for a run of ``model``, read without torch (``hardware``: a probe
+    already made, else this device's); ``load_classifier`` and ``resnet-classify env`` both
+    start here, so env shows the plan a run would get."""
+    from .onnx_runtime import enabled
+
+    request = Request(
         device=device,
         precision=precision,
         exact=exact,
@@ -284,6 +322,8 @@ def plan_request(
         onnx=enabled(),
         runtime=runtime,
     )
+    checkpoint, files = read_checkpoint(model, revision, exact)
+    return PlanInputs(request, hardware or _probe(device), checkpoint, files)
 
 
 def _torch_device(name: str) -> torch.device:
@@ -292,8 +332,8 @@ def _torch_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _probe(device: str) -> Any:
-    from .runtimes.hardware import probe
+def _probe(device: str) -> Hardware:
+    from .hardware import probe
 
     hardware = probe(cuda=device != "cpu")
     # MPS, and the device a bf16 or fp16 CPU run computes with, only torch can tell.
@@ -305,8 +345,14 @@ def read_checkpoint(
 ) -> tuple[Checkpoint, dict[str, str] | None]:
     """What the chooser needs to know of the checkpoint, read from its files without torch
     (all False where they are not on disk yet), and the files."""
-    from .checkpoint import array_processor, local_files, read_json, reproduces_exactly, supported
-    from .runtimes.onnx_runtime import cached_path
+    from ..models.checkpoint import (
+        array_processor,
+        local_files,
+        read_json,
+        reproduces_exactly,
+        supported,
+    )
+    from .onnx_runtime import cached_path
 
     files = local_files(model, revision)
     if files is None:
@@ -333,30 +379,6 @@ def read_checkpoint(
     )
 
 
-def input_shape_of(model: str, processor: Any) -> tuple[int, ...] | None:
-    """One image's model input shape where the processor gives a fixed-size 4-D pixel batch
-    (what every runtime but eager torch takes), found on two small pictures of different
-    shapes; None where it gives anything else (patch sequences, token ids, a size that
-    follows the image's). A processor that fails on them would fail on every image, so that
-    is one ModelLoadError now, not an error record per image."""
-    from PIL import Image
-
-    shapes = set()
-    for size in ((64, 48), (48, 64)):
-        picture = Image.new("RGB", size, (127, 127, 127))
-        try:
-            inputs = model_inputs(processor(images=[picture], return_tensors="pt"))
-        except Exception as exc:
-            raise ModelLoadError(
-                f"the image processor of model {model!r} cannot prepare an RGB image: "
-                f"{first_line(exc)}"
-            ) from exc
-        if isinstance(inputs, ModelInputs):
-            return None
-        shapes.add(tuple(inputs.shape[1:]))
-    return shapes.pop() if len(shapes) == 1 else None
-
-
 def check_device_name(name: str) -> str:
     """Validate the spelling of a --device value (availability is checked when loading)."""
     if not _DEVICE_PATTERN.match(name):
@@ -373,24 +395,6 @@ def check_model_options(device: str, precision: str, exact: bool) -> None:
         raise UsageError(f"--exact computes in fp32; drop --precision {precision}")
 
 
-def fold_batchnorm(model: Any) -> int:
-    """Fold eval-mode BatchNorm into the convolution before it, where a module pairs them as
-    ``convolution`` then ``normalization`` (the ResNet family's conv layers and shortcuts).
-    Saves a pass over every activation; changes logits by float rounding only."""
-    import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = 0
-    for module in model.modules():
-        conv = getattr(module, "convolution", None)
-        norm = getattr(module, "normalization", None)
-        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
-            module.convolution = fuse_conv_bn_eval(conv, norm)
-            module.normalization = torch.nn.Identity()
-            folded += 1
-    return folded
-
-
 def _pil_image_type() -> type:
     from PIL import Image
 
@@ -405,172 +409,3 @@ def tune_backends(device: torch.device, exact: bool) -> None:
 
     if device.type == "cuda" and not exact:
         torch.backends.cudnn.benchmark = True
-
-
-def _load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
-    """(image processor, model) through transformers' Auto classes: cache first, then hub."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-    from transformers.utils import logging as transformers_logging
-
-    # Our stderr is for our progress and summary; transformers' "Loading weights" bar is noise.
-    transformers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-    local_only = offline or offline_mode()
-
-    def load(local_files_only: bool) -> tuple[Any, Any]:
-        kwargs: dict[str, Any] = {"revision": revision, "local_files_only": local_files_only}
-        return (
-            AutoImageProcessor.from_pretrained(model, **kwargs),
-            AutoModelForImageClassification.from_pretrained(model, **kwargs),
-        )
-
-    try:
-        # A cached copy loads without a single request: a fast start, and no waiting on a
-        # network that is down. Only a cache miss goes to the hub.
-        return load(local_files_only=True)
-    except Exception as exc:
-        if local_only or os.path.isdir(model):
-            raise ModelLoadError(explain_load_failure(model, revision, local_only, exc)) from exc
-    check_hub(model, revision)
-    try:
-        return load(local_files_only=False)
-    except Exception as exc:
-        raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
-
-
-def check_hub(model: str, revision: str | None) -> None:
-    """Ask the hub about the model once, without retries, so an unreachable hub or a wrong
-    name is one clear error in seconds instead of minutes of retried downloads."""
-    from huggingface_hub import HfApi
-
-    try:
-        HfApi().model_info(model, revision=revision, timeout=10)
-    except Exception as exc:
-        raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
-
-
-def resize_rule(processor: Any) -> ResizeRule | None:
-    """The processor's first resize, where it is one we can reproduce exactly; else None,
-    and images are decoded in full (always correct, only slower)."""
-    if not getattr(processor, "do_resize", False):
-        return None
-    size = getattr(processor, "size", None)
-    shortest = _size_field(size, "shortest_edge")
-    height, width = _size_field(size, "height"), _size_field(size, "width")
-    if "ConvNext" in type(processor).__name__ and shortest:
-        return ResizeRule.convnext(int(shortest), getattr(processor, "crop_pct", None) or 1.0)
-    if getattr(processor, "crop_pct", None) is not None:
-        return None  # other crop_pct conventions exist; not worth guessing
-    if shortest and not (height or width):
-        crop = getattr(processor, "crop_size", None)
-        crop_edge = max(_size_field(crop, "height") or 0, _size_field(crop, "width") or 0)
-        crops = bool(getattr(processor, "do_center_crop", False)) and 0 < crop_edge <= shortest
-        return ResizeRule(shortest_edge=int(shortest), crops=crops)
-    if height and width and not shortest:
-        return ResizeRule(size=(int(width), int(height)))
-    return None
-
-
-def _size_field(size: Any, key: str) -> Any:
-    # Processors keep size as a dict or, in transformers 5, a SizeDict dataclass.
-    if isinstance(size, dict):
-        return size.get(key)
-    return getattr(size, key, None)
-
-
-def explain_load_failure(
-    model: str, revision: str | None, offline: bool, exc: BaseException
-) -> str:
-    """One actionable line for why a model could not be loaded."""
-    names = {type(e).__name__ for e in exception_chain(exc)}
-    text = " ".join(str(e) for e in exception_chain(exc))
-    is_folder = os.path.isdir(model)
-    if is_folder:
-        if not os.path.isfile(os.path.join(model, "config.json")):
-            return (
-                f"model folder {model!r} has no config.json: point --model at a folder written "
-                "by save_pretrained(), or at a hub id"
-            )
-        if "preprocessor_config" in text or "image processor" in text.lower():
-            return (
-                f"model folder {model!r} has no usable preprocessor_config.json: save the image "
-                "processor there too (processor.save_pretrained(folder))"
-            )
-        if "Unrecognized" in text or "image classification" in text.lower():
-            return f"model folder {model!r} does not hold an image-classification model"
-        return (
-            f"could not load the model in folder {model!r} (weights missing or unreadable: "
-            f"expected model.safetensors or pytorch_model.bin): {first_line(exc)}"
-        )
-    if looks_like_path(model):
-        return f"model folder {model!r} does not exist: check the path, or pass a hub id"
-    if "RevisionNotFoundError" in names:
-        return f"revision {revision!r} does not exist for model {model!r}: check --revision"
-    if "RepositoryNotFoundError" in names or "GatedRepoError" in names:
-        return (
-            f"model {model!r} was not found on the Hugging Face hub, or it is private or gated: "
-            "check the name, or log in (hf auth login, or set HF_TOKEN)"
-        )
-    if offline or "LocalEntryNotFoundError" in names or "OfflineModeIsEnabled" in names:
-        return (
-            f"model {model!r} is not in the local cache and offline mode is on: run once with "
-            "network access, or pass --model PATH to a folder written by save_pretrained()"
-        )
-    if "Unrecognized" in text or "image classification" in text.lower():
-        return f"model {model!r} is not an image-classification model"
-    if any(
-        n in names for n in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ConnectError")
-    ):
-        return (
-            f"could not reach the Hugging Face hub to download model {model!r}: check the "
-            "network, or pass --model PATH to a local copy (and --offline)"
-        )
-    return f"could not load model {model!r}: {first_line(exc)}"
-
-
-class ModelInputs:
-    """What a processor gives that is not a plain image batch (siglip2's patch sequences with
-    their mask and shapes, imagegpt's colour-cluster ids): every tensor the model takes, split
-    and stacked along the batch together. Never channels_last, and no runtime swap: those are
-    for 4-D image batches."""
-
-    def __init__(self, tensors: dict[str, Any]):
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, index: int | slice) -> ModelInputs:
-        return ModelInputs({name: value[index] for name, value in self.tensors.items()})
-
-    @property
-    def shape(self) -> tuple[Any, ...]:
-        """A key that is equal only for inputs that stack into one batch."""
-        return tuple((name, *value.shape) for name, value in self.tensors.items())
-
-    @classmethod
-    def stacked(cls, rows: Sequence[ModelInputs]) -> ModelInputs:
-        import torch
-
-        return cls(
-            {name: torch.stack([row.tensors[name] for row in rows]) for name in rows[0].tensors}
-        )
-
-    def to(self, device: Any, dtype: Any = None) -> ModelInputs:
-        moved = {}
-        for name, value in self.tensors.items():
-            floating = dtype is not None and value.is_floating_point()
-            moved[name] = value.to(device, dtype) if floating else value.to(device)
-        return ModelInputs(moved)
-
-
-def model_inputs(processed: Any) -> Any:
-    """A processor's output as the model takes it: the pixel tensor where that is all there
-    is and it is a 4-D image batch (every fast path's input), else ``ModelInputs``."""
-    tensors = {name: value for name, value in dict(processed).items() if hasattr(value, "shape")}
-    pixels = tensors.get("pixel_values")
-    if len(tensors) == 1 and pixels is not None and len(pixels.shape) == 4:
-        return pixels
-    if not tensors:
-        raise ValueError("the image processor gave no tensors")
-    return ModelInputs(tensors)

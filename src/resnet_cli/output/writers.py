@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import io
@@ -13,7 +12,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from .results import REVIEW_MARGIN, REVIEW_SCORE, Prediction, Record, needs_review, top_margin
+from ..results import REVIEW_MARGIN, REVIEW_SCORE, Prediction, Record, needs_review, top_margin
+from ..text import printable
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
@@ -115,12 +115,6 @@ def csv_rows(record: Record, category: bool = False) -> Iterator[tuple[Any, ...]
         if category:
             extra = (p.category or "",)
         yield (record.input, p.rank, p.label, round_score(p.score), p.class_id, "", *extra)
-
-
-def printable(text: str) -> str:
-    """Text safe to show on a terminal: undecodable bytes as \\xNN, control characters escaped."""
-    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in raw)
 
 
 class Writer(Protocol):
@@ -562,22 +556,6 @@ def complete_records(text: str, fmt: str, strict: bool = False) -> list[Record]:
 
 def _is_record(line: str) -> bool:
     return not line.strip() or bool(json_line_records(line + "\n")[1])
-
-
-@contextlib.contextmanager
-def replaced_atomically(path: str | os.PathLike[str]) -> Iterator[str]:
-    """A temporary name beside ``path`` to write the new file to; when the block ends well it
-    replaces ``path`` in one step, and in any case no temporary file is left behind. The
-    name is per process, so two processes writing the same file do not write into each
-    other's."""
-    folder, name = os.path.split(os.fspath(path))
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
 
 
 def csv_has_category(path: str) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DatasetLoadError, UsageError, exception_chain, first_line
+from ..errors import DatasetLoadError, UsageError, exception_chain, first_line
 from .sources import Source, is_url, looks_like_path, offline_mode
 
 # The project's demo: the dataset the seed example classifies.

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import UsageError
-from .results import Record, needs_review
+from ..errors import UsageError
+from ..results import Record, needs_review
 
 MODES = ("link", "symlink", "copy", "move")
 BY = ("category", "label")

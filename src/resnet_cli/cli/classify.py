@@ -1,60 +1,53 @@
-"""The ``resnet-classify`` command: parse, call the library, render, map errors to exit codes."""
+"""The main command, ``resnet-classify INPUTS...``: parse the options, check them, claim the
+output, classify with the local engine or on Ray, write the records and the summary."""
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import io
 import itertools
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import __version__, organize
-from .dataset_source import DEMO_DATASET
-from .decode import DEFAULT_MAX_PIXELS
-from .errors import (
-    ClusterError,
-    DatasetLoadError,
-    DeviceError,
-    ModelLoadError,
-    OutputWriteError,
-    ResnetCliError,
-    UsageError,
+from .. import __version__
+from ..errors import DatasetLoadError, OutputWriteError, UsageError
+from ..inputs.datasets import DEMO_DATASET
+from ..inputs.decode import DEFAULT_MAX_PIXELS
+from ..output import organize
+from ..output.writers import format_for_path
+from ..results import Record
+from ._console import (
+    Format,
+    _close_output,
+    _open_output,
+    _progress_bar,
+    _resolve_format,
+    _show_version,
+    _status,
+    _summary,
+    create_app,
+    say,
 )
-from .results import Record
-from .writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
+from ._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Command
+from .report import check_report_path, write_report_file
 
 if TYPE_CHECKING:
-    from .organize import Organizer
-    from .output_file import ClaimedOutput
-    from .report import ReportSummary
+    from ..output.files import ClaimedOutput
+    from ..output.organize import Organizer
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_WRITE = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for cat or grep cut off by head
 # Signals that stop a run as Ctrl-C does: finished records written, summary, exit 130.
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 
-# Exception type -> exit code; the first match wins, so subclasses come first.
-EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
-    (UsageError, EXIT_USAGE),
-    (ModelLoadError, EXIT_MODEL),
-    (DatasetLoadError, EXIT_MODEL),
-    (DeviceError, EXIT_MODEL),
-    (ClusterError, EXIT_MODEL),
-    (OutputWriteError, EXIT_WRITE),
-    (ResnetCliError, EXIT_FAILED),
-)
 
 EPILOG = """\
 **Examples**
@@ -76,7 +69,7 @@ EPILOG = """\
 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
 4 the records could not be written (disk full), 130 interrupted, 141 output pipe closed.
 
-**--engine ray** writes a folder of shards; `python -m resnet_cli.ray_engine merge DIR -o FILE`
+**--engine ray** writes a folder of shards; `resnet-classify merge DIR -o FILE`
 makes one file of them, in input order.
 """
 
@@ -98,38 +91,10 @@ class Engine(str, enum.Enum):
     ray = "ray"
 
 
-class Format(str, enum.Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-    parquet = "parquet"
-
-
-assert tuple(f.value for f in Format) == FORMATS
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        typer.echo(f"resnet-classify {__version__}")
-        raise typer.Exit()
-
-
-def create_app() -> typer.Typer:
-    """A Typer app with this command's settings (shared by the main command, ``report`` and
-    the Ray engine's ``merge``)."""
-    return typer.Typer(
-        add_completion=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        pretty_exceptions_enable=False,
-        rich_markup_mode="markdown",
-    )
-
-
 app = create_app()
 
 
-@app.command(epilog=EPILOG)
+@app.command(cls=Command, epilog=EPILOG)
 def classify_command(
     inputs: Annotated[
         list[str] | None,
@@ -393,44 +358,7 @@ def classify_command(
         organize_mode=organize_mode.value if organize_mode else None,
         dry_run=dry_run,
     )
-    raise typer.Exit(run_reporting_errors(lambda: run(inputs or [], options)))
-
-
-def run_reporting_errors(work: Callable[[], int]) -> int:
-    """Run a command's work; a known error becomes one ``Error:`` line and its exit code."""
-    try:
-        return work()
-    except ResnetCliError as exc:
-        return report_error(exc)
-    except BrokenPipeError:
-        raise PipeClosed from None  # the reader went away (| head): main stops quietly
-    except Exception as exc:
-        if os.environ.get("RESNET_CLI_DEBUG") == "1":
-            raise
-        print_error(f"unexpected failure: {exc} (rerun with RESNET_CLI_DEBUG=1 for a traceback)")
-        return EXIT_FAILED
-
-
-class PipeClosed(Exception):
-    """Standard output's reader went away. Not an OSError, which click would turn into
-    exit 1."""
-
-
-def print_error(message: str) -> None:
-    """One ``Error:`` line; names in it cannot move the cursor or ring the terminal."""
-    from .writers import printable
-
-    print(f"Error: {printable(message)}", file=sys.stderr, flush=True)
-
-
-def report_error(exc: ResnetCliError) -> int:
-    """Print a known error as one line and return its exit code."""
-    if os.environ.get("RESNET_CLI_DEBUG") == "1":
-        import traceback
-
-        traceback.print_exception(exc)
-    print_error(str(exc))
-    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
+    raise typer.Exit(run(inputs or [], options))
 
 
 @dataclass(frozen=True)
@@ -483,7 +411,7 @@ class Options:
 
 def run(inputs: list[str], options: Options) -> int:
     """The command's work, with every user-visible failure raised as a ResnetCliError."""
-    from .model import check_model_options
+    from ..runtimes.classifier import check_model_options
 
     o = options
     if o.offline:
@@ -502,7 +430,7 @@ def run(inputs: list[str], options: Options) -> int:
             raise UsageError("--report and --output name the same file: choose two names")
         # --resume regenerates the report of the run it continues.
         check_report_path(o.report, replace=o.overwrite or o.resume)
-    from .organize import create_organizer
+    from ..output.organize import create_organizer
 
     organizer = create_organizer(
         None if o.organize is None else str(o.organize),
@@ -539,8 +467,8 @@ def classify_to(
     o: Options,
 ) -> int:
     """``run`` once the output is claimed (None: stdout): classify and write the records."""
-    from .output_file import DoneInputs, check_not_an_input
-    from .sources import Source, collect_inputs, require_an_image
+    from ..inputs.sources import Source, collect_inputs, require_an_image
+    from ..output.files import DoneInputs, check_not_an_input
 
     output = o.output
     done = claimed.done if claimed is not None else DoneInputs()
@@ -570,7 +498,7 @@ def classify_to(
             total = None
         sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
     if done and organizer is not None:  # --resume: first whatever the earlier run left
-        from .writers import recover_records
+        from ..output.writers import recover_records
 
         assert claimed is not None
         organizer.report(organizer.place(recover_records(claimed.target, fmt)))
@@ -582,8 +510,8 @@ def classify_to(
             assert claimed is not None  # only a resumed file has inputs done
             claimed.finish()
             if o.report is not None:
-                from .report import ReportSummary
-                from .writers import recover_records
+                from ..output.report import ReportSummary
+                from ..output.writers import recover_records
 
                 records = recover_records(claimed.target, fmt)
                 summary = ReportSummary(model=o.model)
@@ -594,8 +522,8 @@ def classify_to(
     sources = _prepend(next(sources), sources)  # raises NoInputsError before the model loads
 
     progress = None if o.quiet else _status(f"Loading {o.model} ...")
-    from .engine import classify_batches
-    from .model import load_classifier
+    from ..pipeline.local import classify_batches
+    from ..runtimes.classifier import load_classifier
 
     try:
         classifier = load_classifier(o.model, images=total, **o.model_options())
@@ -603,8 +531,8 @@ def classify_to(
         if progress is not None:
             progress.stop()
     size = o.batch_size or classifier.plan.batch_size
-    from .categories import resolve_categories
-    from .writers import create_writer, csv_has_category
+    from ..categories import resolve_categories
+    from ..output.writers import create_writer, csv_has_category
 
     with_category = resolve_categories(classifier.labels, o.category, o.model)
     if organizer is not None:
@@ -670,10 +598,10 @@ def classify_to(
             claimed.finish()
     elapsed = time.perf_counter() - started
     if o.report is not None:
-        from .report import ReportSummary
+        from ..output.report import ReportSummary
 
         if append and claimed is not None:  # --resume: the whole file, earlier runs included
-            from .writers import recover_records
+            from ..output.writers import recover_records
 
             finished = recover_records(claimed.target, fmt)
         summary = ReportSummary(
@@ -717,8 +645,8 @@ def _dataset_name(inputs: list[str], o: Options) -> str | None:
 
 def _open_dataset(name: str, o: Options) -> Any:
     """Open the dataset's split; for the demo, a failure says what the demo needs."""
-    from .dataset_source import open_dataset
-    from .sources import offline_mode
+    from ..inputs.datasets import open_dataset
+    from ..inputs.sources import offline_mode
 
     try:
         return open_dataset(name, split=o.split, image_column=o.image_column, streaming=o.streaming)
@@ -734,68 +662,6 @@ def _open_dataset(name: str, o: Options) -> Any:
             f"--demo needs the {DEMO_DATASET} dataset and the {o.model} model from the Hugging "
             f"Face hub, but {reason}: run it once with network access"
         ) from exc
-
-
-def check_report_path(path: Path, replace: bool) -> None:
-    """Refuse a report path that cannot be written, before any work is done."""
-    if path.is_dir():
-        raise UsageError(f"report {str(path)!r} is a folder: name a file such as report.html")
-    if path.exists() and not replace:
-        raise UsageError(
-            f"report file {str(path)!r} exists: pass --overwrite to replace it, or choose "
-            "another name"
-        )
-    parent = path.parent
-    if not parent.is_dir():
-        raise UsageError(
-            f"cannot write report {str(path)!r}: folder {str(parent)!r} does not exist"
-        )
-
-
-def write_report_file(
-    records: Sequence[Record],
-    path: Path,
-    summary: ReportSummary,
-    quiet: bool,
-    folders: Sequence[str] = ("",),
-    dataset: Any = None,
-) -> None:
-    """Write the HTML report; say where on stderr unless ``quiet``. Thumbnails come from local
-    files, and from the rows of ``dataset`` (a DatasetInput) when there is one."""
-    from .report import local_thumbnail, thumbnail_jpeg, write_report
-
-    def thumbnail(record: Record) -> bytes | None:
-        found = local_thumbnail(record, folders)
-        if found is None and dataset is not None:
-            data = dataset.row_image(record.input)
-            found = thumbnail_jpeg(data) if data else None
-        return found
-
-    try:
-        size = write_report(records, path, summary=summary, thumbnail=thumbnail)
-    except OSError as exc:
-        raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
-    if not quiet:
-        failed = sum(not r.ok for r in records)
-        say(
-            f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
-            f"{failed} failed ({size / 1e6:.1f} MB)"
-        )
-
-
-def _resolve_format(
-    output_format: str | None, output: Path | None, table_by_default: bool = False
-) -> str:
-    """--format, else the output file's extension, else table on a terminal (or for the demo)
-    and jsonl otherwise."""
-    fmt = output_format or (
-        (format_for_path(str(output)) or "jsonl")
-        if output
-        else ("table" if table_by_default or _isatty(sys.stdout) else "jsonl")
-    )
-    if fmt in FILE_ONLY_FORMATS and output is None:
-        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
-    return fmt
 
 
 def _prepend(first: Any, rest: Any) -> Any:
@@ -848,13 +714,6 @@ def _interrupts_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 def _check_output_flags(o: Options) -> None:
     what = "DIR" if o.engine == "ray" else "FILE"
     if o.resume and o.output is None:
@@ -868,7 +727,8 @@ def _check_output_flags(o: Options) -> None:
 def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
     """``run`` for --engine ray: the same inputs (files, then the dataset's rows), classified
     on a Ray cluster into a folder."""
-    from .ray_engine import (
+    from ..inputs.sources import Source, collect_inputs, require_an_image
+    from ..pipeline.ray_job import (
         NEEDS_RAY,
         RAY_FORMATS,
         classify_on_ray,
@@ -876,7 +736,6 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
         prepare_output_folder,
         ray_available,
     )
-    from .sources import Source, collect_inputs, require_an_image
 
     if not ray_available():
         raise UsageError(NEEDS_RAY)
@@ -892,7 +751,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
     if fmt not in RAY_FORMATS:
         raise UsageError(
             f"--engine ray writes {' or '.join(RAY_FORMATS)} shards, not {fmt}: pick one "
-            "(python -m resnet_cli.ray_engine merge DIR -o FILE makes one file of any format)"
+            "(resnet-classify merge DIR -o FILE makes one file of any format)"
         )
     done = prepare_output_folder(folder, resume=o.resume, overwrite=o.overwrite)
     stdin = sys.stdin.buffer if "-" in inputs and sys.stdin is not None else None
@@ -926,8 +785,8 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
     finally:
         _handle_stop_signals(previous_stop)
     if o.report is not None:
-        from .ray_engine import read_ray_output
-        from .report import ReportSummary
+        from ..output.report import ReportSummary
+        from ..pipeline.ray_job import read_ray_output
 
         summary = ReportSummary(
             model=o.model, device="ray", elapsed=result.seconds, interrupted=result.interrupted
@@ -947,7 +806,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
     """Check --output against --resume/--overwrite and take it (None: stdout)."""
     if o.output is None:
         return None
-    from .output_file import claim_output
+    from ..output.files import claim_output
 
     return claim_output(
         o.output_name or str(o.output),
@@ -961,7 +820,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
 
 def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
     """What made a results file, for the metadata file beside it."""
-    from .output_file import model_key, resolved_revision
+    from ..output.files import model_key, resolved_revision
 
     return {
         "version": __version__,
@@ -976,357 +835,3 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "cwd": os.getcwd(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def say(message: str) -> None:
-    """A line for the user on stderr, names in it made safe for the terminal."""
-    from .writers import printable
-
-    print(printable(message), file=sys.stderr, flush=True)
-
-
-def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bool]:
-    """The text stream records go to: the output file (new, or appended with --resume) or
-    stdout."""
-    if output is None:
-        # Our own wrapper so CSV line endings pass through untouched and file names that are
-        # not UTF-8 come out as the bytes they were.
-        stream = io.TextIOWrapper(
-            sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline=""
-        )
-        return stream, False
-    try:
-        mode = "a" if append else "x"
-        return open(output, mode, encoding="utf-8", errors="surrogateescape", newline=""), True
-    except FileExistsError:
-        raise UsageError(
-            f"output file {str(output)!r} exists: pass --resume or --overwrite"
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
-
-
-def _close_output(stream: IO[str], opened: bool) -> None:
-    if opened:
-        stream.close()
-    else:
-        stream.flush()
-        stream.detach()  # type: ignore[attr-defined]  # leave sys.stdout open
-
-
-def _status(message: str) -> Any:
-    """A spinner on stderr while the model loads, only when stderr is a terminal."""
-    if not _isatty(sys.stderr):
-        return None
-    from rich.console import Console
-
-    status = Console(stderr=True).status(message)
-    status.start()
-    return status
-
-
-class _Bar:
-    def __init__(self, total: int | None):
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.progress = Progress(console=Console(stderr=True), transient=True)
-        self.task = self.progress.add_task("Classifying", total=total)
-        self.progress.start()
-
-    def advance(self, n: int) -> None:
-        self.progress.advance(self.task, n)
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-
-def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | None:
-    """A progress bar on stderr when it is a terminal and there is more than one batch."""
-    if quiet or not _isatty(sys.stderr) or (total is not None and total <= batch_size):
-        return None
-    return _Bar(total)
-
-
-def _summary(
-    images: int,
-    failed: int,
-    elapsed: float,
-    where: str,
-    interrupted: bool,
-    report: Path | None = None,
-) -> None:
-    rate = images / elapsed if elapsed > 0 else 0.0
-    state = "interrupted after" if interrupted else "classified"
-    written = f"; report written to {report}" if report is not None else ""
-    say(
-        f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {where}){written}"
-    )
-
-
-REPORT_EPILOG = """\
-**Examples**
-
-    resnet-classify report labels.jsonl -o report.html
-    resnet-classify report part1.csv part2.csv -o report.html --title "Holiday photos"
-
-Relative image paths are looked up from the current folder, then from the results file's
-folder. To classify a file or folder that is literally named `report`, write `./report`.
-"""
-
-report_app = create_app()
-
-
-@report_app.command(epilog=REPORT_EPILOG)
-def report_command(
-    results: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Results files written by resnet-classify: .jsonl, .json, .csv or .parquet "
-            "(another extension is read as jsonl).",
-            metavar="RESULTS",
-            show_default=False,
-        ),
-    ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
-    ],
-    title: Annotated[
-        str | None,
-        typer.Option(help="The page's title. \\[default: from the results file names]"),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="The model that made the results, for the summary."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing report file.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No line on stderr saying what was written.")
-    ] = False,
-) -> None:
-    """Write an HTML contact sheet of earlier results: a thumbnail card per image, grouped by
-    top-1 label, the doubtful ones first, failures with their error.
-
-    One self-contained file: open it in any browser, no network needed.
-    """
-    raise typer.Exit(
-        run_reporting_errors(lambda: make_report(results, output, title, model, overwrite, quiet))
-    )
-
-
-def make_report(
-    results: list[Path],
-    output: Path,
-    title: str | None,
-    model: str | None,
-    overwrite: bool,
-    quiet: bool,
-) -> int:
-    """The ``report`` subcommand's work: read the results files, write the report."""
-    from .report import ReportSummary
-    from .writers import read_results_file
-
-    check_report_path(output, replace=overwrite)
-    records: list[Record] = []
-    for path in results:
-        if output.resolve() == path.resolve():
-            raise UsageError(f"{str(path)!r} is both a results file and the report: pick -o")
-        try:
-            records.extend(read_results_file(str(path)))
-        except FileNotFoundError:
-            raise UsageError(f"results file {str(path)!r} does not exist") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(
-                f"{str(path)!r} is not a resnet-classify results file ({exc})"
-            ) from None
-    names = ", ".join(path.name for path in results)
-    summary = ReportSummary(
-        title=title or f"resnet-classify report: {names}",
-        model=model,
-        sources=tuple(str(path) for path in results),
-    )
-    # Relative image paths are relative to where the run was; try here, then beside the results.
-    folders = ("", *dict.fromkeys(str(path.parent) for path in results))
-    write_report_file(records, output, summary, quiet, folders)
-    return EXIT_OK
-
-
-env_app = create_app()
-
-
-class EnvFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-
-
-@env_app.command(
-    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json"
-)
-def env_command(
-    model: Annotated[
-        str,
-        typer.Option("--model", "-m", help="The model to plan a run of: hub id or folder."),
-    ] = "microsoft/resnet-50",
-    revision: Annotated[
-        str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
-    ] = None,
-    device: Annotated[
-        str, typer.Option("--device", "-d", help="As for classifying: auto, cpu, cuda, mps.")
-    ] = "auto",
-    precision: Annotated[
-        str, typer.Option("--precision", "-p", help="As for classifying: auto, fp32, bf16, fp16.")
-    ] = "auto",
-    exact: Annotated[bool, typer.Option("--exact", help="Plan an --exact run.")] = False,
-    output_format: Annotated[
-        EnvFormat, typer.Option("--format", "-f", help="text for people, json for scripts.")
-    ] = EnvFormat.text,
-) -> None:
-    """Print what a bug report needs: versions, the machine as resnet-classify sees it, and
-    how a run of --model would compute (device, precision, runtime, batch size) and why.
-    Nothing is downloaded."""
-
-    def show() -> int:
-        import json
-
-        from .environment import describe, format_text
-        from .model import check_model_options
-
-        check_model_options(device, precision, exact)
-        facts = describe(model, revision, device, precision, exact)
-        if output_format == EnvFormat.json:
-            print(json.dumps(facts, indent=2))
-        else:
-            print(format_text(facts))
-        return EXIT_OK
-
-    raise typer.Exit(run_reporting_errors(show))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: usage errors become one ``Error:`` line and exit code 2.
-
-    ``resnet-classify report ...`` and ``resnet-classify env ...`` run those subcommands (a
-    file named ``report`` or ``env`` is classified as ``./report``); everything else classifies (the
-    main command takes its inputs as positional arguments, so it cannot have Typer subcommands).
-    """
-    args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["report"]:
-        _main(report_app, "resnet-classify report", args[1:])
-    elif args[:1] == ["env"]:
-        _main(env_app, "resnet-classify env", args[1:])
-    else:
-        _main(app, "resnet-classify", args)
-
-
-merge_app = create_app()
-
-
-@merge_app.callback()
-def merge_group() -> None:
-    """Work with the results folder that ``resnet-classify --engine ray -o DIR`` writes."""
-
-
-@merge_app.command(
-    "merge", epilog="    python -m resnet_cli.ray_engine merge results/ -o labels.csv"
-)
-def merge_command(
-    folder: Annotated[
-        Path, typer.Argument(help="A folder written by --engine ray.", show_default=False)
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write the records to this file (never overwritten)."),
-    ] = None,
-    output_format: Annotated[
-        Format | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="Output format. \\[default: from the --output extension, else jsonl; table on "
-            "a terminal]",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Merge the record shards of a --engine ray run into one file, in input order."""
-    fmt = output_format.value if output_format else None
-    raise typer.Exit(run_reporting_errors(lambda: merge(folder, output, fmt)))
-
-
-def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
-    """``merge_command``'s work: every record of a results folder, in input order, written
-    in one format."""
-    from .ray_engine import read_ray_output
-    from .writers import create_writer
-
-    fmt = _resolve_format(output_format, output)
-    records = read_ray_output(folder)
-    stream, opened = _open_output(output)
-    writer = create_writer(fmt, stream)
-    try:
-        writer.write(records)
-    finally:
-        writer.close()
-        _close_output(stream, opened)
-    return EXIT_OK
-
-
-def _stdout_was_closed() -> bool:
-    """Whether a library has already silenced standard output after a closed pipe."""
-    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
-        return True
-    try:
-        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _silence_stdout() -> None:
-    """Point standard output at /dev/null, so that flushing it at exit cannot fail again."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
-        os.close(devnull)
-
-
-def merge_main(argv: list[str] | None = None) -> None:
-    """``python -m resnet_cli.ray_engine``: the merge command."""
-    _main(merge_app, "python -m resnet_cli.ray_engine", argv)
-
-
-def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
-    command = typer.main.get_command(typer_app)
-    # Typer vendors click; its ClickException is the base of typer.BadParameter.
-    click_exception: type[Exception] = next(
-        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
-    )
-    try:
-        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
-    except PipeClosed:
-        code = EXIT_BROKEN_PIPE
-    except SystemExit as exc:
-        # Rich's and click's own answer to a closed pipe (the --help text): stdout pointed at
-        # /dev/null, or wrapped to stay quiet, and exit 1. Our commands never raise it.
-        if exc.code != 1 or not _stdout_was_closed():
-            raise
-        code = EXIT_BROKEN_PIPE
-    except click_exception as exc:
-        print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
-        code = getattr(exc, "exit_code", EXIT_USAGE)
-    except typer.Abort:
-        code = EXIT_INTERRUPTED
-    if code in (EXIT_BROKEN_PIPE, EXIT_WRITE):
-        _silence_stdout()  # what is left in its buffer could not be written either
-    if code in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE):
-        # Every finished record is written and the summary printed; a decode worker stuck in
-        # a blocking read must not keep the process alive, so skip the interpreter's join.
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import ImageError
+from ..errors import ImageError
 
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 AVIF_EXTENSIONS = frozenset({".avif"})

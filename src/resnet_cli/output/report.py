@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .results import REVIEW_MARGIN, REVIEW_SCORE, Record, needs_review
-from .sources import is_url
-from .writers import common_folder, printable, replaced_atomically
+from ..atomic import replaced_atomically
+from ..inputs.sources import is_url
+from ..results import REVIEW_MARGIN, REVIEW_SCORE, Record, needs_review
+from ..text import printable
+from .writers import common_folder
 
 THUMBNAIL_EDGE = 160  # longest side, in pixels
 THUMBNAIL_QUALITY = 70  # JPEG quality: about 5 kB for a 160-pixel photo
@@ -60,8 +62,8 @@ def thumbnail_jpeg(image_file: str | bytes, edge: int = THUMBNAIL_EDGE) -> bytes
     ``edge``), or None if it cannot be made."""
     from PIL import Image, JpegImagePlugin
 
-    from .decode import to_rgb, upright
-    from .photo_formats import open_image
+    from ..inputs.decode import to_rgb, upright
+    from ..inputs.photo_formats import open_image
 
     try:
         if isinstance(image_file, bytes):

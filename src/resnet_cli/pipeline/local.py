@@ -8,7 +8,6 @@ Records come out in input order, a batch at a time.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 from collections import deque
@@ -17,16 +16,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .categories import categories_for
-from .decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, ResizeRule, decode_image, read_file
-from .errors import ImageError
-from .results import Prediction, Record
-from .sources import Source
+from ..categories import categories_for
+from ..errors import ImageError
+from ..inputs.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, ResizeRule, decode_image, read_file
+from ..inputs.sources import Source
+from ..results import Prediction, Record
+from ..runtimes.device_io import (
+    apply_orientation,
+    decode_on_device,
+    predict_splitting_on_oom,
+    to_host,
+)
 
 if TYPE_CHECKING:
-    import torch
-
-    from .model import Classifier
+    from ..runtimes.classifier import Classifier
 
 
 @dataclass
@@ -53,7 +56,7 @@ class LaunchedBatch:
 
     def __init__(self, slots: list[Slot], groups: list[tuple[list[int], Any, Any]]):
         self.slots = slots
-        self.groups = [(indices, *_to_host(scores, ids)) for indices, scores, ids in groups]
+        self.groups = [(indices, *to_host(scores, ids)) for indices, scores, ids in groups]
 
     def records(self, labels: list[str], categories: Sequence[str] | None = None) -> list[Record]:
         fetched: dict[int, tuple[list[float], list[int]]] = {}
@@ -82,21 +85,6 @@ class LaunchedBatch:
                 ]
             out.append(Record(input=slot.name, predictions=tuple(predictions)))
         return out
-
-
-def _to_host(scores: Any, ids: Any) -> tuple[Any, Any, Any]:
-    """(scores, ids, event): on the host, or on their way there from a CUDA device, with the
-    event that marks the copy done (None when there is nothing to wait for)."""
-    if not getattr(scores, "is_cuda", False):  # NumPy arrays, CPU tensors
-        return scores, ids, None
-    import torch
-
-    # Device-to-host copies with non_blocking land in pinned memory, readable once the
-    # event recorded after them has passed.
-    scores, ids = scores.to("cpu", non_blocking=True), ids.to("cpu", non_blocking=True)
-    event = torch.cuda.Event()
-    event.record()
-    return scores, ids, event
 
 
 def classify_batches(
@@ -249,7 +237,7 @@ def _read(source: Source) -> bytes:
     if source.data is not None:
         return source.data
     if source.url is not None:
-        from .fetch import fetch_url
+        from ..inputs.fetch import fetch_url
 
         return fetch_url(source.url)
     return read_file(str(source.path))
@@ -277,62 +265,16 @@ def _device_decodable(data: bytes, max_pixels: int | None) -> int | None:
         return None
 
 
-def apply_orientation(image: torch.Tensor, orientation: int) -> torch.Tensor:
-    """Turn a CHW image tensor upright by its EXIF orientation (as PIL's exif_transpose does).
-
-    nvJPEG ignores EXIF, so GPU-decoded images are turned here, on the device.
-    """
-    import torch
-
-    if orientation == 2:
-        return image.flip(-1)
-    if orientation == 3:
-        return image.flip(-2, -1)
-    if orientation == 4:
-        return image.flip(-2)
-    if orientation == 5:
-        return image.transpose(-2, -1)
-    if orientation == 6:
-        return torch.rot90(image, -1, dims=(-2, -1))
-    if orientation == 7:
-        return image.transpose(-2, -1).flip(-2, -1)
-    if orientation == 8:
-        return torch.rot90(image, 1, dims=(-2, -1))
-    return image
-
-
 def _decode_on_device(classifier: Classifier, slots: list[Slot], indices: list[int]) -> None:
-    """Decode the slots' JPEGs as one batch on the device (preprocessing then stays there).
-
-    A batch the decoder rejects is retried image by image; an image it still rejects is
-    decoded on the CPU, and only an image no decoder can read becomes an error.
-    """
-    import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    def decode(items: list[int]) -> list[Any]:
-        encoded = [
-            torch.frombuffer(bytearray(slots[i].jpeg or b""), dtype=torch.uint8) for i in items
-        ]
-        return list(
-            decode_jpeg(
-                encoded,
-                mode=ImageReadMode.RGB,
-                device=classifier.device,
-            )
-        )
-
-    decoded: dict[int, Any] = {}
-    try:
-        decoded = dict(zip(indices, decode(indices), strict=True))
-    except Exception:
-        for i in indices:
-            with contextlib.suppress(Exception):
-                decoded[i] = decode([i])[0]
-    for i in indices:
-        jpeg, slots[i].jpeg = slots[i].jpeg or b"", None
-        if i in decoded:
-            slots[i].image = apply_orientation(decoded[i], slots[i].orientation)
+    """Decode the slots' JPEGs as one batch on the device (preprocessing then stays there);
+    an image the device decoder rejects is decoded on the CPU, and only an image no decoder
+    can read becomes an error."""
+    jpegs = [slots[i].jpeg or b"" for i in indices]
+    decoded = decode_on_device(classifier.device, jpegs)
+    for i, jpeg, image in zip(indices, jpegs, decoded, strict=True):
+        slots[i].jpeg = None
+        if image is not None:
+            slots[i].image = apply_orientation(image, slots[i].orientation)
             continue
         try:
             slots[i].image = decode_image(jpeg, resize=classifier.resize)
@@ -389,38 +331,3 @@ def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> Launc
     for slot in slots:
         slot.pixels = None  # the batch's memory can go as soon as the model has it
     return LaunchedBatch(slots, results)
-
-
-def predict_splitting_on_oom(
-    classifier: Classifier, batch: torch.Tensor, top_k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the model; if the device runs out of memory, halve the batch and retry the halves."""
-    try:
-        return classifier.predict(batch, top_k)
-    except Exception as exc:
-        if not _is_out_of_memory(exc) or len(batch) == 1:
-            raise
-    if classifier.device.type == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()
-    half = len(batch) // 2
-    first = predict_splitting_on_oom(classifier, batch[:half], top_k)
-    second = predict_splitting_on_oom(classifier, batch[half:], top_k)
-    return _concatenate(first[0], second[0]), _concatenate(first[1], second[1])
-
-
-def _concatenate(first: Any, second: Any) -> Any:
-    """Two halves' results, joined: NumPy arrays (ONNX Runtime) or torch tensors."""
-    import numpy as np
-
-    if isinstance(first, np.ndarray):
-        return np.concatenate([first, second])
-    import torch
-
-    return torch.cat([first, second])
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    # torch.OutOfMemoryError by name: the ONNX Runtime path runs without importing torch.
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError
+from ..errors import ImageError
 from .photo_formats import open_image
 from .sources import file_kind
 

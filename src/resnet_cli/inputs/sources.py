@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from .errors import NoInputsError, UsageError
+from ..errors import NoInputsError, UsageError
 from .photo_formats import AVIF_EXTENSIONS, HEIF_EXTENSIONS, RAW_EXTENSIONS
 
 # Extensions a folder or glob contributes. A file named explicitly is always tried, whatever

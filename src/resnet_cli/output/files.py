@@ -27,9 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .errors import OutputExistsError, OutputWriteError, UsageError
-from .results import Record
-from .sources import Source, file_kind, is_url, looks_like_path
+from ..errors import OutputExistsError, OutputWriteError, UsageError
+from ..inputs.sources import Source, file_kind, is_url, looks_like_path
+from ..results import Record
 from .writers import (
     CSV_HEADER_WITH_CATEGORY,
     RESUMABLE_FORMATS,

@@ -1,0 +1,103 @@
+"""The ``resnet-classify`` command line: one module per command, joined here.
+
+``main()`` picks the command from the first argument and turns what ends it into an exit
+code: the commands only raise, and ``_errors.Command``, the class of every command, is the one
+place a ``ResnetCliError`` becomes an ``Error:`` line and the contract's code. Nothing in
+``cli/`` imports torch: the commands call into ``pipeline/`` and ``runtimes/``, which import it
+when work starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import typer
+
+from ._console import _silence_stdout, _stdout_was_closed
+from ._errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_WRITE,
+    PipeClosed,
+    print_error,
+)
+
+# The first argument that names a command; anything else is the main command's input.
+# (The main command takes its inputs as positional arguments, so it cannot have Typer
+# subcommands: a file named like a command is classified as ./report.)
+COMMANDS = ("report", "env", "merge")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: ``resnet-classify [report|env|merge] ...``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    name = args[0] if args[:1] and args[0] in COMMANDS else None
+    _main(_app(name), "resnet-classify" + (f" {name}" if name else ""), args[1:] if name else args)
+
+
+def merge_main(argv: list[str] | None = None) -> None:
+    """``python -m resnet_cli.ray_engine merge ...``, the old name of ``resnet-classify merge``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    _main(
+        _app("merge"),
+        "python -m resnet_cli.ray_engine merge",
+        args[1:] if args[:1] == ["merge"] else args,
+    )
+
+
+def _app(name: str | None) -> typer.Typer:
+    """The Typer app of a command (None: classify), imported only when it runs."""
+    if name == "report":
+        from .report import report_app
+
+        return report_app
+    if name == "env":
+        from .env import env_app
+
+        return env_app
+    if name == "merge":
+        from .merge import merge_app
+
+        return merge_app
+    from .classify import app
+
+    return app
+
+
+def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
+    """Run one command's app; the one place its errors become a line and an exit code."""
+    command = typer.main.get_command(typer_app)
+    # Typer vendors click; its ClickException is the base of typer.BadParameter.
+    click_exception: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+    )
+    try:
+        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except PipeClosed:
+        code = EXIT_BROKEN_PIPE
+    except SystemExit as exc:
+        # Click's and rich's answer to a closed pipe (a BrokenPipeError in a command, or in the
+        # --help text): stdout pointed at /dev/null, or wrapped to stay quiet, and exit 1.
+        # Our commands never raise it.
+        if exc.code != 1 or not _stdout_was_closed():
+            raise
+        code = EXIT_BROKEN_PIPE
+    except click_exception as exc:
+        print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
+        code = getattr(exc, "exit_code", EXIT_USAGE)
+    except typer.Abort:
+        code = EXIT_INTERRUPTED
+    if code in (EXIT_BROKEN_PIPE, EXIT_WRITE):
+        _silence_stdout()  # what is left in its buffer could not be written either
+    if code in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE):
+        # Every finished record is written and the summary printed; a decode worker stuck in
+        # a blocking read must not keep the process alive, so skip the interpreter's join.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

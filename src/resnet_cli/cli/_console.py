@@ -1,0 +1,173 @@
+"""What the commands show on the terminal and where records go: lines on stderr, the
+spinner and progress bar, the closing summary, the output stream; the shared Typer settings."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+
+from .. import __version__
+from ..errors import UsageError
+from ..output.writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
+
+
+def create_app() -> typer.Typer:
+    """A Typer app with this command's settings (shared by the main command, ``report`` and
+    the Ray engine's ``merge``)."""
+    return typer.Typer(
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"resnet-classify {__version__}")
+        raise typer.Exit()
+
+
+def say(message: str) -> None:
+    """A line for the user on stderr, names in it made safe for the terminal."""
+    from ..text import printable
+
+    print(printable(message), file=sys.stderr, flush=True)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _status(message: str) -> Any:
+    """A spinner on stderr while the model loads, only when stderr is a terminal."""
+    if not _isatty(sys.stderr):
+        return None
+    from rich.console import Console
+
+    status = Console(stderr=True).status(message)
+    status.start()
+    return status
+
+
+class _Bar:
+    def __init__(self, total: int | None):
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("Classifying", total=total)
+        self.progress.start()
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | None:
+    """A progress bar on stderr when it is a terminal and there is more than one batch."""
+    if quiet or not _isatty(sys.stderr) or (total is not None and total <= batch_size):
+        return None
+    return _Bar(total)
+
+
+def _summary(
+    images: int,
+    failed: int,
+    elapsed: float,
+    where: str,
+    interrupted: bool,
+    report: Path | None = None,
+) -> None:
+    rate = images / elapsed if elapsed > 0 else 0.0
+    state = "interrupted after" if interrupted else "classified"
+    written = f"; report written to {report}" if report is not None else ""
+    say(
+        f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
+        f"({rate:.1f} images/s, {where}){written}"
+    )
+
+
+def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bool]:
+    """The text stream records go to: the output file (new, or appended with --resume) or
+    stdout."""
+    if output is None:
+        # Our own wrapper so CSV line endings pass through untouched and file names that are
+        # not UTF-8 come out as the bytes they were.
+        stream = io.TextIOWrapper(
+            sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline=""
+        )
+        return stream, False
+    try:
+        mode = "a" if append else "x"
+        return open(output, mode, encoding="utf-8", errors="surrogateescape", newline=""), True
+    except FileExistsError:
+        raise UsageError(
+            f"output file {str(output)!r} exists: pass --resume or --overwrite"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+
+
+def _close_output(stream: IO[str], opened: bool) -> None:
+    if opened:
+        stream.close()
+    else:
+        stream.flush()
+        stream.detach()  # type: ignore[attr-defined]  # leave sys.stdout open
+
+
+def _resolve_format(
+    output_format: str | None, output: Path | None, table_by_default: bool = False
+) -> str:
+    """--format, else the output file's extension, else table on a terminal (or for the demo)
+    and jsonl otherwise."""
+    fmt = output_format or (
+        (format_for_path(str(output)) or "jsonl")
+        if output
+        else ("table" if table_by_default or _isatty(sys.stdout) else "jsonl")
+    )
+    if fmt in FILE_ONLY_FORMATS and output is None:
+        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    return fmt
+
+
+def _stdout_was_closed() -> bool:
+    """Whether a library has already silenced standard output after a closed pipe."""
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(devnull)
+
+
+assert tuple(f.value for f in Format) == FORMATS

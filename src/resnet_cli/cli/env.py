@@ -1,0 +1,59 @@
+"""``resnet-classify env``: versions, the machine, and the plan a run of --model would get."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+
+from ._console import create_app
+from ._errors import EXIT_OK, Command
+
+env_app = create_app()
+
+
+class EnvFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+@env_app.command(
+    cls=Command,
+    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json",
+)
+def env_command(
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="The model to plan a run of: hub id or folder."),
+    ] = "microsoft/resnet-50",
+    revision: Annotated[
+        str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", "-d", help="As for classifying: auto, cpu, cuda, mps.")
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", "-p", help="As for classifying: auto, fp32, bf16, fp16.")
+    ] = "auto",
+    exact: Annotated[bool, typer.Option("--exact", help="Plan an --exact run.")] = False,
+    output_format: Annotated[
+        EnvFormat, typer.Option("--format", "-f", help="text for people, json for scripts.")
+    ] = EnvFormat.text,
+) -> None:
+    """Print what a bug report needs: versions, the machine as resnet-classify sees it, and
+    how a run of --model would compute (device, precision, runtime, batch size) and why.
+    Nothing is downloaded."""
+
+    import json
+
+    from ..runtimes.classifier import check_model_options
+    from ..runtimes.environment import describe, format_text
+
+    check_model_options(device, precision, exact)
+    facts = describe(model, revision, device, precision, exact)
+    if output_format == EnvFormat.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        print(format_text(facts))
+    raise typer.Exit(EXIT_OK)

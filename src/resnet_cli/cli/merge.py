@@ -1,0 +1,62 @@
+"""``resnet-classify merge DIR``: one file of the shards an --engine ray run wrote.
+
+(``python -m resnet_cli.ray_engine merge`` is its old name, kept.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._console import Format, _close_output, _open_output, _resolve_format, create_app
+from ._errors import EXIT_OK, Command
+
+merge_app = create_app()
+
+
+@merge_app.command(cls=Command, epilog="    resnet-classify merge results/ -o labels.csv")
+def merge_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder written by --engine ray.", metavar="FOLDER", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the records to this file (never overwritten)."),
+    ] = None,
+    output_format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format. \\[default: from the --output extension, else jsonl; table on "
+            "a terminal]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Merge the record shards of a --engine ray run into one file, in input order."""
+    fmt = output_format.value if output_format else None
+    raise typer.Exit(merge(folder, output, fmt))
+
+
+def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
+    """``merge_command``'s work: every record of a results folder, in input order, written
+    in one format."""
+    from ..output.writers import create_writer
+    from ..pipeline.ray_job import read_ray_output
+
+    fmt = _resolve_format(output_format, output)
+    records = read_ray_output(folder)
+    stream, opened = _open_output(output)
+    writer = create_writer(fmt, stream)
+    try:
+        writer.write(records)
+    finally:
+        writer.close()
+        _close_output(stream, opened)
+    return EXIT_OK

@@ -1,0 +1,155 @@
+"""``resnet-classify report RESULTS -o FILE``: an HTML contact sheet of earlier results; and
+the report file helpers the main command's --report uses too."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import UsageError
+from ..results import Record
+from ._console import create_app, say
+from ._errors import EXIT_OK, Command
+
+if TYPE_CHECKING:
+    from ..output.report import ReportSummary
+
+
+REPORT_EPILOG = """\
+**Examples**
+
+    resnet-classify report labels.jsonl -o report.html
+    resnet-classify report part1.csv part2.csv -o report.html --title "Holiday photos"
+
+Relative image paths are looked up from the current folder, then from the results file's
+folder. To classify a file or folder that is literally named `report`, write `./report`.
+"""
+
+
+report_app = create_app()
+
+
+@report_app.command(cls=Command, epilog=REPORT_EPILOG)
+def report_command(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Results files written by resnet-classify: .jsonl, .json, .csv or .parquet "
+            "(another extension is read as jsonl).",
+            metavar="RESULTS",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
+    ],
+    title: Annotated[
+        str | None,
+        typer.Option(help="The page's title. \\[default: from the results file names]"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="The model that made the results, for the summary."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing report file.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No line on stderr saying what was written.")
+    ] = False,
+) -> None:
+    """Write an HTML contact sheet of earlier results: a thumbnail card per image, grouped by
+    top-1 label, the doubtful ones first, failures with their error.
+
+    One self-contained file: open it in any browser, no network needed.
+    """
+    raise typer.Exit(make_report(results, output, title, model, overwrite, quiet))
+
+
+def make_report(
+    results: list[Path],
+    output: Path,
+    title: str | None,
+    model: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> int:
+    """The ``report`` subcommand's work: read the results files, write the report."""
+    from ..output.report import ReportSummary
+    from ..output.writers import read_results_file
+
+    check_report_path(output, replace=overwrite)
+    records: list[Record] = []
+    for path in results:
+        if output.resolve() == path.resolve():
+            raise UsageError(f"{str(path)!r} is both a results file and the report: pick -o")
+        try:
+            records.extend(read_results_file(str(path)))
+        except FileNotFoundError:
+            raise UsageError(f"results file {str(path)!r} does not exist") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"{str(path)!r} is not a resnet-classify results file ({exc})"
+            ) from None
+    names = ", ".join(path.name for path in results)
+    summary = ReportSummary(
+        title=title or f"resnet-classify report: {names}",
+        model=model,
+        sources=tuple(str(path) for path in results),
+    )
+    # Relative image paths are relative to where the run was; try here, then beside the results.
+    folders = ("", *dict.fromkeys(str(path.parent) for path in results))
+    write_report_file(records, output, summary, quiet, folders)
+    return EXIT_OK
+
+
+def check_report_path(path: Path, replace: bool) -> None:
+    """Refuse a report path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise UsageError(f"report {str(path)!r} is a folder: name a file such as report.html")
+    if path.exists() and not replace:
+        raise UsageError(
+            f"report file {str(path)!r} exists: pass --overwrite to replace it, or choose "
+            "another name"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(
+            f"cannot write report {str(path)!r}: folder {str(parent)!r} does not exist"
+        )
+
+
+def write_report_file(
+    records: Sequence[Record],
+    path: Path,
+    summary: ReportSummary,
+    quiet: bool,
+    folders: Sequence[str] = ("",),
+    dataset: Any = None,
+) -> None:
+    """Write the HTML report; say where on stderr unless ``quiet``. Thumbnails come from local
+    files, and from the rows of ``dataset`` (a DatasetInput) when there is one."""
+    from ..output.report import local_thumbnail, thumbnail_jpeg, write_report
+
+    def thumbnail(record: Record) -> bytes | None:
+        found = local_thumbnail(record, folders)
+        if found is None and dataset is not None:
+            data = dataset.row_image(record.input)
+            found = thumbnail_jpeg(data) if data else None
+        return found
+
+    try:
+        size = write_report(records, path, summary=summary, thumbnail=thumbnail)
+    except OSError as exc:
+        raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
+    if not quiet:
+        failed = sum(not r.ok for r in records)
+        say(
+            f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
+            f"{failed} failed ({size / 1e6:.1f} MB)"
+        )

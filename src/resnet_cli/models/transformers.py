@@ -1,0 +1,226 @@
+"""Models through transformers: loading (cache first, then the hub, each failure one line that
+says what to do), what a processor gives (an image batch, or ``ModelInputs``), the resize it
+applies, and BatchNorm folding."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ModelLoadError, exception_chain, first_line
+from ..inputs.decode import ResizeRule
+from ..inputs.sources import looks_like_path, offline_mode
+
+DEFAULT_MODEL = "microsoft/resnet-50"
+
+
+def input_shape_of(model: str, processor: Any) -> tuple[int, ...] | None:
+    """One image's model input shape where the processor gives a fixed-size 4-D pixel batch
+    (what every runtime but eager torch takes), found on two small pictures of different
+    shapes; None where it gives anything else (patch sequences, token ids, a size that
+    follows the image's). A processor that fails on them would fail on every image, so that
+    is one ModelLoadError now, not an error record per image."""
+    from PIL import Image
+
+    shapes = set()
+    for size in ((64, 48), (48, 64)):
+        picture = Image.new("RGB", size, (127, 127, 127))
+        try:
+            inputs = model_inputs(processor(images=[picture], return_tensors="pt"))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"the image processor of model {model!r} cannot prepare an RGB image: "
+                f"{first_line(exc)}"
+            ) from exc
+        if isinstance(inputs, ModelInputs):
+            return None
+        shapes.add(tuple(inputs.shape[1:]))
+    return shapes.pop() if len(shapes) == 1 else None
+
+
+def fold_batchnorm(model: Any) -> int:
+    """Fold eval-mode BatchNorm into the convolution before it, where a module pairs them as
+    ``convolution`` then ``normalization`` (the ResNet family's conv layers and shortcuts).
+    Saves a pass over every activation; changes logits by float rounding only."""
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for module in model.modules():
+        conv = getattr(module, "convolution", None)
+        norm = getattr(module, "normalization", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+            module.convolution = fuse_conv_bn_eval(conv, norm)
+            module.normalization = torch.nn.Identity()
+            folded += 1
+    return folded
+
+
+def load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
+    """(image processor, model) through transformers' Auto classes: cache first, then hub."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers.utils import logging as transformers_logging
+
+    # Our stderr is for our progress and summary; transformers' "Loading weights" bar is noise.
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    local_only = offline or offline_mode()
+
+    def load(local_files_only: bool) -> tuple[Any, Any]:
+        kwargs: dict[str, Any] = {"revision": revision, "local_files_only": local_files_only}
+        return (
+            AutoImageProcessor.from_pretrained(model, **kwargs),
+            AutoModelForImageClassification.from_pretrained(model, **kwargs),
+        )
+
+    try:
+        # A cached copy loads without a single request: a fast start, and no waiting on a
+        # network that is down. Only a cache miss goes to the hub.
+        return load(local_files_only=True)
+    except Exception as exc:
+        if local_only or os.path.isdir(model):
+            raise ModelLoadError(explain_load_failure(model, revision, local_only, exc)) from exc
+    check_hub(model, revision)
+    try:
+        return load(local_files_only=False)
+    except Exception as exc:
+        raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
+
+
+def check_hub(model: str, revision: str | None) -> None:
+    """Ask the hub about the model once, without retries, so an unreachable hub or a wrong
+    name is one clear error in seconds instead of minutes of retried downloads."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(model, revision=revision, timeout=10)
+    except Exception as exc:
+        raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
+
+
+def resize_rule(processor: Any) -> ResizeRule | None:
+    """The processor's first resize, where it is one we can reproduce exactly; else None,
+    and images are decoded in full (always correct, only slower)."""
+    if not getattr(processor, "do_resize", False):
+        return None
+    size = getattr(processor, "size", None)
+    shortest = _size_field(size, "shortest_edge")
+    height, width = _size_field(size, "height"), _size_field(size, "width")
+    if "ConvNext" in type(processor).__name__ and shortest:
+        return ResizeRule.convnext(int(shortest), getattr(processor, "crop_pct", None) or 1.0)
+    if getattr(processor, "crop_pct", None) is not None:
+        return None  # other crop_pct conventions exist; not worth guessing
+    if shortest and not (height or width):
+        crop = getattr(processor, "crop_size", None)
+        crop_edge = max(_size_field(crop, "height") or 0, _size_field(crop, "width") or 0)
+        crops = bool(getattr(processor, "do_center_crop", False)) and 0 < crop_edge <= shortest
+        return ResizeRule(shortest_edge=int(shortest), crops=crops)
+    if height and width and not shortest:
+        return ResizeRule(size=(int(width), int(height)))
+    return None
+
+
+def _size_field(size: Any, key: str) -> Any:
+    # Processors keep size as a dict or, in transformers 5, a SizeDict dataclass.
+    if isinstance(size, dict):
+        return size.get(key)
+    return getattr(size, key, None)
+
+
+def explain_load_failure(
+    model: str, revision: str | None, offline: bool, exc: BaseException
+) -> str:
+    """One actionable line for why a model could not be loaded."""
+    names = {type(e).__name__ for e in exception_chain(exc)}
+    text = " ".join(str(e) for e in exception_chain(exc))
+    is_folder = os.path.isdir(model)
+    if is_folder:
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            return (
+                f"model folder {model!r} has no config.json: point --model at a folder written "
+                "by save_pretrained(), or at a hub id"
+            )
+        if "preprocessor_config" in text or "image processor" in text.lower():
+            return (
+                f"model folder {model!r} has no usable preprocessor_config.json: save the image "
+                "processor there too (processor.save_pretrained(folder))"
+            )
+        if "Unrecognized" in text or "image classification" in text.lower():
+            return f"model folder {model!r} does not hold an image-classification model"
+        return (
+            f"could not load the model in folder {model!r} (weights missing or unreadable: "
+            f"expected model.safetensors or pytorch_model.bin): {first_line(exc)}"
+        )
+    if looks_like_path(model):
+        return f"model folder {model!r} does not exist: check the path, or pass a hub id"
+    if "RevisionNotFoundError" in names:
+        return f"revision {revision!r} does not exist for model {model!r}: check --revision"
+    if "RepositoryNotFoundError" in names or "GatedRepoError" in names:
+        return (
+            f"model {model!r} was not found on the Hugging Face hub, or it is private or gated: "
+            "check the name, or log in (hf auth login, or set HF_TOKEN)"
+        )
+    if offline or "LocalEntryNotFoundError" in names or "OfflineModeIsEnabled" in names:
+        return (
+            f"model {model!r} is not in the local cache and offline mode is on: run once with "
+            "network access, or pass --model PATH to a folder written by save_pretrained()"
+        )
+    if "Unrecognized" in text or "image classification" in text.lower():
+        return f"model {model!r} is not an image-classification model"
+    if any(
+        n in names for n in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ConnectError")
+    ):
+        return (
+            f"could not reach the Hugging Face hub to download model {model!r}: check the "
+            "network, or pass --model PATH to a local copy (and --offline)"
+        )
+    return f"could not load model {model!r}: {first_line(exc)}"
+
+
+class ModelInputs:
+    """What a processor gives that is not a plain image batch (siglip2's patch sequences with
+    their mask and shapes, imagegpt's colour-cluster ids): every tensor the model takes, split
+    and stacked along the batch together. Never channels_last, and no runtime swap: those are
+    for 4-D image batches."""
+
+    def __init__(self, tensors: dict[str, Any]):
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, index: int | slice) -> ModelInputs:
+        return ModelInputs({name: value[index] for name, value in self.tensors.items()})
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """A key that is equal only for inputs that stack into one batch."""
+        return tuple((name, *value.shape) for name, value in self.tensors.items())
+
+    @classmethod
+    def stacked(cls, rows: Sequence[ModelInputs]) -> ModelInputs:
+        import torch
+
+        return cls(
+            {name: torch.stack([row.tensors[name] for row in rows]) for name in rows[0].tensors}
+        )
+
+    def to(self, device: Any, dtype: Any = None) -> ModelInputs:
+        moved = {}
+        for name, value in self.tensors.items():
+            floating = dtype is not None and value.is_floating_point()
+            moved[name] = value.to(device, dtype) if floating else value.to(device)
+        return ModelInputs(moved)
+
+
+def model_inputs(processed: Any) -> Any:
+    """A processor's output as the model takes it: the pixel tensor where that is all there
+    is and it is a 4-D image batch (every fast path's input), else ``ModelInputs``."""
+    tensors = {name: value for name, value in dict(processed).items() if hasattr(value, "shape")}
+    pixels = tensors.get("pixel_values")
+    if len(tensors) == 1 and pixels is not None and len(pixels.shape) == 4:
+        return pixels
+    if not tensors:
+        raise ValueError("the image processor gave no tensors")
+    return ModelInputs(tensors)

@@ -1,0 +1,639 @@
+"""Classification on a Ray cluster with Ray Data: the same inputs give the same records.
+
+The driver expands the inputs by the local engine's rules and numbers them; Ray gets one row
+per input. CPU tasks read and decode each row with the local engine's ``decode_source`` (a bad
+file becomes an error row: nothing fails the job), a pool of actors that each load the model
+once classify batches with its ``classify_slots``, and Ray writes the records as parquet or
+jsonl shards into one folder, each with its input's position in ``index``.
+``read_ray_output`` gives them back in input order.
+
+Ray is imported only when a job starts: reading a results folder needs pyarrow alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..atomic import replaced_atomically
+from ..errors import ClusterError, DeviceError, ModelLoadError, ResnetCliError, UsageError
+from ..inputs.decode import DEFAULT_MAX_PIXELS, ResizeRule
+from ..inputs.sources import Source
+from ..models.transformers import DEFAULT_MODEL
+from ..output.writers import (
+    escape_text,
+    json_line_records,
+    record_from_row,
+    record_json,
+    record_schema,
+    records_table,
+)
+from ..results import Record
+from ..runtimes.classifier import check_model_options
+
+RAY_FORMATS = ("parquet", "jsonl")
+NEEDS_RAY = "--engine ray needs Ray: pip install 'resnet-cli[ray]'"
+SHARD_SUFFIXES = (".parquet", ".jsonl")
+TORN_SUFFIX = ".torn"
+# A decode task takes this many batches' worth of inputs; each such block becomes one shard.
+BLOCK_BATCHES = 4
+# How long the job waits for every model actor to start (each loads the model) before work
+# is handed out; an actor that cannot start fails the job with its reason.
+ACTOR_START_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class RayPlacement:
+    """How a job is spread over the cluster: ``actors`` model actors (default: one per GPU; on
+    a cluster without GPUs, one per two CPUs), each asking Ray for ``actor_options`` (default
+    ``{"num_gpus": 1}``, or ``{"num_cpus": 1}``), and decode tasks asking for
+    ``decode_options`` (default ``{"num_cpus": 1}``). Options as ``ray.remote`` takes them:
+    ``num_cpus``, ``num_gpus``, ``resources``, ``memory``."""
+
+    actors: int | None = None
+    actor_options: dict[str, Any] | None = None
+    decode_options: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RayRun:
+    """What a Ray job did: the records it wrote and how many of them are failures, its wall
+    time, and how many nodes ran the model (None where Ray's stats do not say)."""
+
+    images: int
+    failed: int
+    seconds: float
+    nodes: int | None = None
+    interrupted: bool = False
+
+
+def ray_available() -> bool:
+    """Whether Ray is installed, without importing it."""
+    return importlib.util.find_spec("ray") is not None
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with Ray Data loaded, or a UsageError that says how to install it."""
+    try:
+        import ray
+        import ray.data  # loads the submodule on the package
+    except ImportError:
+        raise UsageError(NEEDS_RAY) from None
+    return ray
+
+
+def classify_on_ray(
+    sources: Iterable[Source],
+    folder: str | os.PathLike[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    model_options: Mapping[str, Any] | None = None,
+    top_k: int = 5,
+    batch_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    fmt: str = "parquet",
+    address: str | None = None,
+    placement: RayPlacement | None = None,
+    skip: Collection[str] = (),
+    quiet: bool = True,
+) -> RayRun:
+    """Classify sources on a Ray cluster, writing the records as ``fmt`` shards into ``folder``.
+
+    ``model_options``: what ``load_classifier`` takes besides the model (``revision``,
+    ``device``, ``precision``, ``exact``, ``offline``, ``compile_model``), for every actor.
+    ``address``: the cluster (HOST:PORT or ray://HOST:PORT); default ``$RAY_ADDRESS``, else a
+    Ray started on this machine; a process already connected keeps its connection. Inputs are
+    numbered in order, counting those whose ``output_key`` is in ``skip`` (the ones
+    ``prepare_output_folder`` found done), which are left out. Ctrl-C stops the job: the
+    shards written so far stay and the result says it was interrupted.
+    """
+    if fmt not in RAY_FORMATS:
+        raise UsageError(f"the Ray engine writes {' or '.join(RAY_FORMATS)}, not {fmt}")
+    if top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    ray = import_ray()
+    options = dict(model_options or {})
+    device, offline = options.get("device", "auto"), bool(options.get("offline", False))
+    check_model_options(device, options.get("precision", "auto"), bool(options.get("exact")))
+    resize = _check_model(model, options)
+    path = os.fspath(folder)
+    os.makedirs(path, exist_ok=True)
+    connected_here = _connect(ray, address)
+    try:
+        plan = _plan(ray, device, placement or RayPlacement())
+        size = batch_size or plan.batch_size
+        tables = list(_input_tables(sources, set(skip), BLOCK_BATCHES * size))
+        if not tables:
+            return RayRun(images=0, failed=0, seconds=0.0)
+        actor_model = {**options, "model": model, "device": plan.device}
+        before = set(shard_paths(path))
+        started = time.perf_counter()
+        interrupted = False
+        with _data_context(ray, quiet):
+            dataset = ray.data.from_arrow(tables).map_batches(
+                _decode_rows,
+                fn_kwargs={"resize": resize, "max_pixels": max_pixels, "offline": offline},
+                batch_size=None,
+                batch_format="pyarrow",
+                **plan.decode_options,
+            )
+            dataset = dataset.map_batches(
+                ModelActor,
+                fn_constructor_kwargs={"model_options": actor_model, "top_k": top_k, "fmt": fmt},
+                batch_size=size,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=plan.actors),
+                **plan.actor_options,
+            )
+            try:
+                _write(dataset, path, fmt)
+            except KeyboardInterrupt:
+                interrupted = True
+            except Exception as exc:
+                raise _job_failure(exc, path) from exc
+        seconds = time.perf_counter() - started
+        images, failed = _count(sorted(set(shard_paths(path)) - before))
+        nodes = None if interrupted else _nodes_used(dataset)
+        return RayRun(images, failed, seconds, nodes=nodes, interrupted=interrupted)
+    finally:
+        if connected_here:
+            ray.shutdown()
+
+
+class ModelActor:
+    """A Ray Data actor: loads the model once, then classifies batches of decoded images with
+    the local engine's ``classify_slots``."""
+
+    def __init__(self, model_options: dict[str, Any], top_k: int, fmt: str):
+        import ray
+
+        from ..runtimes.classifier import load_classifier
+        from ..runtimes.hardware import use_threads
+
+        # Ray starts workers with one thread for torch; an actor may use the CPUs it holds.
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        use_threads(int(cpus))
+        self.classifier = load_classifier(**model_options)
+        self.top_k = top_k
+        self.fmt = fmt
+
+    def __call__(self, batch: Any) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        from .local import Slot, classify_slots
+
+        slots = []
+        for row in batch.to_pylist():
+            name = _from_bytes(row["name"]) or ""
+            if row["error"] is not None:
+                slots.append(Slot(name, error=row["error"]))
+                continue
+            shape = (row["height"], row["width"], 3)
+            pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(shape)
+            slots.append(Slot(name, image=Image.fromarray(pixels)))
+        records = classify_slots(self.classifier, slots, self.top_k)
+        return _shard_table(records, batch.column("index").to_pylist(), self.fmt)
+
+
+def _check_model(model: str, options: dict[str, Any]) -> Any:
+    """Load the model once in the driver, on its CPU: a model that cannot load is one clear
+    error before any job starts, and its processor gives the resize rule the decode tasks
+    apply (the same rule the local engine's decoding uses)."""
+    from ..runtimes.classifier import load_classifier
+
+    on_cpu = {"device": "cpu", "precision": "fp32", "compile_model": False}
+    return load_classifier(model, **{**options, **on_cpu}).resize
+
+
+@dataclass(frozen=True)
+class _Plan:
+    device: str
+    actors: int
+    actor_options: dict[str, Any]
+    decode_options: dict[str, Any]
+    batch_size: int
+
+
+def _plan(ray: Any, device: str, placement: RayPlacement) -> _Plan:
+    """The actors' device and the job's placement, from the cluster's resources."""
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if device.startswith("cuda") and gpus == 0:
+        raise DeviceError(f"--device {device} was asked for, but the Ray cluster has no GPUs")
+    on_gpu = gpus > 0 and (device == "auto" or device.startswith("cuda"))
+    # Ray gives each GPU actor one device of its own, which it sees as cuda:0.
+    actor_device = "cuda" if on_gpu else ("cpu" if device == "auto" else device)
+    # One CPU each; on a one-CPU cluster, half of it, or the actor would starve the decoding.
+    cpu_share = {"num_cpus": 1 if cpus >= 2 else 0.5}
+    return _Plan(
+        device=actor_device,
+        actors=placement.actors or (gpus if on_gpu else max(1, cpus // 2)),
+        actor_options=dict(placement.actor_options or ({"num_gpus": 1} if on_gpu else cpu_share)),
+        decode_options=dict(placement.decode_options or cpu_share),
+        batch_size=_actor_batch_size(on_gpu),
+    )
+
+
+def _actor_batch_size(on_gpu: bool) -> int:
+    """The chooser's batch size for an actor's device, before any actor has probed its own
+    machine: fp32's on CPU nodes (the smaller one), the accelerators' on GPU nodes."""
+    from ..runtimes.hardware import Hardware
+    from ..runtimes.select import Checkpoint, Request, choose_plan
+
+    node = Hardware(cores=1, cuda=("a node's GPU",) if on_gpu else ())
+    plan = choose_plan(Request(device="cuda" if on_gpu else "cpu"), Checkpoint(), node)
+    return plan.batch_size
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster (default: $RAY_ADDRESS, else a Ray started here); False where this
+    process was connected already. The workers get this package's code, so every node runs
+    the same version as the driver."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
+    debug = os.environ.get("RESNET_CLI_DEBUG") == "1"
+    if not debug:
+        # Ray's C++ core logs internal notes to this process's stderr at error level (one
+        # for every actor pool Ray Data starts); our stderr is for our summary and errors.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    options: dict[str, Any] = {
+        "address": address,
+        "runtime_env": {"py_modules": [os.path.dirname(os.path.abspath(__file__))]},
+        # Ray's notes at start-up (auth mode, address reuse) are not for our users.
+        "logging_level": logging.INFO if debug else logging.ERROR,
+        "log_to_driver": debug,
+    }
+    if address is None:
+        options["include_dashboard"] = False
+    try:
+        ray.init(**options)
+    except Exception as exc:
+        where = f"at {address}" if address else "on this machine"
+        raise ClusterError(
+            f"could not start or join a Ray cluster {where}: {_last_line(exc)}"
+        ) from exc
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds when nothing listens at a HOST:PORT address: ray.init would retry for
+    minutes."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--ray-address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"could not reach a Ray cluster at {address}: {exc.strerror or exc}; check "
+            "--ray-address (the head node's HOST:PORT, port 6379 unless it was changed)"
+        ) from None
+
+
+@contextlib.contextmanager
+def _data_context(ray: Any, quiet: bool) -> Iterator[None]:
+    """Ray Data settings for one job: progress bars only for a person watching, every model
+    actor started before work is handed out, and Ray's own logs kept to warnings."""
+    context = ray.data.DataContext.get_current()
+    saved = (context.enable_progress_bars, context.wait_for_min_actors_s)
+    context.enable_progress_bars = not quiet and _isatty(sys.stderr)
+    context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+    # Ray Data's progress module warns that its bars are off whenever they are.
+    levels = {"ray.data": logging.ERROR if quiet else logging.WARNING}
+    levels["ray.data._internal.progress"] = logging.ERROR
+    loggers = {logging.getLogger(name): level for name, level in levels.items()}
+    saved_levels = {logger: logger.level for logger in loggers}
+    for logger, level in loggers.items():
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, context.wait_for_min_actors_s = saved
+        for logger, level in saved_levels.items():
+            logger.setLevel(level)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _write(dataset: Any, folder: str, fmt: str) -> None:
+    """Have Ray write the records: one shard per block, named by the job (never overwritten)."""
+    if fmt == "parquet":
+        dataset.write_parquet(folder, schema=record_schema(indexed=True))
+        return
+    from ray.data.datasource import BlockBasedFileDatasink
+
+    class JsonLinesDatasink(BlockBasedFileDatasink):
+        """Each block's ``line`` column, a record per line, as a .jsonl shard."""
+
+        def write_block_to_file(self, block: Any, file: Any) -> None:
+            lines = block.to_arrow().column("line").to_pylist()
+            file.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+
+    dataset.write_datasink(JsonLinesDatasink(folder, file_format="jsonl"))
+
+
+def _job_failure(exc: BaseException, folder: str) -> ResnetCliError:
+    """One line for a job Ray could not finish: a model actor's own error where it has one."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    for kind in (ModelLoadError, DeviceError):
+        found = re.search(rf"{kind.__name__}: (.+)", text)
+        if found:
+            return kind(f"on a Ray node: {found.group(1).strip()}")
+    if "Timed out while starting actors" in text:
+        return ClusterError(
+            f"the Ray cluster did not start the model actors within {ACTOR_START_TIMEOUT_S} s: "
+            "it lacks the CPUs, GPUs or resources they ask for"
+        )
+    return ClusterError(
+        f"the Ray job failed: {_last_line(text)}; the records finished so far are in "
+        f"{folder}: run the command again with --resume to finish"
+    )
+
+
+def _last_line(error: BaseException | str) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _nodes_used(dataset: Any) -> int | None:
+    """How many nodes ran the model actors, from Ray Data's stats of the finished job."""
+    try:
+        pending = [dataset.get_stats_summary()]
+        while pending:
+            summary = pending.pop()
+            for operator in summary.operators_stats:
+                if ModelActor.__name__ in operator.operator_name and operator.node_count:
+                    return int(operator.node_count.count)
+            pending.extend(summary.parents)
+    except Exception:  # stats are a report, never a reason to fail a finished job
+        return None
+    return None
+
+
+# Rows into and between the job's stages. Names and paths travel as bytes: a file name that is
+# not UTF-8 must reach the task that opens it exactly as the driver found it.
+_INPUT_COLUMNS = ("index", "name", "path", "url", "data", "error")
+_DECODED_COLUMNS = ("index", "name", "pixels", "height", "width", "error")
+
+
+def _input_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("name", pa.binary()),
+            ("path", pa.binary()),
+            ("url", pa.binary()),
+            ("data", pa.large_binary()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def _decoded_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("name", pa.binary()),
+            ("pixels", pa.large_binary()),  # uint8 RGB, height x width x 3
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def _to_bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def _from_bytes(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "surrogatepass")
+
+
+def _input_tables(
+    sources: Iterable[Source], skip: Collection[str], rows_per_block: int
+) -> Iterator[Any]:
+    """The job's input rows, numbered in input order, as Arrow tables of ``rows_per_block``."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {name: [] for name in _INPUT_COLUMNS}
+    for index, source in enumerate(sources):
+        if output_key(source.name) in skip:
+            continue
+        error = source.error
+        if error is None and source.image is not None:
+            error = "an in-memory image cannot be sent to Ray: pass its path or encoded bytes"
+        row = (
+            index,
+            _to_bytes(source.name),
+            _to_bytes(source.path),
+            _to_bytes(source.url),
+            source.data,
+            error,
+        )
+        for name, value in zip(_INPUT_COLUMNS, row, strict=True):
+            columns[name].append(value)
+        if len(columns["index"]) == rows_per_block:
+            yield pa.table(columns, schema=_input_schema())
+            columns = {name: [] for name in _INPUT_COLUMNS}
+    if columns["index"]:
+        yield pa.table(columns, schema=_input_schema())
+
+
+def _decode_rows(
+    batch: Any, resize: ResizeRule | None, max_pixels: int | None, offline: bool
+) -> Any:
+    """A decode task: each input row read and decoded by the local engine's ``decode_source``
+    into RGB pixels, or its error. Nothing raised here can fail the job."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .local import decode_source
+
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # URL inputs are not downloaded, as locally
+    columns: dict[str, list[Any]] = {name: [] for name in _DECODED_COLUMNS}
+    for row in batch.to_pylist():
+        source = Source(
+            name=_from_bytes(row["name"]) or "",
+            path=_from_bytes(row["path"]),
+            url=_from_bytes(row["url"]),
+            data=row["data"],
+            error=row["error"],
+        )
+        slot = decode_source(source, resize=resize, max_pixels=max_pixels)
+        pixels, height, width, error = None, None, None, slot.error
+        if error is None:
+            try:
+                array = np.ascontiguousarray(np.asarray(slot.image, dtype=np.uint8))
+                height, width, _ = array.shape  # decode_image gives RGB: 3 channels
+                pixels = array.tobytes()
+            except Exception as exc:
+                pixels, height, width = None, None, None
+                error = f"could not decode the image: {exc}"
+        row_out = (row["index"], row["name"], pixels, height, width, error)
+        for name, value in zip(_DECODED_COLUMNS, row_out, strict=True):
+            columns[name].append(value)
+    return pa.table(columns, schema=_decoded_schema())
+
+
+def _shard_table(records: list[Record], indices: list[int], fmt: str) -> Any:
+    """A batch's records as the rows its shard holds: parquet's record columns, or jsonl
+    lines (the local jsonl record with its ``index``)."""
+    if fmt == "parquet":
+        return records_table(records, indices)
+    import pyarrow as pa
+
+    lines = [record_json(record, index) for record, index in zip(records, indices, strict=True)]
+    return pa.table({"index": indices, "line": lines})
+
+
+def output_key(name: str) -> str:
+    """An input's name as a results folder keeps it (parquet strings must be UTF-8)."""
+    return escape_text(name)
+
+
+def shard_paths(folder: str | os.PathLike[str]) -> list[str]:
+    """The record shards in a results folder, in name order."""
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [
+        os.path.join(folder, name)
+        for name in names
+        if name.endswith(SHARD_SUFFIXES) and not name.startswith(".")
+    ]
+
+
+def read_shard(path: str) -> tuple[list[tuple[int, Record]] | None, bool]:
+    """A shard's (index, record) rows and whether it is whole; None for a shard that cannot
+    be read at all (a parquet file cut short by an interrupted run has no footer)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+            return [(int(row["index"]), record_from_row(row)) for row in rows], True
+        except Exception:
+            return None, False
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            found, whole = json_line_records(handle.read())
+    except OSError:
+        return None, False
+    indexed = [(data["index"], record) for data, record in found if type(data.get("index")) is int]
+    return indexed, whole and len(indexed) == len(found)
+
+
+def read_ray_output(folder: str | os.PathLike[str]) -> list[Record]:
+    """The records of a results folder written by the Ray engine, in input order."""
+    if not os.path.isdir(folder):
+        raise UsageError(f"no results folder at {os.fspath(folder)!r}")
+    rows: list[tuple[int, Record]] = []
+    for path in shard_paths(folder):
+        shard, whole = read_shard(path)
+        if shard is None or not whole:
+            raise UsageError(
+                f"shard {path!r} is torn (its run was interrupted): run the command again "
+                "with --resume to finish it"
+            )
+        rows.extend(shard)
+    rows.sort(key=lambda row: row[0])  # stable: equal indices keep their shard order
+    return [record for _, record in rows]
+
+
+def prepare_output_folder(
+    folder: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False
+) -> set[str]:
+    """Check a results folder against --resume/--overwrite; for --resume, the ``output_key``
+    of every input already classified there."""
+    path = os.fspath(folder)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"output {path!r} is a file: --engine ray writes a folder of shards")
+    if not os.path.isdir(path) or not os.listdir(path):
+        return set()
+    if overwrite:
+        for name in os.listdir(path):
+            if name.endswith((*SHARD_SUFFIXES, TORN_SUFFIX)):
+                os.remove(os.path.join(path, name))
+        return set()
+    if not resume:
+        raise UsageError(
+            f"output folder {path!r} is not empty: pass --resume to continue the run there, "
+            "--overwrite to replace its records, or choose another folder"
+        )
+    return resume_folder(path)
+
+
+def resume_folder(folder: str) -> set[str]:
+    """Get a results folder ready to continue; return the ``output_key`` of each input
+    classified there. A shard that cannot be read (cut short by an interrupted run) is set
+    aside as ``.NAME.torn`` (hidden, so pandas and pyarrow still read the folder as one
+    table); failed records and torn lines are dropped from their shard, so their inputs are
+    classified again and the folder ends with every input exactly once."""
+    done: set[str] = set()
+    for path in shard_paths(folder):
+        rows, whole = read_shard(path)
+        if rows is None:
+            os.replace(path, os.path.join(folder, f".{os.path.basename(path)}{TORN_SUFFIX}"))
+            continue
+        kept = [(index, record) for index, record in rows if record.ok]
+        if not whole or len(kept) < len(rows):
+            _rewrite_shard(path, kept)
+        done.update(output_key(record.input) for _, record in kept)
+    return done
+
+
+def _rewrite_shard(path: str, rows: list[tuple[int, Record]]) -> None:
+    """Replace a shard by ``rows`` atomically (remove it when there are none)."""
+    if not rows:
+        os.remove(path)
+        return
+    indices = [index for index, _ in rows]
+    records = [record for _, record in rows]
+    with replaced_atomically(path) as temporary:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            pq.write_table(records_table(records, indices), temporary)
+        else:
+            with open(temporary, "w", encoding="utf-8", newline="") as handle:
+                handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
+
+
+def _count(paths: list[str]) -> tuple[int, int]:
+    """Records and failed records in the given shards (what a torn one still holds)."""
+    images = failed = 0
+    for path in paths:
+        rows, _ = read_shard(path)
+        for _, record in rows or ():
+            images += 1
+            failed += not record.ok
+    return images, failed

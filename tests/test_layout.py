@@ -1,0 +1,133 @@
+"""The layout's rules, read from the source: imports run one way, and the packages that only
+steer the work (``pipeline/``, ``cli/``) never import torch."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import resnet_cli
+
+PACKAGE = Path(resnet_cli.__file__).parent
+# Lower layers never import higher ones. Records (errors, results, categories and two small
+# helpers) are the bottom; the entry points (the package's API, __main__, the old
+# ray_engine name) the top.
+LAYERS = {
+    "errors": 0,
+    "results": 0,
+    "categories": 0,
+    "text": 0,
+    "atomic": 0,
+    "inputs": 1,
+    "models": 2,
+    "runtimes": 3,
+    "output": 4,
+    "pipeline": 5,
+    "cli": 6,
+    "__init__": 7,
+    "__main__": 7,
+    "ray_engine": 7,
+}
+STEERING = ("pipeline", "cli")  # no torch here, not even inside a function
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        found[".".join(parts)] = path
+    return found
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def imports_of(name: str, path: Path) -> list[tuple[int, str]]:
+    """(line, the package module it names) for every import in the file, at any depth."""
+    package = name.split(".")[:-1]  # a package's own __init__ is named pkg.__init__ here
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            target = [*base, *(node.module.split(".") if node.module else [])]
+            if not target:  # from . import x: x is a module of the package, or a name in it
+                target = [alias.name for alias in node.names][:1]
+            found.append((node.lineno, ".".join(target) or "__init__"))
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in getattr(node, "names", [])]
+            for imported in names:
+                if imported and imported.startswith("resnet_cli."):
+                    found.append((node.lineno, imported.removeprefix("resnet_cli.")))
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    assert set(map(top, modules())) <= set(LAYERS), set(map(top, modules())) - set(LAYERS)
+
+
+def test_imports_run_one_way() -> None:
+    upward = []
+    for name, path in modules().items():
+        for line, target in imports_of(name, path):
+            if target in ("__init__", "") or top(target) == "__version__":
+                continue  # the package's version
+            if LAYERS[top(target)] > LAYERS[top(name)]:
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {target}")
+    assert not upward, "\n".join(upward)
+
+
+def test_the_rule_sees_an_upward_import(tmp_path: Path) -> None:
+    """The check above can fail: a runtime that imports the CLI is caught."""
+    module = tmp_path / "runtimes" / "bad.py"
+    module.parent.mkdir()
+    module.write_text("def f():\n    from ..cli import main\n")
+    ((line, target),) = imports_of("runtimes.bad", module)
+    assert (line, target) == (2, "cli")
+    assert LAYERS[top(target)] > LAYERS["runtimes"]
+
+
+def torch_imports(path: Path) -> list[int]:
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        if any(n.split(".")[0] in ("torch", "torchvision", "transformers") for n in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_pipeline_and_cli_never_import_torch() -> None:
+    assert torch_imports(PACKAGE / "runtimes" / "base.py")  # the check sees an import
+    found = [
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for name, path in modules().items()
+        if top(name) in STEERING
+        for line in torch_imports(path)
+    ]
+    assert not found, found
+
+
+def test_the_steering_modules_load_without_torch() -> None:
+    """Imported in a fresh interpreter, every pipeline/ and cli/ module leaves torch,
+    torchvision and transformers unloaded (what keeps --help and the quick start fast)."""
+    names = [f"resnet_cli.{n}" for n in modules() if top(n) in STEERING]
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps([m for m in ('torch', 'torchvision', 'transformers') "
+        "if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert len(names) >= 8
+    assert json.loads(result.stdout) == []
