@@ -205,7 +205,6 @@ def interrupt_a_stuck_run(
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/stuck.jpg"
         args = ["-m", model, "-b", "1", first, url, *options]
         env = {**os.environ, "RESNET_CLI_HTTP_TIMEOUT": "600"}
-        env.pop("HF_HUB_OFFLINE", None)  # offline, URLs are not even tried
         process = subprocess.Popen(
             [command, *map(str, args)],
             preexec_fn=as_foreground,

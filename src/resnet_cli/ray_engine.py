@@ -475,8 +475,6 @@ def _decode_rows(
 
     from .engine import decode_source
 
-    if offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # URL inputs are not downloaded, as locally
     columns: dict[str, list[Any]] = {name: [] for name in _DECODED_COLUMNS}
     for row in batch.to_pylist():
         source = Source(
@@ -486,7 +484,8 @@ def _decode_rows(
             data=row["data"],
             error=row["error"],
         )
-        slot = decode_source(source, resize=resize, max_pixels=max_pixels)
+        # Offline, URL inputs are not downloaded, as locally.
+        slot = decode_source(source, resize=resize, max_pixels=max_pixels, offline=offline)
         pixels, height, width, error = None, None, None, slot.error
         if error is None:
             try:
