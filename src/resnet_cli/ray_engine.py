@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -278,13 +279,41 @@ def _connect(ray: Any, address: str | None) -> bool:
     if address is None:
         options["include_dashboard"] = False
     try:
-        ray.init(**options)
+        with contextlib.nullcontext() if debug else _without_ray_log_level_note():
+            ray.init(**options)
     except Exception as exc:
         where = f"at {address}" if address else "on this machine"
         raise ClusterError(
             f"could not start or join a Ray cluster {where}: {_last_line(exc)}"
         ) from exc
     return True
+
+
+# What Ray's C++ core prints to stderr whenever RAY_BACKEND_LOG_LEVEL is set, at any level:
+# "logging.cc:303: Set ray log level from environment variable RAY_BACKEND_LOG_LEVEL to 3".
+_LOG_LEVEL_NOTE = b"Set ray log level from environment variable"
+
+
+@contextlib.contextmanager
+def _without_ray_log_level_note() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 (where Ray's C++ core writes, whatever
+    sys.stderr is) while Ray starts, and pass it on without Ray's note on its log level."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = b"".join(line for line in held if _LOG_LEVEL_NOTE not in line)
+            with contextlib.suppress(OSError), open(2, "wb", closefd=False) as stderr:
+                stderr.write(kept)
 
 
 def _check_reachable(address: str) -> None:
