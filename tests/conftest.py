@@ -1,12 +1,15 @@
 """Shared fixtures: a tiny random ResNet with named labels, and small test images.
 
-Nothing here touches the network: HF_HUB_OFFLINE=1 is set for the whole session.
+Nothing here touches the network: HF_HUB_OFFLINE=1 is set for the whole session. Nothing
+writes to the user's caches either: Hugging Face's (hub and datasets), resnet-cli's runtime
+cache and every other XDG cache point into SESSION_DIR, a temporary folder of this session.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,15 +29,31 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # --precision auto as on a CPU without native bf16 (fp32, the ONNX Runtime path), whatever
 # this machine has; the bf16 path's tests set RESNET_CLI_CPU_BF16=1 themselves.
 os.environ["RESNET_CLI_CPU_BF16"] = "0"
-# The ONNX Runtime cache of this test session, never the user's (children inherit it).
-os.environ["RESNET_CLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="resnet-cli-cache-")
+# This session's caches, never the user's (children inherit them). Set before anything
+# imports datasets or huggingface_hub, which read them once, at import. Every Hugging Face
+# cache follows HF_HOME (a test that sets its own HF_HOME gets caches of its own); XDG's
+# takes the rest: ONNX Runtime's telemetry files, Chromium's, torch's.
+SESSION_DIR = tempfile.mkdtemp(prefix="resnet-cli-tests-")
+os.environ["HF_HOME"] = os.path.join(SESSION_DIR, "huggingface")
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("HUGGINGFACE_HUB_CACHE", None)
+os.environ.pop("HF_DATASETS_CACHE", None)
+os.environ.pop("HF_XET_CACHE", None)
+os.environ["XDG_CACHE_HOME"] = os.path.join(SESSION_DIR, "cache")
+os.environ["RESNET_CLI_CACHE_DIR"] = os.path.join(SESSION_DIR, "resnet-cli")
+# ONNX Runtime 1.32+ uploads telemetry from Linux too, unless told not to: tests stay offline.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 # The tiny model lives in examples/ so users can make the same one to try the tool offline.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-import make_real_model
-import make_tiny_model
+import make_real_model  # noqa: E402  (after the environment above: SESSION_DIR's assignment)
+import make_tiny_model  # noqa: E402
 
 LABELS = make_tiny_model.LABELS
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 def as_foreground() -> None:
@@ -205,7 +224,6 @@ def interrupt_a_stuck_run(
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/stuck.jpg"
         args = ["-m", model, "-b", "1", first, url, *options]
         env = {**os.environ, "RESNET_CLI_HTTP_TIMEOUT": "600"}
-        env.pop("HF_HUB_OFFLINE", None)  # offline, URLs are not even tried
         process = subprocess.Popen(
             [command, *map(str, args)],
             preexec_fn=as_foreground,

@@ -183,7 +183,7 @@ def test_model_that_cannot_be_had_is_exit_3(tmp_path: Path, images: list[Path]) 
     cases = {
         "microsoft/resnet-50": "is not in the local cache and offline mode is on",
         str(tmp_path): "has no config.json",
-        str(tmp_path / "nowhere"): "does not exist",
+        str(tmp_path / "nowhere"): "no such model folder",
     }
     for model, message in cases.items():
         result = invoke("-m", model, "--offline", images[0])

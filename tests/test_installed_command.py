@@ -67,7 +67,7 @@ def test_python_dash_m_and_exit_codes(tiny_model: Path, images: list[Path]) -> N
     model = run("-m", "/no/such/model", images[0])
     assert model.returncode == 3
     assert model.stderr.decode().strip() == (
-        "Error: model folder '/no/such/model' does not exist: check the path, or pass a hub id"
+        "Error: no such model folder: '/no/such/model': check the path, or pass a hub id"
     )
 
 

@@ -205,6 +205,9 @@ def test_a_killed_run_resumed_gives_every_input_once(
     )
     assert resumed.returncode == 1, resumed.stderr  # the broken file, retried and failed again
     assert b"Traceback" not in resumed.stderr
+    # Nor Ray's C++ note on its log level ("logging.cc:303] Set ray log level ..."): with -q,
+    # nothing at all.
+    assert resumed.stderr == b"", resumed.stderr
 
     merged = tmp_path / "merged.jsonl"
     merge = subprocess.run(

@@ -148,6 +148,47 @@ def test_merge_is_a_command_of_resnet_classify(
     assert missing.stderr.startswith("Error: no results folder at ")
 
 
+def test_merge_of_a_folder_without_shards_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not records")
+    result = runner.invoke(merge_app, [str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: no shards in {str(tmp_path)!r}: name the folder an --engine ray run wrote "
+        "(its -o DIR)\n"
+    )
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["labels.jsonl", "labels.parquet", "notes.jsonl"])
+def test_a_file_that_is_no_shard_is_named_so_and_kept(
+    name: str, folder: Path, tmp_path: Path
+) -> None:
+    # A local run's results (or any file named like a shard) in the folder: merge, --resume
+    # and --overwrite each refuse it, saying what it is, and leave it where it was.
+    stranger = folder / name
+    records = [ok("x.jpg"), failed("y.jpg")]
+    if name == "labels.parquet":
+        pq.write_table(records_table(records), stranger)  # no index column
+    elif name == "labels.jsonl":
+        stranger.write_text("".join(record_json(r) + "\n" for r in records))
+    else:
+        stranger.write_text("some other tool's lines\n")
+    content = stranger.read_bytes()
+    message = (
+        f"{str(stranger)!r} is not a shard of an --engine ray run (its records have no index): "
+        "move it out of the folder"
+    )
+    merged = runner.invoke(merge_app, [str(folder)])
+    assert merged.exit_code == 2
+    assert merged.stderr == f"Error: {message}\n"
+    for flag in ("resume", "overwrite"):
+        with pytest.raises(UsageError) as refused:
+            prepare_output_folder(folder, **{flag: True})
+        assert str(refused.value) == message
+    assert stranger.read_bytes() == content
+    assert len(shard_paths(folder)) == 4  # the three shards, untouched, and it
+
+
 def test_merge_stdout_is_jsonl(folder: Path) -> None:
     result = runner.invoke(merge_app, [str(folder)])
     lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -82,9 +82,13 @@ def server() -> Iterator[str]:
     httpd.shutdown()
 
 
-def run(model: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess[bytes]:
+def run(
+    model: Path, *args: str, offline: bool = False, hub_offline: bool = False
+) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "RESNET_CLI_HTTP_TIMEOUT": "1", "RESNET_CLI_MAX_DOWNLOAD_MB": "1"}
     env.pop("HF_HUB_OFFLINE", None)
+    if hub_offline:
+        env["HF_HUB_OFFLINE"] = "1"
     command = [str(COMMAND), "-m", str(model), "-f", "jsonl", *args]
     if offline:
         command.append("--offline")
@@ -112,13 +116,44 @@ def test_each_url_gets_its_own_record(tiny_model: Path, server: str, tmp_path: P
     assert b"Traceback" not in result.stderr
 
 
-def test_offline_never_downloads(tiny_model: Path, server: str) -> None:
+def test_offline_never_downloads(tiny_model: Path, server: str, tmp_path: Path) -> None:
     Handler.flaky_hits = 0
     url = f"{server}/flaky.jpg"
-    result = run(tiny_model, url, offline=True)
-    assert result.returncode == 1
-    assert json.loads(result.stdout) == {
-        "input": url,
-        "error": "offline mode is on (--offline or HF_HUB_OFFLINE): URL not downloaded",
-    }
+    local = tmp_path / "local.jpg"
+    local.write_bytes(jpeg_bytes(1))
+    result = run(tiny_model, url, str(local), offline=True)
+    assert result.returncode == 1  # an input failed; the others were classified
+    first, second = map(json.loads, result.stdout.decode().splitlines())
+    assert first == {"input": url, "error": "offline mode is on (--offline): URL not downloaded"}
+    assert second["input"] == str(local) and second["predictions"]
     assert Handler.flaky_hits == 0
+
+
+def test_hub_offline_is_for_the_hub_alone(tiny_model: Path, server: str, tmp_path: Path) -> None:
+    # Users set HF_HUB_OFFLINE=1 for good once their models are cached: URLs still download.
+    local = tmp_path / "local.jpg"
+    local.write_bytes(jpeg_bytes(1))
+    result = run(tiny_model, f"{server}/cat.jpg", str(local), hub_offline=True)
+    assert result.returncode == 0, result.stderr
+    url_record, local_record = map(json.loads, result.stdout.decode().splitlines())
+    assert url_record["input"] == f"{server}/cat.jpg"
+    assert url_record["predictions"] == local_record["predictions"]  # the same picture
+
+
+def test_ray_decode_tasks_follow_offline_alone(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Ray engine's decode task (run here without Ray): what it gets is the run's --offline.
+    from resnet_cli.inputs.sources import Source
+    from resnet_cli.pipeline.ray_job import _decode_rows, _input_tables
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    url = f"{server}/cat.jpg"
+    (table,) = _input_tables([Source(name=url, url=url)], skip=(), rows_per_block=8)
+    errors = {
+        offline: _decode_rows(table, resize=None, max_pixels=None, offline=offline)
+        .column("error")
+        .to_pylist()
+        for offline in (False, True)
+    }
+    assert errors == {False: [None], True: ["offline mode is on (--offline): URL not downloaded"]}

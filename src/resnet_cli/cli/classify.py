@@ -239,7 +239,12 @@ def classify_command(
         ),
     ] = False,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
+        bool,
+        typer.Option(
+            "--offline",
+            help="No network at all: models from the local cache or a folder, no image URLs. "
+            "HF_HUB_OFFLINE=1 only keeps the hub offline.",
+        ),
     ] = False,
     report: Annotated[
         Path | None,

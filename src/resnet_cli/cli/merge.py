@@ -51,7 +51,7 @@ def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
     from ..pipeline.ray_job import read_ray_output
 
     fmt = _resolve_format(output_format, output)
-    records = read_ray_output(folder)
+    records = read_ray_output(folder, empty=False)
     stream, opened = _open_output(output)
     writer = create_writer(fmt, stream)
     try:

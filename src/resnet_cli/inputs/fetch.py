@@ -14,7 +14,6 @@ from typing import Any
 
 from ..errors import ImageError
 from ..text import printable
-from .sources import offline_mode
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -33,14 +32,17 @@ def fetch_settings() -> tuple[float, int]:
     return timeout, limit
 
 
-def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
+def fetch_url(
+    url: str, timeout: float | None = None, max_bytes: int | None = None, offline: bool = False
+) -> bytes:
     """Download one image. ``timeout`` bounds connecting and each read, and twice that the
     whole download, headers and retries included (enforced while reading, so a server that
     trickles a byte at a time is cut off too); transient failures (timeouts, connection
     errors, 5xx, 429) are retried with backoff while that time lasts; anything else is an
-    ImageError for this URL alone."""
-    if offline_mode():
-        raise ImageError("offline mode is on (--offline or HF_HUB_OFFLINE): URL not downloaded")
+    ImageError for this URL alone. ``offline`` (--offline): an ImageError, nothing sent.
+    HF_HUB_OFFLINE is the hub's: it does not stop downloads from elsewhere."""
+    if offline:
+        raise ImageError("offline mode is on (--offline): URL not downloaded")
     default_timeout, default_limit = fetch_settings()
     timeout = timeout or default_timeout
     limit = max_bytes or default_limit

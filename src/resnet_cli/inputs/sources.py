@@ -47,7 +47,8 @@ def is_image_name(name: str) -> bool:
 
 
 def offline_mode() -> bool:
-    """Whether offline mode is on (--offline sets HF_HUB_OFFLINE=1): nothing is downloaded."""
+    """Whether the hub is offline (HF_HUB_OFFLINE=1, which --offline sets): no model or
+    dataset is downloaded from it. URL inputs are stopped by --offline alone."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 

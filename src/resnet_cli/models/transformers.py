@@ -4,7 +4,9 @@ applies, and BatchNorm folding."""
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +15,9 @@ from ..inputs.decode import ResizeRule
 from ..inputs.sources import looks_like_path, offline_mode
 
 DEFAULT_MODEL = "microsoft/resnet-50"
+# One part of a hub id, as huggingface_hub's validate_repo_id takes it (its "--" and ".."
+# rules are checked beside it).
+_HUB_ID_PART = re.compile(r"^\w(?:[\w.-]*\w)?$")
 
 
 def input_shape_of(model: str, processor: Any) -> tuple[int, ...] | None:
@@ -153,7 +158,7 @@ def explain_load_failure(
             f"expected model.safetensors or pytorch_model.bin): {first_line(exc)}"
         )
     if looks_like_path(model):
-        return f"model folder {model!r} does not exist: check the path, or pass a hub id"
+        return missing_model_folder(model) or f"no such model folder: {model!r}"
     if "RevisionNotFoundError" in names:
         return f"revision {revision!r} does not exist for model {model!r}: check --revision"
     if "RepositoryNotFoundError" in names or "GatedRepoError" in names:
@@ -224,3 +229,60 @@ def model_inputs(processed: Any) -> Any:
     if not tensors:
         raise ValueError("the image processor gave no tensors")
     return ModelInputs(tensors)
+
+
+def missing_model_folder(model: str) -> str | None:
+    """Why ``model`` names no model: one line where it is meant as a local folder and there
+    is none, with the closest folder there is; None where it exists or is for the hub.
+
+    Meant as a folder: written as a path (``./``, ``/``, ``~``, a trailing or a second
+    ``/``, a character no hub id has), or hub-shaped (``name``, ``org/name``) beside a folder
+    named almost like it (``tiny-resnt`` next to ``tiny-resnet/``; ``org/`` existing here
+    with a folder in it named almost like ``name``). Reads folder listings only."""
+    if os.path.exists(model) or os.path.exists(os.path.expanduser(model)):
+        return None
+    parts = model.split("/")
+    hub_shaped = (
+        not looks_like_path(model)
+        and len(parts) <= 2
+        and all(_HUB_ID_PART.match(part) for part in parts)
+        and "--" not in model
+        and ".." not in model
+    )
+    if hub_shaped and len(parts) == 2 and not os.path.isdir(parts[0]):
+        return None  # org/name, and no folder org here: the hub's
+    guess = _closest_folder(model)
+    if not hub_shaped:
+        hint = f"did you mean {guess!r}?" if guess else "check the path, or pass a hub id"
+        return f"no such model folder: {model!r}: {hint}"
+    if guess is None:
+        return None
+    # A bare name could still be meant for the hub: say how to ask it.
+    hub = "" if "/" in model else " (a model on the hub is named by its full id, org/name)"
+    return f"no such model folder: {model!r}: did you mean {guess!r}?{hub}"
+
+
+def _closest_folder(path: str) -> str | None:
+    """``path`` with its first missing part replaced by the most similarly named folder
+    beside it (difflib), where that names a folder (or the part was the last); else None."""
+    parts = path.rstrip("/").split("/")
+    for i, part in enumerate(parts):
+        typed = "/".join(parts[: i + 1])
+        if not part or os.path.isdir(os.path.expanduser(typed)):
+            continue
+        parent = os.path.expanduser("/".join(parts[:i]) or ("/" if i else "."))
+        try:
+            with os.scandir(parent) as entries:
+                names = [
+                    entry.name
+                    for entry in entries
+                    if entry.is_dir() and (part.startswith(".") or not entry.name.startswith("."))
+                ]
+        except OSError:
+            return None
+        match = difflib.get_close_matches(part, names, n=1)
+        if not match:
+            return None
+        guess = "/".join([*parts[:i], match[0], *parts[i + 1 :]])
+        return guess if i == len(parts) - 1 or os.path.isdir(os.path.expanduser(guess)) else None
+    return None

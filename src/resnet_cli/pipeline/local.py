@@ -123,6 +123,7 @@ def classify_batches(
         max_pixels=max_pixels,
         device_decode=device_decode,
         preprocess=classifier.preprocess_one,
+        offline=classifier.offline,
     )
     # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
     in_flight = size + 2 * pool_size
@@ -198,13 +199,14 @@ def decode_source(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device_decode: bool = False,
     preprocess: Callable[[Any], Any] | None = None,
+    offline: bool = False,
 ) -> Slot:
     """One input's decode step: read its bytes and decode them (downscaled by ``resize``, the
     model's first resize); any failure becomes the slot's error, never an exception.
 
     ``device_decode``: leave a plain JPEG's bytes in the slot for ``launch_batch`` to decode on
-    the model's device. The local engine runs this in its decode threads, the Ray engine in
-    its CPU tasks.
+    the model's device. ``offline``: a URL is an error, not downloaded. The local engine runs
+    this in its decode threads, the Ray engine in its CPU tasks.
     """
     if source.error is not None:
         return Slot(source.name, error=source.error)
@@ -212,7 +214,7 @@ def decode_source(
         if source.image is not None:
             image = source.image
         else:
-            data = _read(source)
+            data = _read(source, offline)
             orientation = _device_decodable(data, max_pixels) if device_decode else None
             if orientation is not None:
                 return Slot(source.name, jpeg=data, orientation=orientation)
@@ -232,14 +234,14 @@ def decode_source(
         return Slot(source.name, error=f"could not preprocess the image: {exc}")
 
 
-def _read(source: Source) -> bytes:
+def _read(source: Source, offline: bool = False) -> bytes:
     """The source's encoded bytes: in memory already, downloaded, or read from disk."""
     if source.data is not None:
         return source.data
     if source.url is not None:
         from ..inputs.fetch import fetch_url
 
-        return fetch_url(source.url)
+        return fetch_url(source.url, offline=offline)
     return read_file(str(source.path))
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import re
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -279,13 +281,41 @@ def _connect(ray: Any, address: str | None) -> bool:
     if address is None:
         options["include_dashboard"] = False
     try:
-        ray.init(**options)
+        with contextlib.nullcontext() if debug else _without_ray_log_level_note():
+            ray.init(**options)
     except Exception as exc:
         where = f"at {address}" if address else "on this machine"
         raise ClusterError(
             f"could not start or join a Ray cluster {where}: {_last_line(exc)}"
         ) from exc
     return True
+
+
+# What Ray's C++ core prints to stderr whenever RAY_BACKEND_LOG_LEVEL is set, at any level:
+# "logging.cc:303: Set ray log level from environment variable RAY_BACKEND_LOG_LEVEL to 3".
+_LOG_LEVEL_NOTE = b"Set ray log level from environment variable"
+
+
+@contextlib.contextmanager
+def _without_ray_log_level_note() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 (where Ray's C++ core writes, whatever
+    sys.stderr is) while Ray starts, and pass it on without Ray's note on its log level."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = b"".join(line for line in held if _LOG_LEVEL_NOTE not in line)
+            with contextlib.suppress(OSError), open(2, "wb", closefd=False) as stderr:
+                stderr.write(kept)
 
 
 def _check_reachable(address: str) -> None:
@@ -476,8 +506,6 @@ def _decode_rows(
 
     from .local import decode_source
 
-    if offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # URL inputs are not downloaded, as locally
     columns: dict[str, list[Any]] = {name: [] for name in _DECODED_COLUMNS}
     for row in batch.to_pylist():
         source = Source(
@@ -487,7 +515,8 @@ def _decode_rows(
             data=row["data"],
             error=row["error"],
         )
-        slot = decode_source(source, resize=resize, max_pixels=max_pixels)
+        # Offline, URL inputs are not downloaded, as locally.
+        slot = decode_source(source, resize=resize, max_pixels=max_pixels, offline=offline)
         pixels, height, width, error = None, None, None, slot.error
         if error is None:
             try:
@@ -552,14 +581,22 @@ def read_shard(path: str) -> tuple[list[tuple[int, Record]] | None, bool]:
     return indexed, whole and len(indexed) == len(found)
 
 
-def read_ray_output(folder: str | os.PathLike[str]) -> list[Record]:
-    """The records of a results folder written by the Ray engine, in input order."""
+def read_ray_output(folder: str | os.PathLike[str], *, empty: bool = True) -> list[Record]:
+    """The records of a results folder written by the Ray engine, in input order.
+    ``empty=False``: a folder without a shard is a UsageError (``merge``)."""
     if not os.path.isdir(folder):
         raise UsageError(f"no results folder at {os.fspath(folder)!r}")
+    paths = shard_paths(folder)
+    if not paths and not empty:
+        raise UsageError(
+            f"no shards in {os.fspath(folder)!r}: name the folder an --engine ray run wrote "
+            "(its -o DIR)"
+        )
     rows: list[tuple[int, Record]] = []
-    for path in shard_paths(folder):
+    for path in paths:
         shard, whole = read_shard(path)
         if shard is None or not whole:
+            _refuse_a_stranger(path)
             raise UsageError(
                 f"shard {path!r} is torn (its run was interrupted): run the command again "
                 "with --resume to finish it"
@@ -567,6 +604,36 @@ def read_ray_output(folder: str | os.PathLike[str]) -> list[Record]:
         rows.extend(shard)
     rows.sort(key=lambda row: row[0])  # stable: equal indices keep their shard order
     return [record for _, record in rows]
+
+
+def _refuse_a_stranger(path: str) -> None:
+    """A UsageError where a file named like a shard is not one (a local run's results, a
+    merged file): its records have no ``index``, or it is not records at all. Merging it
+    would mix it in, resuming would drop its records and overwriting would delete it."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            stranger = "index" not in pq.read_schema(path).names
+        except Exception:  # no footer: a shard cut short, as far as can be told
+            stranger = False
+    else:
+        # Ray writes whole lines; a kill cuts the last one, never the first complete one.
+        try:
+            with open(path, "rb") as handle:
+                first = handle.readline()
+        except OSError:
+            return
+        try:
+            data = json.loads(first) if first.endswith(b"\n") else {"index": 0}
+        except ValueError:
+            data = None
+        stranger = not (isinstance(data, dict) and type(data.get("index")) is int)
+    if stranger:
+        raise UsageError(
+            f"{path!r} is not a shard of an --engine ray run (its records have no index): "
+            "move it out of the folder"
+        )
 
 
 def prepare_output_folder(
@@ -580,6 +647,8 @@ def prepare_output_folder(
     if not os.path.isdir(path) or not os.listdir(path):
         return set()
     if overwrite:
+        for shard in shard_paths(path):
+            _refuse_a_stranger(shard)  # before anything is removed
         for name in os.listdir(path):
             if name.endswith((*SHARD_SUFFIXES, TORN_SUFFIX)):
                 os.remove(os.path.join(path, name))
@@ -601,6 +670,8 @@ def resume_folder(folder: str) -> set[str]:
     done: set[str] = set()
     for path in shard_paths(folder):
         rows, whole = read_shard(path)
+        if rows is None or not whole:
+            _refuse_a_stranger(path)
         if rows is None:
             os.replace(path, os.path.join(folder, f".{os.path.basename(path)}{TORN_SUFFIX}"))
             continue

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeviceError, UsageError
+from ..errors import DeviceError, ModelLoadError, UsageError
 from ..inputs.decode import ResizeRule
 from ..models.transformers import (
     DEFAULT_MODEL,
@@ -24,6 +24,7 @@ from ..models.transformers import (
     fold_batchnorm,
     input_shape_of,
     load_with_transformers,
+    missing_model_folder,
     model_inputs,
     resize_rule,
 )
@@ -57,6 +58,7 @@ class Classifier:
     resize: ResizeRule | None = None  # set: JPEGs are decoded downscaled to about this size
     files: dict[str, str] | None = None  # the checkpoint's files, for the runtime cache
     input_shape: tuple[int, ...] | None = None  # one image's model input, where fixed
+    offline: bool = False  # no network at all: URL inputs are not downloaded either
 
     @property
     def num_labels(self) -> int:
@@ -178,14 +180,20 @@ def load_classifier(
     ``exact`` keeps the pipeline's arithmetic (fp32, no folding, full decodes); otherwise
     BatchNorm is folded and the model runs in the plan's precision and runtime.
     ``compile_model`` wraps it in torch.compile: a slower start for a faster steady state.
-    ``images``: how many images the run will classify, where known (a run too short to earn
-    back an ONNX export stays in torch; see ``runtimes.select``). ``runtime``: one of
-    ``runtimes.select.RUNTIMES`` instead of the chooser's pick (a UsageError where it cannot
-    run the model so), as sentence-transformers' ``backend=``.
+    ``offline``: no network at all, neither the hub nor URL inputs (HF_HUB_OFFLINE=1 keeps
+    only the hub offline). ``images``: how many images the run will classify, where known (a
+    run too short to earn back an ONNX export stays in torch; see ``runtimes.select``).
+    ``runtime``: one of ``runtimes.select.RUNTIMES`` instead of the chooser's pick (a
+    UsageError where it cannot run the model so), as sentence-transformers' ``backend=``.
     """
     check_model_options(device, precision, exact)
+    missing = missing_model_folder(model)
+    if missing is not None:  # before the hub, torch or transformers: a mistyped path is instant
+        raise ModelLoadError(missing)
+    if model.startswith("~"):  # quoted, so the shell left it: a folder in a home
+        model = os.path.expanduser(model)
     if offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # for the hub, and for URL inputs downloaded later
+        os.environ["HF_HUB_OFFLINE"] = "1"  # for the hub; URL inputs see Classifier.offline
     planning = plan_inputs(
         model,
         revision=revision,
@@ -204,7 +212,7 @@ def load_classifier(
         # A checkpoint exported by an earlier run starts without torch (0.2 s, not 3-4 s).
         cached = load_cached(model, files, plan)
         if cached is not None:
-            return cached
+            return dataclasses.replace(cached, offline=offline)
         checkpoint = dataclasses.replace(checkpoint, cached=False)
     planning = dataclasses.replace(planning, hardware=planning.hardware.with_torch())
     import torch
@@ -273,6 +281,7 @@ def load_classifier(
         channels_last=channels_last,
         resize=None if exact else resize_rule(processor),
         input_shape=input_shape,
+        offline=offline,
         **label_fields(config),
     )
 

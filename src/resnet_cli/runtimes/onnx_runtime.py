@@ -84,10 +84,22 @@ def hardware() -> list[str]:
     try:
         release = version("onnxruntime")
     except PackageNotFoundError:  # another build of it (onnxruntime-gpu, ...): ask it
-        import onnxruntime
-
-        release = onnxruntime.__version__
+        release = import_onnxruntime().__version__
     return [release, *cpu_identity()]
+
+
+def import_onnxruntime() -> Any:
+    """ONNX Runtime, imported with its telemetry off. From 1.29 its Linux and macOS builds
+    upload usage events and write a device id under ~/.cache unless told not to before it
+    loads; a tool that promises --offline and no files beside its outputs tells it not to
+    (a user's own setting of either variable wins)."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")
+    import onnxruntime
+
+    with contextlib.suppress(Exception):  # the events API, where this build has it
+        onnxruntime.disable_telemetry_events()
+    return onnxruntime
 
 
 class _NotKept(Exception):
@@ -145,7 +157,7 @@ def new_session(model: bytes | str, optimized_to: str | None = None) -> Any:
     """An ONNX Runtime CPU session on ``session_threads()`` threads; ``optimized_to``: also
     write the graph it optimized there, as ONNX (where that fails, the session is built
     without it)."""
-    import onnxruntime
+    onnxruntime = import_onnxruntime()
 
     def options(saving_to: str | None) -> Any:
         chosen = onnxruntime.SessionOptions()
