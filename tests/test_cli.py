@@ -181,7 +181,9 @@ def test_no_cuda_is_exit_3(tiny_model: Path, images: list[Path]) -> None:
 
 def test_model_that_cannot_be_had_is_exit_3(tmp_path: Path, images: list[Path]) -> None:
     cases = {
-        "microsoft/resnet-50": "is not in the local cache and offline mode is on",
+        "microsoft/resnet-50": "is not in the local cache and offline mode is on: run once with "
+        "network access, or pass --model PATH to a folder written by save_pretrained() (the "
+        "README's 'Try it offline' makes one)",
         str(tmp_path): "has no config.json",
         str(tmp_path / "nowhere"): "no such model folder",
     }

@@ -1,5 +1,5 @@
-"""The layout's rules, read from the source: imports run one way, and the packages that only
-steer the work (``pipeline/``, ``cli/``) never import torch."""
+"""The layout's rules, read from the source: imports run one way, and ``inputs/``, ``output/``,
+``pipeline/`` and ``cli/`` never import torch."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ LAYERS = {
     "__main__": 7,
     "ray_engine": 7,
 }
-STEERING = ("pipeline", "cli")  # no torch here, not even inside a function
+# No torch here, not even inside a function: the packages that steer the work, and those
+# that read inputs and write outputs (torch is the runtimes' and the models' business).
+NO_TORCH = ("inputs", "output", "pipeline", "cli")
 
 
 def modules() -> dict[str, Path]:
@@ -104,21 +106,21 @@ def torch_imports(path: Path) -> list[int]:
     return lines
 
 
-def test_pipeline_and_cli_never_import_torch() -> None:
+def test_inputs_output_pipeline_and_cli_never_import_torch() -> None:
     assert torch_imports(PACKAGE / "runtimes" / "base.py")  # the check sees an import
     found = [
         f"{path.relative_to(PACKAGE)}:{line}"
         for name, path in modules().items()
-        if top(name) in STEERING
+        if top(name) in NO_TORCH
         for line in torch_imports(path)
     ]
     assert not found, found
 
 
 def test_the_steering_modules_load_without_torch() -> None:
-    """Imported in a fresh interpreter, every pipeline/ and cli/ module leaves torch,
+    """Imported in a fresh interpreter, every module of those packages leaves torch,
     torchvision and transformers unloaded (what keeps --help and the quick start fast)."""
-    names = [f"resnet_cli.{n}" for n in modules() if top(n) in STEERING]
+    names = [f"resnet_cli.{n}" for n in modules() if top(n) in NO_TORCH]
     probe = (
         "import importlib, json, sys\n"
         f"for name in {names!r}:\n"
