@@ -197,3 +197,17 @@ def test_resuming_an_old_csv_keeps_its_columns(real_model: Path, tmp_path: Path)
     assert tuple(rows[0]) == CSV_HEADER and all(len(row) == 6 for row in rows)
     assert [Path(row[0]).name for row in rows[1:]] == ["chelsea.jpg", "coffee.jpg"]
     assert os.path.getsize(out) > 0
+
+
+def test_resuming_a_csv_with_categories_keeps_them(real_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labels.csv"
+    first = run_cli(EXAMPLES / "chelsea.jpg", "-m", real_model, "-k", "1", "-o", out, "-q")
+    assert first.returncode == 0, first.stderr
+    again = run_cli(EXAMPLES, "-m", real_model, "-k", "1", "-o", out, "--resume", "-q")
+    assert again.returncode == 0, again.stderr  # the category header is a results file's too
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode(), newline="")))
+    assert tuple(rows[0]) == (*CSV_HEADER, "category") and all(len(row) == 7 for row in rows)
+    assert [(Path(row[0]).name, row[6]) for row in rows[1:]] == [
+        ("chelsea.jpg", "cat"),
+        ("coffee.jpg", "food"),
+    ]
