@@ -112,7 +112,7 @@ NOT_UTF8_NAME = os.fsdecode(b"bad\xff.jpg")
 ALLOWED_TAGS = {
     *("html", "head", "meta", "link", "title", "style", "body", "header", "h1", "dl", "div"),
     *("dt", "dd", "label", "select", "option", "input", "fieldset", "legend", "output", "main"),
-    *("section", "h2", "span", "figure", "figcaption", "p", "ol", "li", "script"),
+    *("section", "h2", "span", "figure", "figcaption", "p", "ol", "li", "script", "wbr"),
 }
 HOSTILE_LABEL = '</script><img src=x onerror="document.title=1">'
 
@@ -791,3 +791,12 @@ def test_label_filter_and_sorting_in_a_browser(browser: Any, tmp_path: Path) -> 
     sort.select_by_value("name")
     assert order("g-review") == ["a.jpg", "b.jpg", "c.jpg", "e.jpg"]
     assert browser.find_element(By.ID, "sum-needs-review").text == "4"
+
+
+def test_card_names_wrap_at_separators_not_mid_word() -> None:
+    names = ["holiday/IMG_2024-07-14.beach.jpg", "work/scan.png"]
+    page = render([classified(name, 0.9, 0.05) for name in names])
+    assert (
+        '<div class="name" title="holiday/IMG_2024-07-14.beach.jpg">'
+        "holiday/<wbr>IMG_<wbr>2024-<wbr>07-<wbr>14.<wbr>beach.<wbr>jpg</div>"
+    ) in page

@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,12 @@ def write_report(
 def _text(value: object) -> str:
     """Any text made safe for HTML: undecodable bytes as \\xNN, control characters escaped."""
     return html.escape(printable(str(value)), quote=True)
+
+
+def _breakable(name: str) -> str:
+    """A file name for a narrow card: safe for HTML, with a line-break opportunity after each
+    ``/``, ``_``, ``-`` and ``.``, so that it wraps there rather than mid-word."""
+    return re.sub(r"([/_.-])", r"\1<wbr>", _text(name))
 
 
 def script_json(data: object) -> str:
@@ -336,7 +343,7 @@ def _card(index: int, record: Record, folder: str, thumbnail: str | None) -> str
     failed = " failed" if not record.ok else ""
     return (
         f'<figure class="card{failed}" id="c{index}">{picture}<figcaption>'
-        f'<div class="name" title="{_text(record.input)}">{_text(name)}</div>{body}'
+        f'<div class="name" title="{_text(record.input)}">{_breakable(name)}</div>{body}'
         "</figcaption></figure>"
     )
 
