@@ -57,6 +57,15 @@ def test_a_model_not_on_disk_is_planned_without_a_download(tmp_path: Path) -> No
     assert facts["plan"]["network"]["value"] == "transformers"
 
 
+def test_a_mistyped_model_folder_is_said_as_a_run_would_say_it(tiny_model: Path) -> None:
+    mistyped = str(tiny_model)[:-1]  # the folder's name less its last letter
+    code, out, err = env("-m", mistyped, "-d", "cpu", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["model"]["notes"] == [
+        f"no such model folder: {mistyped!r}: did you mean {str(tiny_model)!r}?"
+    ]
+
+
 def test_bad_options_are_usage_errors() -> None:
     code, _, err = env("-d", "gpu")
     assert code == 2 and err.startswith("Error: unknown device 'gpu'")

@@ -27,7 +27,7 @@ def describe(
     model: str, revision: str | None, device: str, precision: str, exact: bool
 ) -> dict[str, Any]:
     """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data."""
-    from ..models.transformers import input_shape_of
+    from ..models.transformers import input_shape_of, missing_model_folder
     from .classifier import plan_inputs
     from .hardware import probe
     from .onnx_runtime import cache_dir
@@ -38,7 +38,10 @@ def describe(
     )
     files, changes = planning.files, {}
     notes = []
-    if files is None:
+    missing = missing_model_folder(model)
+    if missing is not None:  # what a run would stop on, said here too
+        notes.append(missing)
+    elif files is None:
         notes.append("not on disk yet: the plan is for a first run, which downloads it")
     elif not planning.checkpoint.native:
         processor = _local_processor(model, revision)
