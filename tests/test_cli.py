@@ -212,6 +212,59 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.strip() == f"resnet-classify {__version__}"
 
 
+def test_short_version() -> None:
+    assert invoke("-V").stdout == invoke("--version").stdout != ""
+
+
+def help_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> str:
+    from resnet_cli.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_fits_80_columns_in_panels(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    text = help_at_80_columns(monkeypatch, capsys)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    words = text.replace("│", " ").split()
+    flat = " ".join(words)
+    assert "Records are named <dataset>:<split>:<row>." in flat  # not eaten as markup
+    for panel in ("Arguments", "Options", "Inputs", "Datasets", "Model", "Output", "Speed"):
+        assert f"╭─ {panel} ─" in text
+    assert "╭─ Sorting ─" in text and "╭─ Ray ─" in text
+    assert "Usage: resnet-classify [OPTIONS] [INPUTS]..." in text
+    for command in ("report", "env", "merge"):
+        assert f"resnet-classify {command} (" in flat.split("Arguments")[0]
+    assert "Examples" in text.split("╰")[-1]  # the examples come last
+    # No word is cut (pa|rquet) or cropped (image-classificat…): every word of every option's
+    # help is whole on some line.
+    for param in typer.main.get_command(app).params:
+        for word in (param.help or "").replace("\\[", "[").replace("`", "").split():
+            assert word in words, (param.name, word)
+
+
+def test_report_and_merge_usage_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = help_at_80_columns(monkeypatch, capsys, "report")
+    merge = help_at_80_columns(monkeypatch, capsys, "merge")
+    for text, usage in (
+        (report, "Usage: resnet-classify report [OPTIONS] RESULTS..."),
+        (merge, "Usage: resnet-classify merge [OPTIONS] FOLDER"),
+    ):
+        assert usage in [line.strip() for line in text.splitlines()]
+        assert "{" not in text and max(len(line) for line in text.splitlines()) <= 80
+
+
 def test_parquet_round_trips_into_datasets(
     tiny_model: Path, images: list[Path], tmp_path: Path
 ) -> None:

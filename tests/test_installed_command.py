@@ -89,6 +89,7 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
     [
         ["--help"],
         ["--version"],
+        ["-V"],
         ["--top-k", "nope", "x.jpg"],
         [],
         ["missing.jpg"],

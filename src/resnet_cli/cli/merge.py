@@ -26,15 +26,21 @@ def merge_command(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the records to this file (never overwritten)."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the records to this file (never overwritten).",
+        ),
     ] = None,
     output_format: Annotated[
         Format | None,
         typer.Option(
             "--format",
             "-f",
-            help="Output format. \\[default: from the --output extension, else jsonl; table on "
-            "a terminal]",
+            metavar="FORMAT",
+            help="table, json, jsonl, csv or parquet (needs -o). \\[default: from the -o "
+            "extension, else jsonl; table on a terminal]",
             show_default=False,
         ),
     ] = None,

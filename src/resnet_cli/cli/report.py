@@ -22,7 +22,7 @@ REPORT_EPILOG = """\
 **Examples**
 
     resnet-classify report labels.jsonl -o report.html
-    resnet-classify report part1.csv part2.csv -o report.html --title "Holiday photos"
+    resnet-classify report part1.csv part2.csv -o report.html --title Holidays
 
 Relative image paths are looked up from the current folder, then from the results file's
 folder. To classify a file or folder that is literally named `report`, write `./report`.
@@ -44,15 +44,25 @@ def report_command(
         ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="The HTML file to write.", show_default=False
+        ),
     ],
     title: Annotated[
         str | None,
-        typer.Option(help="The page's title. \\[default: from the results file names]"),
+        typer.Option(
+            metavar="TEXT", help="The page's title. \\[default: from the results file names]"
+        ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="The model that made the results, for the summary."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="The model that made the results, for the summary.",
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing report file.")
