@@ -245,11 +245,29 @@ def test_help_fits_80_columns_in_panels(
     for command in ("report", "env", "merge"):
         assert f"resnet-classify {command} (" in flat.split("Arguments")[0]
     assert "Examples" in text.split("╰")[-1]  # the examples come last
+    general = text.split("╭─ Options ─")[1].split("╰")[0]
+    assert "--install-completion" in general and "--show-completion" in general
     # No word is cut (pa|rquet) or cropped (image-classificat…): every word of every option's
     # help is whole on some line.
     for param in typer.main.get_command(app).params:
         for word in (param.help or "").replace("\\[", "[").replace("`", "").split():
             assert word in words, (param.name, word)
+
+
+def test_show_completion_prints_the_shells_script(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer.completion
+
+    from resnet_cli.cli import main
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--show-completion"])
+    assert exit_info.value.code == 0
+    script = capsys.readouterr().out
+    assert "complete -o default -F _resnet_classify_completion resnet-classify" in script
+    assert "_RESNET_CLASSIFY_COMPLETE=complete_bash" in script
 
 
 def test_report_and_merge_usage_lines(

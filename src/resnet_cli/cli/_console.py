@@ -18,11 +18,11 @@ from ..errors import UsageError
 from ..output.writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 
-def create_app() -> typer.Typer:
-    """A Typer app with this command's settings (shared by the main command, ``report`` and
-    the Ray engine's ``merge``)."""
+def create_app(completion: bool = False) -> typer.Typer:
+    """A Typer app with this command's settings (shared by the main command, ``report``,
+    ``env`` and ``merge``); ``completion`` adds --install-completion and --show-completion."""
     return typer.Typer(
-        add_completion=False,
+        add_completion=completion,
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
         rich_markup_mode="markdown",

@@ -100,7 +100,7 @@ class Engine(str, enum.Enum):
     ray = "ray"
 
 
-app = create_app()
+app = create_app(completion=True)  # the shell completes every command through this one
 
 
 @app.command(cls=Command, epilog=EPILOG)
