@@ -82,6 +82,16 @@ def test_json_is_one_array(tiny_model: Path, images: list[Path]) -> None:
     assert isinstance(data, list) and [d["input"] for d in data] == [str(p) for p in images[:2]]
 
 
+def test_json_flag_is_format_json(tiny_model: Path, images: list[Path]) -> None:
+    expected = invoke(*base(tiny_model), "-f", "json", *images[:2]).stdout
+    assert json.loads(expected)
+    assert invoke(*base(tiny_model), "--json", *images[:2]).stdout == expected
+    assert invoke(*base(tiny_model), "--json", "-f", "json", *images[:2]).stdout == expected
+    clash = invoke(*base(tiny_model), "--json", "-f", "csv", *images[:2])
+    assert clash.exit_code == 2 and clash.stdout == ""
+    assert clash.stderr == "Error: --json means -f json, not -f csv: pass one of the two\n"
+
+
 def test_table_for_one_image_and_for_many(tiny_model: Path, images: list[Path]) -> None:
     one = invoke(*base(tiny_model), "-f", "table", "-k", "3", images[0])
     assert one.exit_code == 0

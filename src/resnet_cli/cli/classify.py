@@ -252,6 +252,9 @@ def classify_command(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Same as -f json.", rich_help_panel=OUTPUT)
+    ] = False,
     output: Annotated[
         str | None,
         typer.Option(
@@ -440,7 +443,7 @@ def classify_command(
         batch_size=batch_size,
         precision=precision.value,
         exact=exact,
-        output_format=output_format.value if output_format else None,
+        output_format=_format_option(output_format, json_output),
         output=None if output is None or output == "-" else Path(output),
         output_name=None if output == "-" else output,
         null=null,
@@ -466,6 +469,15 @@ def classify_command(
         dry_run=dry_run,
     )
     raise typer.Exit(run(inputs or [], options))
+
+
+def _format_option(output_format: Format | None, json_output: bool) -> str | None:
+    """-f's value, with --json as -f json."""
+    if not json_output:
+        return output_format.value if output_format else None
+    if output_format is not None and output_format != Format.json:
+        raise UsageError(f"--json means -f json, not -f {output_format.value}: pass one of the two")
+    return "json"
 
 
 @dataclass(frozen=True)
