@@ -82,6 +82,23 @@ def test_json_is_one_array(tiny_model: Path, images: list[Path]) -> None:
     assert isinstance(data, list) and [d["input"] for d in data] == [str(p) for p in images[:2]]
 
 
+def test_format_and_output_extension_must_agree(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "x.jsonl"
+    clash = invoke(*base(tiny_model), "-o", out, "-f", "csv", images[0])
+    assert clash.exit_code == 2 and not out.exists()
+    assert clash.stderr == (
+        f"Error: -f csv and -o {str(out)!r} disagree (.jsonl is jsonl): drop -f, or write to "
+        f"{str(tmp_path / 'x.csv')!r}\n"
+    )
+    # An extension that names no format leaves -f free; a matching one is fine.
+    for name in ("x.txt", "x.csv"):
+        result = invoke(*base(tiny_model), "-o", tmp_path / name, "-f", "csv", images[0])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).read_text().startswith("input,rank,label")
+
+
 def test_json_flag_is_format_json(tiny_model: Path, images: list[Path]) -> None:
     expected = invoke(*base(tiny_model), "-f", "json", *images[:2]).stdout
     assert json.loads(expected)

@@ -141,9 +141,17 @@ def _resolve_format(
     output_format: str | None, output: Path | None, table_by_default: bool = False
 ) -> str:
     """--format, else the output file's extension, else table on a terminal (or for the demo)
-    and jsonl otherwise."""
+    and jsonl otherwise. A --format that the file's extension contradicts is a usage error:
+    a CSV named x.jsonl is misread by everything that reads it, ``report`` included."""
+    named = format_for_path(str(output)) if output else None
+    if output is not None and output_format and named and output_format != named:
+        suffix = ".txt" if output_format == "table" else f".{output_format}"
+        raise UsageError(
+            f"-f {output_format} and -o {str(output)!r} disagree ({output.suffix} is {named}): "
+            f"drop -f, or write to {str(output.with_suffix(suffix))!r}"
+        )
     fmt = output_format or (
-        (format_for_path(str(output)) or "jsonl")
+        (named or "jsonl")
         if output
         else ("table" if table_by_default or _isatty(sys.stdout) else "jsonl")
     )
