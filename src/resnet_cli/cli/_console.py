@@ -122,9 +122,7 @@ def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bo
         mode = "a" if append else "x"
         return open(output, mode, encoding="utf-8", errors="surrogateescape", newline=""), True
     except FileExistsError:
-        raise UsageError(
-            f"output file {str(output)!r} exists: pass --resume or --overwrite"
-        ) from None
+        raise UsageError(f"output file {str(output)!r} exists: choose another name") from None
     except OSError as exc:
         raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
 
