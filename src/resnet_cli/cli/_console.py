@@ -37,6 +37,20 @@ class Format(str, enum.Enum):
     parquet = "parquet"
 
 
+def format_option(panel: str | None = None) -> Any:
+    """The -f/--format option of the commands that write records (the main command, merge);
+    ``_resolve_format`` gives it its meaning."""
+    return typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="table, json, jsonl, csv or parquet (needs -o). \\[default: table on a terminal, "
+        "else jsonl; with -o, from its extension]",
+        show_default=False,
+        rich_help_panel=panel,
+    )
+
+
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"resnet-classify {__version__}")

@@ -34,6 +34,7 @@ from ._console import (
     _status,
     _summary,
     create_app,
+    format_option,
     say,
 )
 from ._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Command
@@ -240,18 +241,7 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = False,
-    output_format: Annotated[
-        Format | None,
-        typer.Option(
-            "--format",
-            "-f",
-            metavar="FORMAT",
-            help="table, json, jsonl, csv or parquet (needs -o). \\[default: table on a "
-            "terminal, else jsonl; with -o, from its extension]",
-            show_default=False,
-            rich_help_panel=OUTPUT,
-        ),
-    ] = None,
+    output_format: Annotated[Format | None, format_option(OUTPUT)] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Same as -f json.", rich_help_panel=OUTPUT)
     ] = False,
