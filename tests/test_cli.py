@@ -82,6 +82,33 @@ def test_json_is_one_array(tiny_model: Path, images: list[Path]) -> None:
     assert isinstance(data, list) and [d["input"] for d in data] == [str(p) for p in images[:2]]
 
 
+def test_format_and_output_extension_must_agree(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "x.jsonl"
+    clash = invoke(*base(tiny_model), "-o", out, "-f", "csv", images[0])
+    assert clash.exit_code == 2 and not out.exists()
+    assert clash.stderr == (
+        f"Error: -f csv and -o {str(out)!r} disagree (.jsonl is jsonl): drop -f, or write to "
+        f"{str(tmp_path / 'x.csv')!r}\n"
+    )
+    # An extension that names no format leaves -f free; a matching one is fine.
+    for name in ("x.txt", "x.csv"):
+        result = invoke(*base(tiny_model), "-o", tmp_path / name, "-f", "csv", images[0])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).read_text().startswith("input,rank,label")
+
+
+def test_json_flag_is_format_json(tiny_model: Path, images: list[Path]) -> None:
+    expected = invoke(*base(tiny_model), "-f", "json", *images[:2]).stdout
+    assert json.loads(expected)
+    assert invoke(*base(tiny_model), "--json", *images[:2]).stdout == expected
+    assert invoke(*base(tiny_model), "--json", "-f", "json", *images[:2]).stdout == expected
+    clash = invoke(*base(tiny_model), "--json", "-f", "csv", *images[:2])
+    assert clash.exit_code == 2 and clash.stdout == ""
+    assert clash.stderr == "Error: --json means -f json, not -f csv: pass one of the two\n"
+
+
 def test_table_for_one_image_and_for_many(tiny_model: Path, images: list[Path]) -> None:
     one = invoke(*base(tiny_model), "-f", "table", "-k", "3", images[0])
     assert one.exit_code == 0
@@ -212,6 +239,77 @@ def test_version() -> None:
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"resnet-classify {__version__}"
+
+
+def test_short_version() -> None:
+    assert invoke("-V").stdout == invoke("--version").stdout != ""
+
+
+def help_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> str:
+    from resnet_cli.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_fits_80_columns_in_panels(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    text = help_at_80_columns(monkeypatch, capsys)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    words = text.replace("│", " ").split()
+    flat = " ".join(words)
+    assert "Records are named <dataset>:<split>:<row>." in flat  # not eaten as markup
+    for panel in ("Arguments", "Options", "Inputs", "Datasets", "Model", "Output", "Speed"):
+        assert f"╭─ {panel} ─" in text
+    assert "╭─ Sorting ─" in text and "╭─ Ray ─" in text
+    assert "Usage: resnet-classify [OPTIONS] [INPUTS]..." in text
+    for command in ("report", "env", "merge"):
+        assert f"resnet-classify {command} (" in flat.split("Arguments")[0]
+    assert "Examples" in text.split("╰")[-1]  # the examples come last
+    general = text.split("╭─ Options ─")[1].split("╰")[0]
+    assert "--install-completion" in general and "--show-completion" in general
+    # No word is cut (pa|rquet) or cropped (image-classificat…): every word of every option's
+    # help is whole on some line.
+    for param in typer.main.get_command(app).params:
+        for word in (param.help or "").replace("\\[", "[").replace("`", "").split():
+            assert word in words, (param.name, word)
+
+
+def test_show_completion_prints_the_shells_script(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer.completion
+
+    from resnet_cli.cli import main
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--show-completion"])
+    assert exit_info.value.code == 0
+    script = capsys.readouterr().out
+    assert "complete -o default -F _resnet_classify_completion resnet-classify" in script
+    assert "_RESNET_CLASSIFY_COMPLETE=complete_bash" in script
+
+
+def test_report_and_merge_usage_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = help_at_80_columns(monkeypatch, capsys, "report")
+    merge = help_at_80_columns(monkeypatch, capsys, "merge")
+    for text, usage in (
+        (report, "Usage: resnet-classify report [OPTIONS] RESULTS..."),
+        (merge, "Usage: resnet-classify merge [OPTIONS] FOLDER"),
+    ):
+        assert usage in [line.strip() for line in text.splitlines()]
+        assert "{" not in text and max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_parquet_round_trips_into_datasets(

@@ -74,7 +74,9 @@ def test_python_dash_m_and_exit_codes(tiny_model: Path, images: list[Path]) -> N
 def test_bad_option_is_one_line(tiny_model: Path) -> None:
     result = run("--no-such-option")
     assert result.returncode == 2
-    assert result.stderr.decode().strip() == "Error: No such option: --no-such-option"
+    # Click may add its close matches: "(Possible options: --install-completion, ...)".
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: No such option: --no-such-option")
 
 
 def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
@@ -89,6 +91,8 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
     [
         ["--help"],
         ["--version"],
+        ["-V"],
+        ["--show-completion"],
         ["--top-k", "nope", "x.jpg"],
         [],
         ["missing.jpg"],
@@ -113,3 +117,35 @@ def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> No
         [sys.executable, "-c", probe, *args], capture_output=True, timeout=60, text=True
     )
     assert "HEAVY= CODE=" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_bash_completion_completes_each_command() -> None:
+    # The script the shell loads, then what Tab offers after each line, as bash computes it.
+    script = (
+        'source <(_RESNET_CLASSIFY_COMPLETE=source_bash "$CMD")\n'
+        'tab() { COMP_WORDS=(resnet-classify "$@"); COMP_CWORD=$#; COMPREPLY=()\n'
+        '  _resnet_classify_completion "$CMD"; echo "${COMPREPLY[*]}"; }\n'
+        "tab -f ''\n"
+        "tab photos/ --organize-mode ''\n"
+        "tab report --ti\n"
+        "tab env -f ''\n"
+        "tab merge results/ -f j\n"
+        "tab ''\n"
+    )
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        timeout=120,
+        text=True,
+        env={**os.environ, "CMD": str(COMMAND)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "table json jsonl csv parquet",
+        "link symlink copy move",
+        "--title",  # report's options after report, not the main command's
+        "text json",
+        "json jsonl",
+        "",  # nothing of ours: bash completes file names (complete -o default)
+    ]

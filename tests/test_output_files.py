@@ -58,6 +58,38 @@ def inputs_of(path: Path) -> list[str]:
 # --------------------------------------------------------------------------- case 1
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json", "parquet"])
+def test_existing_output_suggests_what_works_for_its_format(
+    fmt: str, images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnet_cli.errors import UsageError
+    from resnet_cli.output.files import claim_output
+
+    out = tmp_path / f"labels.{fmt}"
+    out.write_bytes(b"earlier results")
+    resume = "--resume to continue it, " if fmt in ("jsonl", "csv") else ""
+    result = cli(MISSING, images[0], "-o", out)  # refused before the model loads: exit 2
+    assert result.exit_code == 2 and out.read_bytes() == b"earlier results"
+    assert result.stderr == (
+        f"Error: output file {str(out)!r} exists: pass {resume}--overwrite to replace it, or "
+        "choose another name\n"
+    )
+    # Another run created the name between the check and the link: it holds the file, so
+    # --overwrite is no answer either.
+    new = tmp_path / f"new.{fmt}"
+
+    def taken(source: str, target: str) -> None:
+        raise FileExistsError(errno.EEXIST, "exists", target)
+
+    monkeypatch.setattr(os, "link", taken)
+    with pytest.raises(UsageError) as refused:
+        claim_output(str(new), fmt, resume=False, overwrite=False, model="m", top_k=5)
+    advice = "pass --resume to continue it, or choose" if resume else "choose"
+    assert str(refused.value) == (
+        f"output file {str(new)!r} exists (another run took the name): {advice} another name"
+    )
+
+
 NOT_RESULTS = {
     "a jpeg named .jsonl": ("x.jsonl", None),
     "json lines of other objects": ("x.jsonl", b'{"name": "a.jpg", "label": "cat"}\n{"n": 2}\n'),

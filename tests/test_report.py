@@ -511,7 +511,7 @@ def test_report_subcommand_errors_are_one_line_exit_2(
         (str(garbage), "-o", "r.html"): f"Error: {str(garbage)!r} is not a resnet-classify",
         (str(tmp_path), "-o", "r.html"): "Error: cannot read",
         (str(good), "-o", str(existing)): f"Error: report file {str(existing)!r} exists",
-        (str(good),): "Error: Missing option '--output'",
+        (str(tmp_path / "gone" / "x.jsonl"),): "Error: results file ",  # not 'folder gone'
         (): "Error: Missing argument",
     }
     for args, message in cases.items():
@@ -525,6 +525,32 @@ def test_report_subcommand_errors_are_one_line_exit_2(
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(good), "-o", str(existing), "--overwrite"])
     assert exit_info.value.code == 0 and card_count(existing) == 1
+
+
+def test_report_without_output_writes_report_html_beside_the_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "run" / "labels.jsonl"
+    results.parent.mkdir()
+    results.write_text(record_json(classified("a.jpg", 0.9, 0.1)) + "\n")
+    page = results.parent / "report.html"
+
+    def report(*args: str) -> tuple[object, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["report", str(results), *args])
+        return exit_info.value.code, capsys.readouterr().err
+
+    code, stderr = report()
+    assert code == 0 and card_count(page) == 1
+    assert stderr.startswith(f"wrote {page}: 1 image, 0 failed")
+    page.write_text("keep me")
+    code, stderr = report()  # never over an existing file
+    assert code == 2 and page.read_text() == "keep me"
+    assert stderr == (
+        f"Error: report file {str(page)!r} exists: pass --overwrite to replace it, or name "
+        "another file with -o\n"
+    )
+    assert report("--overwrite")[0] == 0 and card_count(page) == 1
 
 
 def test_help_names_the_report(capsys: pytest.CaptureFixture[str]) -> None:

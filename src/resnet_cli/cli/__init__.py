@@ -4,7 +4,8 @@
 code: the commands only raise, and ``_errors.Command``, the class of every command, is the one
 place a ``ResnetCliError`` becomes an ``Error:`` line and the contract's code. Nothing in
 ``cli/`` imports torch: the commands call into ``pipeline/`` and ``runtimes/``, which import it
-when work starts.
+when work starts. Shell completion (``--show-completion``) goes through ``main`` too, which
+picks the command the words typed so far name.
 """
 
 from __future__ import annotations
@@ -31,12 +32,20 @@ from ._errors import (
 # subcommands: a file named like a command is classified as ./report.)
 COMMANDS = ("report", "env", "merge")
 
+# Set by the script --show-completion prints: the shell runs resnet-classify with it (and the
+# words typed so far in COMP_WORDS or _TYPER_COMPLETE_ARGS) to ask for completions.
+COMPLETE_VAR = "_RESNET_CLASSIFY_COMPLETE"
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: ``resnet-classify [report|env|merge] ...``."""
     args = sys.argv[1:] if argv is None else list(argv)
-    name = args[0] if args[:1] and args[0] in COMMANDS else None
-    _main(_app(name), "resnet-classify" + (f" {name}" if name else ""), args[1:] if name else args)
+    if args[:1] and args[0] in COMMANDS:
+        name: str | None = args[0]
+        args = args[1:]
+    else:
+        name = _completed_command() if not args else None
+    _main(_app(name), "resnet-classify" + (f" {name}" if name else ""), args)
 
 
 def merge_main(argv: list[str] | None = None) -> None:
@@ -47,6 +56,25 @@ def merge_main(argv: list[str] | None = None) -> None:
         "python -m resnet_cli.ray_engine merge",
         args[1:] if args[:1] == ["merge"] else args,
     )
+
+
+def _completed_command() -> str | None:
+    """The command whose options a shell asks to complete: the words typed so far start
+    with ``report``, ``env`` or ``merge`` and a space (None: the main command, or no
+    completion asked for)."""
+    instruction = os.environ.get(COMPLETE_VAR, "")
+    if not instruction.startswith("complete_"):
+        return None
+    from typer.completion import completion_init
+
+    completion_init()  # Typer's shell classes; it registers them only for the main command
+    # Bash passes the words joined by newlines, the other shells the line as typed.
+    typed = os.environ.get(
+        "COMP_WORDS" if instruction == "complete_bash" else "_TYPER_COMPLETE_ARGS", ""
+    )
+    words = typed.split(maxsplit=2)
+    finished = len(words) > 2 or typed[-1:].isspace()
+    return words[1] if len(words) > 1 and words[1] in COMMANDS and finished else None
 
 
 def _app(name: str | None) -> typer.Typer:
@@ -76,7 +104,9 @@ def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> Non
         c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
     )
     try:
-        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        code = command.main(
+            args=argv, prog_name=prog_name, complete_var=COMPLETE_VAR, standalone_mode=False
+        )
     except PipeClosed:
         code = EXIT_BROKEN_PIPE
     except SystemExit as exc:

@@ -18,11 +18,11 @@ from ..errors import UsageError
 from ..output.writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 
-def create_app() -> typer.Typer:
-    """A Typer app with this command's settings (shared by the main command, ``report`` and
-    the Ray engine's ``merge``)."""
+def create_app(completion: bool = False) -> typer.Typer:
+    """A Typer app with this command's settings (shared by the main command, ``report``,
+    ``env`` and ``merge``); ``completion`` adds --install-completion and --show-completion."""
     return typer.Typer(
-        add_completion=False,
+        add_completion=completion,
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
         rich_markup_mode="markdown",
@@ -35,6 +35,20 @@ class Format(str, enum.Enum):
     jsonl = "jsonl"
     csv = "csv"
     parquet = "parquet"
+
+
+def format_option(panel: str | None = None) -> Any:
+    """The -f/--format option of the commands that write records (the main command, merge);
+    ``_resolve_format`` gives it its meaning."""
+    return typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="table, json, jsonl, csv or parquet (needs -o). \\[default: table on a terminal, "
+        "else jsonl; with -o, from its extension]",
+        show_default=False,
+        rich_help_panel=panel,
+    )
 
 
 def _show_version(value: bool) -> None:
@@ -122,9 +136,7 @@ def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bo
         mode = "a" if append else "x"
         return open(output, mode, encoding="utf-8", errors="surrogateescape", newline=""), True
     except FileExistsError:
-        raise UsageError(
-            f"output file {str(output)!r} exists: pass --resume or --overwrite"
-        ) from None
+        raise UsageError(f"output file {str(output)!r} exists: choose another name") from None
     except OSError as exc:
         raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
 
@@ -141,9 +153,17 @@ def _resolve_format(
     output_format: str | None, output: Path | None, table_by_default: bool = False
 ) -> str:
     """--format, else the output file's extension, else table on a terminal (or for the demo)
-    and jsonl otherwise."""
+    and jsonl otherwise. A --format that the file's extension contradicts is a usage error:
+    a CSV named x.jsonl is misread by everything that reads it, ``report`` included."""
+    named = format_for_path(str(output)) if output else None
+    if output is not None and output_format and named and output_format != named:
+        suffix = ".txt" if output_format == "table" else f".{output_format}"
+        raise UsageError(
+            f"-f {output_format} and -o {str(output)!r} disagree ({output.suffix} is {named}): "
+            f"drop -f, or write to {str(output.with_suffix(suffix))!r}"
+        )
     fmt = output_format or (
-        (format_for_path(str(output)) or "jsonl")
+        (named or "jsonl")
         if output
         else ("table" if table_by_default or _isatty(sys.stdout) else "jsonl")
     )

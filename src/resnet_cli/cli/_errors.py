@@ -78,6 +78,18 @@ class Command(TyperCommand):
             )
             ctx.exit(EXIT_FAILED)
 
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """The usage line as man pages write it, ``[OPTIONS] RESULTS...``: Typer's own puts a
+        required argument in braces (``{RESULTS}``) and drops the ``...`` of a named one."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                continue
+            name = param.metavar or (param.name or "").upper()
+            name = name if param.required else f"[{name}]"
+            pieces.append(f"{name}..." if param.nargs != 1 else name)
+        return pieces
+
 
 def _is_click_control(exc: Exception) -> bool:
     """Click's own exceptions (Exit, Abort, usage errors) pass through to ``main``."""

@@ -34,6 +34,7 @@ from ._console import (
     _status,
     _summary,
     create_app,
+    format_option,
     say,
 )
 from ._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Command
@@ -49,28 +50,37 @@ STOP_SIGNALS = tuple(
 )
 
 
+# --help's panels, in the order they are shown (after Arguments and Options).
+INPUTS, DATASETS, MODEL, OUTPUT, SPEED, SORTING, RAY = (
+    "Inputs",
+    "Datasets",
+    "Model",
+    "Output",
+    "Speed",
+    "Sorting",
+    "Ray",
+)
+
 EPILOG = """\
 **Examples**
 
-    resnet-classify cat.jpg                      # top 5 labels as a table
-    resnet-classify photos/ -o labels.jsonl      # a whole folder, recursively
+    resnet-classify cat.jpg                    # top 5 labels as a table
+    resnet-classify photos/ -o labels.jsonl    # a whole folder, recursively
     resnet-classify 'photos/**/*.png' -k 1 -f csv
     find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
     resnet-classify --model ./my-model --offline img.webp
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
-    resnet-classify --demo                       # the seed example's cat
-    resnet-classify photos/ --report report.html  # also an HTML contact sheet
-    resnet-classify report labels.jsonl -o report.html  # from earlier results
+    resnet-classify --demo                     # try it on a cat photo
+    resnet-classify photos/ --report report.html   # and an HTML contact sheet
     resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
-    resnet-classify env                          # versions, hardware, the plan and why
+    resnet-classify report labels.jsonl -o report.html   # from earlier results
+    resnet-classify env                        # versions, machine, the plan
+    resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error (an output that exists, is in use or is not a results file to resume),
 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
 4 the records could not be written (disk full), 130 interrupted, 141 output pipe closed.
-
-**--engine ray** writes a folder of shards; `resnet-classify merge DIR -o FILE`
-makes one file of them, in input order.
 """
 
 
@@ -91,7 +101,7 @@ class Engine(str, enum.Enum):
     ray = "ray"
 
 
-app = create_app()
+app = create_app(completion=True)  # the shell completes every command through this one
 
 
 @app.command(cls=Command, epilog=EPILOG)
@@ -100,235 +110,321 @@ def classify_command(
         list[str] | None,
         typer.Argument(
             help="Image files, folders (searched recursively), quoted globs ('**' works), "
-            "or '-' to read paths from stdin.",
+            "URLs, or '-' to read paths from stdin.",
+            metavar="INPUTS",
             show_default=False,
-        ),
-    ] = None,
-    top_k: Annotated[
-        int, typer.Option("--top-k", "-k", min=1, help="Labels per image (capped at the model's).")
-    ] = 5,
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", "-m", help="Hugging Face image-classification model: hub id or folder."
-        ),
-    ] = "microsoft/resnet-50",
-    revision: Annotated[
-        str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device", "-d", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps."
-        ),
-    ] = "auto",
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size", "-b", min=1, help="Images per forward pass. \\[default: auto]"
-        ),
-    ] = None,
-    precision: Annotated[
-        Precision,
-        typer.Option(
-            "--precision",
-            "-p",
-            help="auto picks the fastest accurate one for the device (never slower than fp32).",
-        ),
-    ] = Precision.auto,
-    exact: Annotated[
-        bool,
-        typer.Option(
-            "--exact",
-            help="Reference path: the model's own image processor on fully decoded images, fp32; "
-            "scores match transformers.pipeline within 1e-4.",
-        ),
-    ] = False,
-    output_format: Annotated[
-        Format | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="Output format (parquet needs --output). \\[default: table on a terminal, "
-            "else jsonl; with -o, from its extension]",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Write records to this file (never overwritten silently; '-': stdout), and "
-            "what made them to FILE.meta.json beside it.",
         ),
     ] = None,
     null: Annotated[
         bool,
         typer.Option(
-            "--null", "-0", help="With '-': stdin paths are NUL-separated (find -print0)."
+            "--null",
+            "-0",
+            help="With '-': stdin paths are NUL-separated (find -print0).",
+            rich_help_panel=INPUTS,
         ),
-    ] = False,
-    workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Decode workers. \\[default: auto]")
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="With --output: skip inputs already classified there, retry the failed ones, "
-            "append the rest.",
-        ),
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="With --output or --report: replace an existing file."),
     ] = False,
     max_pixels: Annotated[
         int,
         typer.Option(
             "--max-pixels",
             min=1,
+            metavar="N",
             help="Refuse images that would decode larger than this (large JPEGs are first "
             "decoded downscaled).",
+            rich_help_panel=INPUTS,
         ),
     ] = DEFAULT_MAX_PIXELS,
-    compile_model: Annotated[
-        bool,
-        typer.Option(
-            "--compile", help="Compile the model with torch.compile (slower start, faster after)."
-        ),
-    ] = False,
     dataset: Annotated[
         str | None,
         typer.Option(
             "--dataset",
+            metavar="NAME",
             help="Classify a Hugging Face dataset: hub id, save_to_disk folder, folder of parquet "
-            "files or imagefolder. Records are named <dataset>:<split>:<row>.",
+            "files or imagefolder. Records are named `<dataset>:<split>:<row>`.",
             show_default=False,
+            rich_help_panel=DATASETS,
         ),
     ] = None,
     split: Annotated[
         str | None,
         typer.Option(
             "--split",
-            help="With --dataset: the split. \\[default: the only one, else test, else the first]",
+            metavar="NAME",
+            help="The split. \\[default: the only one, else test, else the first]",
             show_default=False,
+            rich_help_panel=DATASETS,
         ),
     ] = None,
     image_column: Annotated[
         str | None,
         typer.Option(
             "--image-column",
-            help="With --dataset: the column of images (or of image paths, URLs or bytes). "
+            metavar="NAME",
+            help="The column of images (or of image paths, URLs or bytes). "
             "\\[default: the first Image column]",
             show_default=False,
+            rich_help_panel=DATASETS,
         ),
     ] = None,
     streaming: Annotated[
         bool,
         typer.Option(
-            "--streaming", help="With --dataset: read rows as they download, keep nothing on disk."
+            "--streaming",
+            help="Read rows as they download, keep nothing on disk.",
+            rich_help_panel=DATASETS,
         ),
     ] = False,
     demo: Annotated[
         bool,
         typer.Option(
             "--demo",
-            help=f"Classify the {DEMO_DATASET} dataset (the seed example's cat) and show a table.",
+            help=f"Try it out: classify {DEMO_DATASET}, Hugging Face's demo dataset of one "
+            "cat photo, with the default model, and show a table.",
+            rich_help_panel=DATASETS,
         ),
     ] = False,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="Hugging Face image-classification model: hub id or local folder.",
+            rich_help_panel=MODEL,
+        ),
+    ] = "microsoft/resnet-50",
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REV",
+            help="Hub revision: branch, tag or commit. \\[default: main]",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    top_k: Annotated[
+        int,
+        typer.Option(
+            "--top-k",
+            "-k",
+            min=1,
+            metavar="N",
+            help="Labels per image (capped at the model's).",
+            rich_help_panel=MODEL,
+        ),
+    ] = 5,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Reference path: the model's own image processor on fully decoded images, fp32; "
+            "scores match transformers.pipeline within 1e-4.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
+    category: Annotated[
+        bool | None,
+        typer.Option(
+            "--category/--no-category",
+            help="A coarse category for each label (dog, cat, vehicle, food, ...: 28, from "
+            "WordNet) in the records, the table and the report. \\[default: on for models "
+            "whose labels are ImageNet-1k's]",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     offline: Annotated[
         bool,
         typer.Option(
             "--offline",
             help="No network at all: models from the local cache or a folder, no image URLs. "
             "HF_HUB_OFFLINE=1 only keeps the hub offline.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
+    output_format: Annotated[Format | None, format_option(OUTPUT)] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Same as -f json.", rich_help_panel=OUTPUT)
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the records to FILE ('-': stdout), never overwriting one silently, and "
+            "what made them to FILE.meta.json.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="With -o (jsonl or csv): skip the inputs already classified there, retry the "
+            "failed ones, append the rest.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="With -o or --report: replace an existing file.",
+            rich_help_panel=OUTPUT,
         ),
     ] = False,
     report: Annotated[
         Path | None,
         typer.Option(
             "--report",
-            help="Also write an HTML contact sheet of the results to this file: thumbnails "
-            "grouped by label, doubtful ones first.",
+            metavar="FILE",
+            help="Also write an HTML contact sheet of the results: thumbnails grouped by label, "
+            "doubtful ones first.",
             show_default=False,
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
-    engine: Annotated[
-        Engine,
+    quiet: Annotated[
+        bool,
         typer.Option(
-            "--engine",
-            help="local: this machine. ray: a Ray cluster, with Ray Data; needs --output DIR, "
-            "a folder of parquet (default) or jsonl shards.",
+            "--quiet",
+            "-q",
+            help="No progress bar or summary on stderr.",
+            rich_help_panel=OUTPUT,
         ),
-    ] = Engine.local,
-    ray_address: Annotated[
-        str | None,
+    ] = False,
+    device: Annotated[
+        str,
         typer.Option(
-            "--ray-address",
-            help="With --engine ray: the cluster's HOST:PORT or ray://HOST:PORT. "
-            "\\[default: $RAY_ADDRESS, else a Ray started on this machine]",
-            show_default=False,
+            "--device",
+            "-d",
+            metavar="DEVICE",
+            help="auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps.",
+            rich_help_panel=SPEED,
+        ),
+    ] = "auto",
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            "-p",
+            metavar="PREC",
+            help="auto, fp32, bf16 or fp16; auto is the fastest accurate one for the device "
+            "(never slower than fp32).",
+            rich_help_panel=SPEED,
+        ),
+    ] = Precision.auto,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            "-b",
+            min=1,
+            metavar="N",
+            help="Images per forward pass. \\[default: auto]",
+            rich_help_panel=SPEED,
         ),
     ] = None,
-    category: Annotated[
-        bool | None,
+    workers: Annotated[
+        int | None,
         typer.Option(
-            "--category/--no-category",
-            help="Give each label a coarse category (dog, cat, vehicle, food, ...: 28 in all, "
-            "from WordNet): a `category` field, column and table column, and the report "
-            "grouped by it. \\[default: on for models whose labels are ImageNet-1k's]",
-            show_default=False,
+            "--workers",
+            "-j",
+            min=1,
+            metavar="N",
+            help="Decode workers. \\[default: auto]",
+            rich_help_panel=SPEED,
         ),
     ] = None,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Compile the model with torch.compile (slower start, faster after).",
+            rich_help_panel=SPEED,
+        ),
+    ] = False,
     organize: Annotated[
         Path | None,
         typer.Option(
             "--organize",
-            help="Also sort the images into this folder: DIR/<category or label>/NAME, failed "
-            "ones in DIR/_failed/, doubtful ones in DIR/_review/. Never overwrites.",
+            metavar="DIR",
+            help="Also sort the images into DIR/CATEGORY/NAME (or DIR/LABEL/NAME), failed ones "
+            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites.",
             show_default=False,
+            rich_help_panel=SORTING,
         ),
     ] = None,
     organize_by: Annotated[
         OrganizeBy | None,
         typer.Option(
             "--organize-by",
-            help="With --organize: folders by category or by label. \\[default: category "
-            "where the model has them, else label]",
+            metavar="BY",
+            help="category or label. \\[default: category where the model has them, else label]",
             show_default=False,
+            rich_help_panel=SORTING,
         ),
     ] = None,
     organize_mode: Annotated[
         OrganizeMode | None,
         typer.Option(
             "--organize-mode",
-            help="With --organize: link (a hard link, else a symlink), symlink, copy, or move "
-            "(needs --output; each file moves once its record is on disk). \\[default: link]",
+            metavar="MODE",
+            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o; each "
+            "file moves once its record is on disk). \\[default: link]",
             show_default=False,
+            rich_help_panel=SORTING,
         ),
     ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="With --organize: print the plan (SOURCE -> DEST), touch nothing."
+            "--dry-run",
+            help="Print the plan (SOURCE -> DEST), touch nothing.",
+            rich_help_panel=SORTING,
         ),
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary on stderr.")
-    ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            metavar="ENGINE",
+            help="local: this machine. ray: a Ray cluster, with Ray Data; needs -o DIR, a folder "
+            "of parquet (default) or jsonl shards.",
+            rich_help_panel=RAY,
+        ),
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDR",
+            help="The cluster's HOST:PORT or ray://HOST:PORT. \\[default: $RAY_ADDRESS, else "
+            "a Ray started on this machine]",
+            show_default=False,
+            rich_help_panel=RAY,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
     """Classify images with a Hugging Face image-classification model and print the top-k labels.
 
-    Records go to stdout (or --output) in input order; progress, warnings and the summary go to
+    Records go to stdout (or -o) in input order; progress, warnings and the summary go to
     stderr. A file that is not a readable image gets an error record; the others still run.
+
+    Other commands, each with its own --help: `resnet-classify report` (an HTML contact sheet
+    of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
+    merge` (one file of an --engine ray run's shards).
     """
     options = Options(
         top_k=top_k,
@@ -338,7 +434,7 @@ def classify_command(
         batch_size=batch_size,
         precision=precision.value,
         exact=exact,
-        output_format=output_format.value if output_format else None,
+        output_format=_format_option(output_format, json_output),
         output=None if output is None or output == "-" else Path(output),
         output_name=None if output == "-" else output,
         null=null,
@@ -364,6 +460,15 @@ def classify_command(
         dry_run=dry_run,
     )
     raise typer.Exit(run(inputs or [], options))
+
+
+def _format_option(output_format: Format | None, json_output: bool) -> str | None:
+    """-f's value, with --json as -f json."""
+    if not json_output:
+        return output_format.value if output_format else None
+    if output_format is not None and output_format != Format.json:
+        raise UsageError(f"--json means -f json, not -f {output_format.value}: pass one of the two")
+    return "json"
 
 
 @dataclass(frozen=True)

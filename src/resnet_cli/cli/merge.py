@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 
-from ._console import Format, _close_output, _open_output, _resolve_format, create_app
+from ._console import (
+    Format,
+    _close_output,
+    _open_output,
+    _resolve_format,
+    create_app,
+    format_option,
+)
 from ._errors import EXIT_OK, Command
 
 merge_app = create_app()
@@ -26,18 +33,14 @@ def merge_command(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the records to this file (never overwritten)."),
-    ] = None,
-    output_format: Annotated[
-        Format | None,
         typer.Option(
-            "--format",
-            "-f",
-            help="Output format. \\[default: from the --output extension, else jsonl; table on "
-            "a terminal]",
-            show_default=False,
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the records to this file (never overwritten).",
         ),
     ] = None,
+    output_format: Annotated[Format | None, format_option()] = None,
 ) -> None:
     """Merge the record shards of a --engine ray run into one file, in input order."""
     fmt = output_format.value if output_format else None

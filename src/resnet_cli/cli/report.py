@@ -1,4 +1,4 @@
-"""``resnet-classify report RESULTS -o FILE``: an HTML contact sheet of earlier results; and
+"""``resnet-classify report RESULTS [-o FILE]``: an HTML contact sheet of earlier results; and
 the report file helpers the main command's --report uses too."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 REPORT_EPILOG = """\
 **Examples**
 
-    resnet-classify report labels.jsonl -o report.html
-    resnet-classify report part1.csv part2.csv -o report.html --title "Holiday photos"
+    resnet-classify report labels.jsonl        # writes report.html beside it
+    resnet-classify report part1.csv part2.csv -o holidays.html --title Holidays
 
 Relative image paths are looked up from the current folder, then from the results file's
 folder. To classify a file or folder that is literally named `report`, write `./report`.
@@ -44,15 +44,29 @@ def report_command(
         ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The HTML file to write.", show_default=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="The HTML file to write. \\[default: report.html beside the first results file]",
+            show_default=False,
+        ),
+    ] = None,
     title: Annotated[
         str | None,
-        typer.Option(help="The page's title. \\[default: from the results file names]"),
+        typer.Option(
+            metavar="TEXT", help="The page's title. \\[default: from the results file names]"
+        ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="The model that made the results, for the summary."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="The model that made the results, for the summary.",
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing report file.")
@@ -71,7 +85,7 @@ def report_command(
 
 def make_report(
     results: list[Path],
-    output: Path,
+    output: Path | None,
     title: str | None,
     model: str | None,
     overwrite: bool,
@@ -81,15 +95,18 @@ def make_report(
     from ..output.report import ReportSummary
     from ..output.writers import read_results_file
 
-    check_report_path(output, replace=overwrite)
+    for path in results:  # before the report's folder, which may be theirs
+        if not path.exists():
+            raise UsageError(f"results file {str(path)!r} does not exist")
+    if output is None:
+        output = results[0].parent / "report.html"
+    check_report_path(output, replace=overwrite, another="name another file with -o")
     records: list[Record] = []
     for path in results:
         if output.resolve() == path.resolve():
             raise UsageError(f"{str(path)!r} is both a results file and the report: pick -o")
         try:
             records.extend(read_results_file(str(path)))
-        except FileNotFoundError:
-            raise UsageError(f"results file {str(path)!r} does not exist") from None
         except OSError as exc:
             raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
@@ -108,14 +125,14 @@ def make_report(
     return EXIT_OK
 
 
-def check_report_path(path: Path, replace: bool) -> None:
-    """Refuse a report path that cannot be written, before any work is done."""
+def check_report_path(path: Path, replace: bool, another: str = "choose another name") -> None:
+    """Refuse a report path that cannot be written, before any work is done; ``another``
+    says how to name another file."""
     if path.is_dir():
         raise UsageError(f"report {str(path)!r} is a folder: name a file such as report.html")
     if path.exists() and not replace:
         raise UsageError(
-            f"report file {str(path)!r} exists: pass --overwrite to replace it, or choose "
-            "another name"
+            f"report file {str(path)!r} exists: pass --overwrite to replace it, or {another}"
         )
     parent = path.parent
     if not parent.is_dir():

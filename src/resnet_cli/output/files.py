@@ -212,17 +212,14 @@ def claim_output(
             "leave out -o to write to standard output"
         )
     if info is None:
-        return _create(name, target)
+        return _create(name, target, fmt)
     if resume:
         if fmt not in RESUMABLE_FORMATS:
             raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
         return _resume(name, target, fmt, model_key(model), top_k)
     if overwrite:
         return _replace(name, target)
-    raise OutputExistsError(
-        f"output file {name!r} exists: pass --resume to continue it, --overwrite to "
-        "replace it, or choose another name"
-    )
+    raise _exists(name, fmt)
 
 
 def check_not_an_input(claimed: ClaimedOutput, sources: Iterable[Source]) -> None:
@@ -242,7 +239,7 @@ def check_not_an_input(claimed: ClaimedOutput, sources: Iterable[Source]) -> Non
                 )
 
 
-def _create(name: str, target: str) -> ClaimedOutput:
+def _create(name: str, target: str, fmt: str) -> ClaimedOutput:
     """A new file, locked before it appears under its name."""
     temporary = _temporary_name(target)
     fd = _open_locked(name, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -250,7 +247,7 @@ def _create(name: str, target: str) -> ClaimedOutput:
         os.link(temporary, target)
     except FileExistsError:
         os.close(fd)
-        raise _taken(name) from None
+        raise _exists(name, fmt, taken=True) from None
     except OSError as exc:
         os.close(fd)
         if exc.errno not in _NO_HARD_LINKS:
@@ -259,16 +256,22 @@ def _create(name: str, target: str) -> ClaimedOutput:
         try:
             fd = _open_locked(name, target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
-            raise _taken(name) from None
+            raise _exists(name, fmt, taken=True) from None
     finally:
         _unlink(temporary)
     return ClaimedOutput(name, target, "new", _text(fd))
 
 
-def _taken(name: str) -> OutputExistsError:
+def _exists(name: str, fmt: str, taken: bool = False) -> OutputExistsError:
+    """The output file exists (``taken``: another run created it just now): what to do,
+    offering --resume only for a format it continues and --overwrite only for a file no
+    run holds."""
+    ways = ["--resume to continue it"] if fmt in RESUMABLE_FORMATS else []
+    if not taken:
+        ways.append("--overwrite to replace it")
+    advice = f"pass {', '.join(ways)}, or choose another name" if ways else "choose another name"
     return OutputExistsError(
-        f"output file {name!r} exists (another run took the name): pass --resume to "
-        "continue it, or choose another name"
+        f"output file {name!r} exists{' (another run took the name)' if taken else ''}: {advice}"
     )
 
 
