@@ -51,7 +51,7 @@ class ReportSummary:
     model: str | None = None
     device: str | None = None
     precision: str | None = None
-    elapsed: float | None = None  # seconds spent classifying
+    elapsed: float | None = None  # the run's wall time, the model's load included
     interrupted: bool = False
     sources: tuple[str, ...] = ()  # the results files a report was made from
     generated: datetime = field(default_factory=lambda: datetime.now().astimezone())

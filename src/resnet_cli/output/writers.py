@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..results import REVIEW_MARGIN, REVIEW_SCORE, Prediction, Record, needs_review, top_margin
+from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top_margin
 from ..text import printable
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
@@ -195,19 +195,7 @@ class TableWriter:
                 self.console.print(detailed_table(record))
         else:
             self.console.print(summary_table(self.records))
-        self.console.print(closing_line(self.records), style="dim")
         self.console.file.flush()
-
-
-def closing_line(records: list[Record]) -> str:
-    """The line under the table: how many images, how many failed, how many are doubtful."""
-    failed = sum(not r.ok for r in records)
-    doubtful = sum(needs_review(r) for r in records)
-    return (
-        f"{len(records)} image{'s' if len(records) != 1 else ''}, {failed} failed, "
-        f"{doubtful} to review (best score < {REVIEW_SCORE:.2f} or "
-        f"< {REVIEW_MARGIN:.2f} ahead of the next)"
-    )
 
 
 def review_reason(record: Record) -> str | None:

@@ -37,7 +37,7 @@ from ..output.writers import (
     record_schema,
     records_table,
 )
-from ..results import Record
+from ..results import Record, needs_review
 from ..runtimes.classifier import check_model_options
 
 RAY_FORMATS = ("parquet", "jsonl")
@@ -66,14 +66,16 @@ class RayPlacement:
 
 @dataclass(frozen=True)
 class RayRun:
-    """What a Ray job did: the records it wrote and how many of them are failures, its wall
-    time, and how many nodes ran the model (None where Ray's stats do not say)."""
+    """What a Ray job did: the records it wrote, how many of them are failures and how many
+    need review, its wall time, and how many nodes ran the model (None where Ray's stats do
+    not say)."""
 
     images: int
     failed: int
     seconds: float
     nodes: int | None = None
     interrupted: bool = False
+    review: int = 0
 
 
 def ray_available() -> bool:
@@ -161,9 +163,9 @@ def classify_on_ray(
             except Exception as exc:
                 raise _job_failure(exc, path) from exc
         seconds = time.perf_counter() - started
-        images, failed = _count(sorted(set(shard_paths(path)) - before))
+        images, failed, review = _count(sorted(set(shard_paths(path)) - before))
         nodes = None if interrupted else _nodes_used(dataset)
-        return RayRun(images, failed, seconds, nodes=nodes, interrupted=interrupted)
+        return RayRun(images, failed, seconds, nodes, interrupted, review)
     finally:
         if connected_here:
             ray.shutdown()
@@ -628,12 +630,14 @@ def _rewrite_shard(path: str, rows: list[tuple[int, Record]]) -> None:
                 handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
 
 
-def _count(paths: list[str]) -> tuple[int, int]:
-    """Records and failed records in the given shards (what a torn one still holds)."""
-    images = failed = 0
+def _count(paths: list[str]) -> tuple[int, int, int]:
+    """Records, failed records and records that need review in the given shards (what a torn
+    one still holds)."""
+    images = failed = review = 0
     for path in paths:
         rows, _ = read_shard(path)
         for _, record in rows or ():
             images += 1
             failed += not record.ok
-    return images, failed
+            review += needs_review(record)
+    return images, failed, review
