@@ -212,6 +212,29 @@ def test_summary_line_shapes() -> None:
     )
 
 
+@pytest.mark.parametrize("total", [10, None])
+def test_progress_bar_shows_count_rate_and_times(total: int | None) -> None:
+    from rich.console import Console
+
+    from resnet_cli.cli._progress import create_progress
+
+    clock = [100.0]
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=100)
+    progress = create_progress(console, get_time=lambda: clock[0], auto_refresh=False)
+    task = progress.add_task("Classifying", total=total)
+    for _ in range(5):
+        clock[0] += 0.5
+        progress.advance(task, 1)
+    console.print(progress.get_renderable())
+    line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert ("5/10" if total else " 5 ") in line, line
+    assert re.search(r"2\.0 images/s", line), line  # one image every half second
+    assert "0:02 elapsed" in line, line
+    assert ("0:03 left" in line) == (total is not None), line  # 5 more at 2 a second
+    assert len(line.rstrip("\n")) <= 80, line  # one line on an 80-column terminal
+
+
 def test_table_has_no_count_line_on_stdout(tiny_model: Path, images: list[Path]) -> None:
     # -f table is what a terminal gets by default; the counts are the stderr summary's alone.
     for inputs in (images[:1], images):  # a detailed table, and one row per image

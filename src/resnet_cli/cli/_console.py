@@ -69,11 +69,14 @@ def _status(message: str) -> Any:
 
 
 class _Bar:
+    """Images done (of how many), images/s, time elapsed and left, on stderr."""
+
     def __init__(self, total: int | None):
         from rich.console import Console
-        from rich.progress import Progress
 
-        self.progress = Progress(console=Console(stderr=True), transient=True)
+        from ._progress import create_progress
+
+        self.progress = create_progress(Console(stderr=True), transient=True)
         self.task = self.progress.add_task("Classifying", total=total)
         self.progress.start()
 
