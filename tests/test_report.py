@@ -92,6 +92,19 @@ def test_table_many_images_marks_doubtful_and_failed_rows() -> None:
     assert "\x1b[31m" in bad_row  # failures in red
 
 
+def test_table_shows_true_labels_marked_right_or_wrong() -> None:
+    right = Record("p/tabby/a.jpg", classified("a", 0.9, 0.05, labels=("Tabby", "x")).predictions,
+                   true_label="tabby")  # fmt: skip
+    wrong = Record("p/fox/b.jpg", right.predictions, true_label="fox")
+    detailed = table([right], color=True)
+    assert "true label: ✓ tabby" in detailed and "\x1b[32m" in detailed  # green
+    many = table([right, wrong, *(classified(f"p/{i}.jpg", 0.9, 0.05) for i in range(3))])
+    assert "true label" in many
+    rows = {line.split()[1]: line for line in many.splitlines() if ".jpg" in line}
+    assert "✓ tabby" in rows["tabby/a.jpg"] and "✗ fox" in rows["fox/b.jpg"]
+    assert "true label" not in table([classified("a.jpg", 0.9, 0.05)])
+
+
 def test_table_prints_markup_and_control_characters_in_names_as_they_are() -> None:
     # Rich would read "[/bold]" as a closing tag and raise; a label is data, not markup.
     text = table([classified("[/bold]\x1b[2J.jpg", 0.9, 0.05, labels=("[red]x", "y"))])
@@ -257,6 +270,29 @@ def test_one_card_per_record_grouped_by_top_1_label_doubtful_first() -> None:
         assert f'id="sum-{field}">{value}</dd>' in page
     assert "not a readable image: the file is empty" in page
     assert 'class="top"><span class="lbl">cat</span><span class="sc">0.9000</span>' in page
+
+
+def test_true_labels_mark_each_card_right_or_wrong_and_give_the_accuracy() -> None:
+    def labelled(name: str, truth: str, *labels: str) -> Record:
+        record = classified(name, 0.9, 0.05, labels=labels)
+        return Record(record.input, record.predictions, true_label=truth)
+
+    records = [
+        labelled("pets/tabby/a.jpg", "tabby", "tabby, tabby cat", "tiger cat"),  # one of its names
+        labelled("pets/Golden_Retriever/b.jpg", "Golden_Retriever", "golden retriever", "x"),
+        labelled("pets/red_fox/c.jpg", "red_fox", "teapot", "red fox"),  # only top-1 counts
+        Record("pets/red_fox/d.jpg", error="boom", true_label="red_fox"),  # not judged
+    ]
+    page = render(records)
+    assert 'id="sum-top-1-accuracy">66.7% (2 of 3 right)</dd>' in page
+    verdicts = re.findall(r'<figure class="card([^"]*)" id="c(\d)">', page)
+    assert sorted(verdicts, key=lambda v: v[1]) == [
+        (" right", "0"), (" right", "1"), (" wrong", "2"), (" failed", "3")
+    ]  # fmt: skip
+    assert '<div class="truth right">✓ true label: tabby (right)</div>' in page
+    assert '<div class="truth wrong">✗ true label: red_fox (wrong)</div>' in page
+    assert '<div class="truth">true label: red_fox</div>' in page  # the failed one
+    assert "accuracy" not in render([classified("a.jpg", 0.9, 0.05)])  # no true labels
 
 
 def test_unknown_summary_fields_are_left_out() -> None:

@@ -494,9 +494,8 @@ def classify_to(
             sources = (s for s in sources if s not in done)
     if dataset is not None:
         rows = _open_dataset(dataset, o)
-        prefix = f"{rows.name}:{rows.split}:"
         if total is not None and rows.rows is not None:
-            total += rows.rows - sum(name.startswith(prefix) for name in done.names)
+            total += rows.rows - rows.rows_done(done, done.names)
         else:
             total = None
         sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
@@ -535,20 +534,23 @@ def classify_to(
             progress.stop()
     size = o.batch_size or classifier.plan.batch_size
     from ..categories import resolve_categories
-    from ..output.writers import create_writer, csv_has_category
+    from ..output.writers import create_writer, csv_file_columns
 
     with_category = resolve_categories(classifier.labels, o.category, o.model)
     if organizer is not None:
         organizer.check_categories(with_category, o.model)
+    with_truth = rows is not None and rows.classes is not None  # an imagefolder's classes
     append = claimed is not None and claimed.resumed
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
-            with_category = csv_has_category(claimed.target)
+            with_category, with_truth = csv_file_columns(claimed.target)
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
-    writer = create_writer(fmt, stream, header=not append, category=with_category)
+    writer = create_writer(
+        fmt, stream, header=not append, category=with_category, true_label=with_truth
+    )
     counts = {"inputs": 0, "failed": 0, "review": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
     keep_records = o.report is not None and not append

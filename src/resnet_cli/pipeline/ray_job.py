@@ -196,13 +196,13 @@ class ModelActor:
 
         slots = []
         for row in batch.to_pylist():
-            name = _from_bytes(row["name"]) or ""
+            name, truth = _from_bytes(row["name"]) or "", row["true_label"]
             if row["error"] is not None:
-                slots.append(Slot(name, error=row["error"]))
+                slots.append(Slot(name, error=row["error"], true_label=truth))
                 continue
             shape = (row["height"], row["width"], 3)
             pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(shape)
-            slots.append(Slot(name, image=Image.fromarray(pixels)))
+            slots.append(Slot(name, image=Image.fromarray(pixels), true_label=truth))
         records = classify_slots(self.classifier, slots, self.top_k)
         return _shard_table(records, batch.column("index").to_pylist(), self.fmt)
 
@@ -396,8 +396,8 @@ def _nodes_used(dataset: Any) -> int | None:
 
 # Rows into and between the job's stages. Names and paths travel as bytes: a file name that is
 # not UTF-8 must reach the task that opens it exactly as the driver found it.
-_INPUT_COLUMNS = ("index", "name", "path", "url", "data", "error")
-_DECODED_COLUMNS = ("index", "name", "pixels", "height", "width", "error")
+_INPUT_COLUMNS = ("index", "name", "path", "url", "data", "error", "true_label")
+_DECODED_COLUMNS = ("index", "name", "pixels", "height", "width", "error", "true_label")
 
 
 def _input_schema() -> Any:
@@ -411,6 +411,7 @@ def _input_schema() -> Any:
             ("url", pa.binary()),
             ("data", pa.large_binary()),
             ("error", pa.string()),
+            ("true_label", pa.string()),
         ]
     )
 
@@ -426,6 +427,7 @@ def _decoded_schema() -> Any:
             ("height", pa.int32()),
             ("width", pa.int32()),
             ("error", pa.string()),
+            ("true_label", pa.string()),
         ]
     )
 
@@ -458,6 +460,7 @@ def _input_tables(
             _to_bytes(source.url),
             source.data,
             error,
+            source.true_label,
         )
         for name, value in zip(_INPUT_COLUMNS, row, strict=True):
             columns[name].append(value)
@@ -488,6 +491,7 @@ def _decode_rows(
             url=_from_bytes(row["url"]),
             data=row["data"],
             error=row["error"],
+            true_label=row["true_label"],
         )
         slot = decode_source(source, resize=resize, max_pixels=max_pixels)
         pixels, height, width, error = None, None, None, slot.error
@@ -499,7 +503,7 @@ def _decode_rows(
             except Exception as exc:
                 pixels, height, width = None, None, None
                 error = f"could not decode the image: {exc}"
-        row_out = (row["index"], row["name"], pixels, height, width, error)
+        row_out = (row["index"], row["name"], pixels, height, width, error, slot.true_label)
         for name, value in zip(_DECODED_COLUMNS, row_out, strict=True):
             columns[name].append(value)
     return pa.table(columns, schema=_decoded_schema())
