@@ -92,6 +92,19 @@ def test_table_many_images_marks_doubtful_and_failed_rows() -> None:
     assert "\x1b[31m" in bad_row  # failures in red
 
 
+def test_long_table_shortens_names_by_the_folder_they_share_as_written() -> None:
+    from resnet_cli.output.writers import common_folder
+
+    names = [f"./pets/{c}/{i}.jpg" for c in ("cat", "dog") for i in range(2)]
+    plain = table([classified(n, 0.9, 0.05) for n in names])
+    assert "in ./pets/" in plain and "│ cat/0.jpg" in plain and "s/cat" not in plain
+    assert common_folder(["/a/b/x.jpg", "/a/c/y.jpg"]) == "/a"
+    assert common_folder(["a/x.jpg", "/a/y.jpg"]) == ""  # relative and absolute
+    assert common_folder(["photos", "photos/x.jpg"]) == ""  # a folder among its files
+    assert common_folder(["photos/x.jpg"]) == "photos"
+    assert common_folder(["./x.jpg", "./y.jpg"]) == common_folder(["pets:train:0"]) == ""
+
+
 def test_table_shows_true_labels_marked_right_or_wrong() -> None:
     right = Record("p/tabby/a.jpg", classified("a", 0.9, 0.05, labels=("Tabby", "x")).predictions,
                    true_label="tabby")  # fmt: skip

@@ -335,14 +335,16 @@ def has_categories(records: Iterable[Record]) -> bool:
 
 
 def common_folder(names: list[str]) -> str:
-    """The folder every name lies in, so a long table can show short names ('' if none)."""
-    try:
-        folder = os.path.commonpath(names)
-    except ValueError:  # absolute and relative names mixed, or no names
-        return ""
-    if folder in names:  # a single file, or one name is the folder itself
-        folder = os.path.dirname(folder)
-    return "" if folder in ("", ".", os.sep) else folder
+    """The folder every name lies in, so a long table can show short names ('' if none): a
+    prefix of every name as written (``./photos`` stays ``./photos``, never ``photos``)."""
+    folders = [name.split(os.sep)[:-1] for name in names]
+    common: list[str] = []
+    for parts in zip(*folders, strict=False):  # as deep as the shallowest name
+        if any(part != parts[0] for part in parts):
+            break
+        common.append(parts[0])
+    folder = os.sep.join(common)
+    return "" if folder in ("", ".") else folder
 
 
 def record_schema(indexed: bool = False) -> Any:
