@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -173,10 +175,100 @@ def test_batching_does_not_change_results(tiny_model: Path, images: list[Path]) 
 
 def test_summary_goes_to_stderr_and_quiet_silences_it(tiny_model: Path, images: list[Path]) -> None:
     loud = invoke("-m", tiny_model, "--offline", "-f", "jsonl", *images[:2])
-    assert "classified 2 images" in loud.stderr and "images/s" in loud.stderr
+    assert "2 inputs: 2 classified, 0 failed in " in loud.stderr and "images/s" in loud.stderr
     assert all(line.startswith("{") for line in loud.stdout.splitlines())
     quiet = invoke(*base(tiny_model), "-f", "jsonl", *images[:2])
     assert quiet.stderr == ""
+
+
+SUMMARY = re.compile(
+    r"(?P<inputs>\d+) inputs?: (?P<classified>\d+) classified( \(\d+ to review\))?, "
+    r"(?P<failed>\d+) failed in (?P<seconds>[0-9.]+)s \([0-9.]+ images/s; cpu, \w+, \w+\)"
+)
+
+
+def summary_of(stderr: str) -> dict[str, str]:
+    """The closing summary's counts and seconds; it must be stderr's one line."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    found = SUMMARY.fullmatch(lines[0])
+    assert found is not None, lines[0]
+    return found.groupdict()
+
+
+def test_summary_counts_inputs_classified_and_failed(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    some = invoke("-m", tiny_model, "--offline", "-f", "jsonl", images[0], broken, images[1])
+    assert some.exit_code == 1
+    counts = summary_of(some.stderr)
+    assert (counts["inputs"], counts["classified"], counts["failed"]) == ("3", "2", "1")
+    every = invoke("-m", tiny_model, "--offline", "-f", "jsonl", broken)
+    assert every.exit_code == 1
+    assert every.stderr.startswith("1 input: 0 classified, 1 failed in "), every.stderr
+
+
+def test_summary_time_includes_the_model_load(
+    tiny_model: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resnet_cli.runtimes.classifier as classifier_module
+
+    load = classifier_module.load_classifier
+
+    def slow_load(*args: object, **kwargs: object) -> object:
+        time.sleep(0.5)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "load_classifier", slow_load)
+    result = invoke("-m", tiny_model, "--offline", "-f", "jsonl", images[0])
+    assert result.exit_code == 0, result.stderr
+    assert float(summary_of(result.stderr)["seconds"]) >= 0.5
+
+
+def test_summary_line_shapes() -> None:
+    from resnet_cli.cli._console import summary_line
+
+    assert summary_line(54, 2, 2.2, "cpu, bf16, torch", review=3) == (
+        "54 inputs: 52 classified (3 to review), 2 failed in 2.2s (24.5 images/s; cpu, bf16, torch)"
+    )
+    assert summary_line(1, 1, 20.0, "ray, 2 nodes", interrupted=True, report=Path("r.html")) == (
+        "interrupted after 1 input: 0 classified, 1 failed in 20.0s (0.05 images/s; ray, 2 nodes)"
+        "; report written to r.html"
+    )
+
+
+@pytest.mark.parametrize("total", [10, None])
+def test_progress_bar_shows_count_rate_and_times(total: int | None) -> None:
+    from rich.console import Console
+
+    from resnet_cli.cli._progress import create_progress
+
+    clock = [100.0]
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=100)
+    progress = create_progress(console, get_time=lambda: clock[0], auto_refresh=False)
+    task = progress.add_task("Classifying", total=total)
+    for _ in range(5):
+        clock[0] += 0.5
+        progress.advance(task, 1)
+    console.print(progress.get_renderable())
+    line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert ("5/10" if total else " 5 ") in line, line
+    assert re.search(r"2\.0 images/s", line), line  # one image every half second
+    assert "0:02 elapsed" in line, line
+    assert ("0:03 left" in line) == (total is not None), line  # 5 more at 2 a second
+    assert len(line.rstrip("\n")) <= 80, line  # one line on an 80-column terminal
+
+
+def test_table_has_no_count_line_on_stdout(tiny_model: Path, images: list[Path]) -> None:
+    # -f table is what a terminal gets by default; the counts are the stderr summary's alone.
+    for inputs in (images[:1], images):  # a detailed table, and one row per image
+        result = invoke("-m", tiny_model, "--offline", "-f", "table", *inputs)
+        assert result.exit_code == 0, result.stderr
+        assert "failed" not in result.stdout and "to review" not in result.stdout
+        assert summary_of(result.stderr)["inputs"] == str(len(inputs))
 
 
 @pytest.mark.parametrize(
@@ -266,7 +358,9 @@ def test_help_fits_80_columns_in_panels(
     assert max(len(line) for line in text.splitlines()) <= 80
     words = text.replace("│", " ").split()
     flat = " ".join(words)
-    assert "Records are named <dataset>:<split>:<row>." in flat  # not eaten as markup
+    assert (
+        "Records are named <dataset>:<split>:<row> (an imagefolder's by their files" in flat
+    )  # not eaten as markup
     for panel in ("Arguments", "Options", "Inputs", "Datasets", "Model", "Output", "Speed"):
         assert f"╭─ {panel} ─" in text
     assert "╭─ Sorting ─" in text and "╭─ Ray ─" in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,9 +140,106 @@ def test_imagefolder_rows_are_its_files(image_folder: Path, tiny_model: Path, cl
     assert result.exit_code == 0, result.stderr
     files = sorted(image_folder.glob("*/*.jpg"))
     expected = [r.to_dict() for r in classify(classifier, files, top_k=3)]
-    for i, record in enumerate(expected):
-        record["input"] = f"{image_folder}:train:{i}"
-    same(jsonl(result), expected)
+    same(jsonl(result), expected)  # named by their files, as the files themselves are
+    assert [r["true_label"] for r in jsonl(result)] == [f.parent.name for f in files]
+
+
+@pytest.fixture
+def pets(tmp_path: Path) -> Path:
+    """An imagefolder: two class folders of two images each."""
+    folder = tmp_path / "pets"
+    for c, label in enumerate(["tabby_cat", "red fox"]):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            scene(90 + 10 * i, 70, seed=20 + 2 * c + i).save(folder / label / f"{label[0]}{i}.jpg")
+    return folder
+
+
+def test_imagefolder_names_and_true_labels_in_every_format(
+    pets: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(pets.parent)
+    base = ["-m", tiny_model, "--offline", "-q", "-k", "2"]
+    as_files = jsonl(invoke(*base, "./pets"))  # the same images, as a folder of files
+    result = invoke(*base, "--dataset", "./pets")
+    assert result.exit_code == 0, result.stderr
+    records = jsonl(result)
+    names = [r["input"] for r in as_files]
+    assert names == ["./pets/red fox/r0.jpg", "./pets/red fox/r1.jpg",
+                     "./pets/tabby_cat/t0.jpg", "./pets/tabby_cat/t1.jpg"]  # fmt: skip
+    assert [r["input"] for r in records] == names
+    assert [r["true_label"] for r in records] == ["red fox"] * 2 + ["tabby_cat"] * 2
+    assert [r["predictions"] for r in records] == [r["predictions"] for r in as_files]
+    assert all("true_label" not in r for r in as_files)  # files alone have none
+    expected = read_records(result.stdout, "jsonl")
+    for fmt in ("csv", "parquet", "json"):
+        out = tmp_path / f"pets.{fmt}"
+        assert invoke(*base, "--dataset", "./pets", "-o", out).exit_code == 0
+        if fmt == "csv":
+            header = out.read_text().splitlines()[0]
+            assert header == "input,rank,label,score,class_id,error,true_label"
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            column = pq.read_table(out).column("true_label").to_pylist()
+            assert column == ["red fox"] * 2 + ["tabby_cat"] * 2
+            read = read_parquet_records(str(out))
+        else:
+            read = read_records(out.read_text(), fmt)
+        assert read == expected, fmt
+    table = invoke(*base, "--dataset", "./pets", "-f", "table")
+    assert "true label" in table.stdout and "tabby_cat" in table.stdout
+
+
+def test_imagefolder_report_shows_right_and_wrong(
+    pets: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnet_cli.results import top1_right
+
+    monkeypatch.chdir(pets.parent)
+    page = tmp_path / "report.html"
+    result = invoke("-m", tiny_model, "--offline", "-q", "--dataset", "./pets", "--report", page)
+    assert result.exit_code == 0, result.stderr
+    records = read_records(result.stdout, "jsonl")
+    right = [top1_right(r) for r in records]
+    assert None not in right
+    html_text = page.read_text()
+    assert html_text.count("data:image/jpeg;base64,") == 4  # the files' thumbnails
+    for index, record in enumerate(records):
+        verdict = "right" if right[index] else "wrong"
+        assert re.search(rf'<figure class="card {verdict}" id="c{index}">', html_text)
+        assert f"true label: {record.true_label} ({verdict})</div>" in html_text
+    share = f"{100 * sum(right) / 4:.1f}% ({sum(right)} of 4 right)"
+    assert f'id="sum-top-1-accuracy">{share}</dd>' in html_text
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_imagefolder_resumes_by_file(
+    fmt: str, pets: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(pets.parent)
+    out = tmp_path / f"labels.{fmt}"
+    base = ["-m", tiny_model, "--offline", "--dataset", "./pets", "-o", out]
+    assert invoke(*base, "-q").exit_code == 0
+    whole = out.read_bytes()
+    again = invoke(*base, "--resume")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.startswith("nothing to do: every input is already in"), again.stderr
+    assert out.read_bytes() == whole
+    # Cut to its first two records (as a Ctrl-C would leave it): the rest, nothing twice.
+    lines = whole.splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:2] if fmt == "jsonl" else lines[: 1 + 2 * 5]))
+    finished = invoke(*base, "--resume")
+    assert finished.exit_code == 0, finished.stderr
+    assert "2 inputs: 2 classified" in finished.stderr  # only the two left
+    resumed = out.read_bytes()
+    assert resumed.splitlines()[0] == whole.splitlines()[0]  # a CSV keeps its header
+
+    def kept(data: bytes) -> list[tuple]:
+        records = read_records(data.decode(), fmt)
+        return [(r.input, r.true_label, [p.class_id for p in r.predictions]) for r in records]
+
+    assert kept(resumed) == kept(whole)  # every file once, in order, its true label kept
 
 
 def test_image_column_choice_and_errors(tmp_path: Path, tiny_model: Path, classifier) -> None:

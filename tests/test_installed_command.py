@@ -38,7 +38,7 @@ def test_pipe_paths_from_find_style_stdin(
     assert [r["input"] for r in records] == [*map(str, images), str(broken)]
     assert all("predictions" in r for r in records[:-1])
     assert records[-1]["error"].startswith("not a readable image")
-    assert b"classified 6 images, 1 failed" in result.stderr
+    assert b"6 inputs: 5 classified, 1 failed in " in result.stderr
     assert b"Traceback" not in result.stderr
 
 

@@ -260,3 +260,34 @@ def test_a_model_actor_that_cannot_load_is_the_model_error() -> None:
     assert str(error) == "on a Ray node: model folder '/m' does not exist: check the path"
     other = ray_job._job_failure(RuntimeError("OutOfDiskError: disk full"), "out")
     assert isinstance(other, ClusterError) and "--resume" in str(other)
+
+
+def test_true_labels_travel_through_the_job_rows_and_merge(tmp_path: Path) -> None:
+    # An imagefolder's class rides along with each input row and its decoded row, as the
+    # actors' records need it; a merged CSV gets the optional columns its records have.
+    import io
+
+    from PIL import Image
+
+    from resnet_cli.inputs.sources import Source
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+    sources = [
+        Source("pets/cat/a.png", data=buffer.getvalue(), true_label="cat"),
+        Source("b.png", error="no such file or directory"),
+    ]
+    (table,) = ray_job._input_tables(sources, set(), 10)
+    decoded = ray_job._decode_rows(table, resize=None, max_pixels=None, offline=True)
+    assert decoded.column("true_label").to_pylist() == ["cat", None]
+    assert decoded.column("height").to_pylist() == [8, None]
+
+    labelled = Record("pets/cat/a.png", (Prediction(1, "tabby", 0.5, 281, "cat"),), None, "cat")
+    out = tmp_path / "results"
+    out.mkdir()
+    write_parquet_shard(out / "a.parquet", [(0, labelled), (1, failed("b.png"))])
+    merged = tmp_path / "merged.csv"
+    assert runner.invoke(merge_app, [str(out), "-o", str(merged)]).exit_code == 0
+    text = merged.read_text()
+    assert text.splitlines()[0] == "input,rank,label,score,class_id,error,category,true_label"
+    assert read_records(text, "csv") == [labelled, failed("b.png")]

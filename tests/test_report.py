@@ -72,16 +72,11 @@ def test_table_one_image_has_bars_bold_top_1_and_a_review_note() -> None:
     assert "\x1b[1;32m" in text  # the top-1 row in bold green
     assert "████████▍" in text  # 0.42 of a 20-character bar
     assert "needs review: best score 0.42 < 0.50" in table([classified("cat.jpg", 0.42, 0.40)])
-    assert (
-        text.rstrip()
-        .splitlines()[-1]
-        .endswith(
-            "1 image, 0 failed, 1 to review (best score < 0.50 or < 0.10 ahead of the next)\x1b[0m"
-        )
-    )
+    # No count line under the table: the closing summary on stderr has the counts.
+    assert "failed" not in text and "to review" not in text
 
 
-def test_table_many_images_marks_doubtful_and_failed_rows_and_closes_with_counts() -> None:
+def test_table_many_images_marks_doubtful_and_failed_rows() -> None:
     records = [
         classified(f"photos/{i}.jpg", s, 0.05) for i, s in enumerate([0.9, 0.8, 0.7, 0.6, 0.45])
     ]
@@ -91,10 +86,36 @@ def test_table_many_images_marks_doubtful_and_failed_rows_and_closes_with_counts
     assert "? 0.4500" in rows["4.jpg"] and "? 0.5500" in rows["close.jpg"]
     assert "?" not in rows["0.jpg"] and "0.9000" in rows["0.jpg"]
     assert "error" in rows["bad.jpg"] and "boom" in rows["bad.jpg"]
-    assert plain.rstrip().splitlines()[-1].startswith("7 images, 1 failed, 2 to review")
+    assert "to review" not in plain  # the counts are the stderr summary's
     colored = table(records, color=True)
     bad_row = next(line for line in colored.splitlines() if "bad.jpg" in line)
     assert "\x1b[31m" in bad_row  # failures in red
+
+
+def test_long_table_shortens_names_by_the_folder_they_share_as_written() -> None:
+    from resnet_cli.output.writers import common_folder
+
+    names = [f"./pets/{c}/{i}.jpg" for c in ("cat", "dog") for i in range(2)]
+    plain = table([classified(n, 0.9, 0.05) for n in names])
+    assert "in ./pets/" in plain and "│ cat/0.jpg" in plain and "s/cat" not in plain
+    assert common_folder(["/a/b/x.jpg", "/a/c/y.jpg"]) == "/a"
+    assert common_folder(["a/x.jpg", "/a/y.jpg"]) == ""  # relative and absolute
+    assert common_folder(["photos", "photos/x.jpg"]) == ""  # a folder among its files
+    assert common_folder(["photos/x.jpg"]) == "photos"
+    assert common_folder(["./x.jpg", "./y.jpg"]) == common_folder(["pets:train:0"]) == ""
+
+
+def test_table_shows_true_labels_marked_right_or_wrong() -> None:
+    right = Record("p/tabby/a.jpg", classified("a", 0.9, 0.05, labels=("Tabby", "x")).predictions,
+                   true_label="tabby")  # fmt: skip
+    wrong = Record("p/fox/b.jpg", right.predictions, true_label="fox")
+    detailed = table([right], color=True)
+    assert "true label: ✓ tabby" in detailed and "\x1b[32m" in detailed  # green
+    many = table([right, wrong, *(classified(f"p/{i}.jpg", 0.9, 0.05) for i in range(3))])
+    assert "true label" in many
+    rows = {line.split()[1]: line for line in many.splitlines() if ".jpg" in line}
+    assert "✓ tabby" in rows["tabby/a.jpg"] and "✗ fox" in rows["fox/b.jpg"]
+    assert "true label" not in table([classified("a.jpg", 0.9, 0.05)])
 
 
 def test_table_prints_markup_and_control_characters_in_names_as_they_are() -> None:
@@ -264,6 +285,29 @@ def test_one_card_per_record_grouped_by_top_1_label_doubtful_first() -> None:
     assert 'class="top"><span class="lbl">cat</span><span class="sc">0.9000</span>' in page
 
 
+def test_true_labels_mark_each_card_right_or_wrong_and_give_the_accuracy() -> None:
+    def labelled(name: str, truth: str, *labels: str) -> Record:
+        record = classified(name, 0.9, 0.05, labels=labels)
+        return Record(record.input, record.predictions, true_label=truth)
+
+    records = [
+        labelled("pets/tabby/a.jpg", "tabby", "tabby, tabby cat", "tiger cat"),  # one of its names
+        labelled("pets/Golden_Retriever/b.jpg", "Golden_Retriever", "golden retriever", "x"),
+        labelled("pets/red_fox/c.jpg", "red_fox", "teapot", "red fox"),  # only top-1 counts
+        Record("pets/red_fox/d.jpg", error="boom", true_label="red_fox"),  # not judged
+    ]
+    page = render(records)
+    assert 'id="sum-top-1-accuracy">66.7% (2 of 3 right)</dd>' in page
+    verdicts = re.findall(r'<figure class="card([^"]*)" id="c(\d)">', page)
+    assert sorted(verdicts, key=lambda v: v[1]) == [
+        (" right", "0"), (" right", "1"), (" wrong", "2"), (" failed", "3")
+    ]  # fmt: skip
+    assert '<div class="truth right">✓ true label: tabby (right)</div>' in page
+    assert '<div class="truth wrong">✗ true label: red_fox (wrong)</div>' in page
+    assert '<div class="truth">true label: red_fox</div>' in page  # the failed one
+    assert "accuracy" not in render([classified("a.jpg", 0.9, 0.05)])  # no true labels
+
+
 def test_unknown_summary_fields_are_left_out() -> None:
     page = render([classified("a.jpg", 0.9, 0.05)], sources=("labels.jsonl",))
     assert 'id="sum-from">labels.jsonl<' in page
@@ -401,12 +445,13 @@ def test_summary_line_says_how_many_failed_and_where_the_report_is(
     page = tmp_path / "report.html"
     result = classify(tiny_model, "-f", "jsonl", "--report", page, images[0], broken, quiet=False)
     assert re.fullmatch(
-        rf"classified 2 images, 1 failed in [0-9.]+s \([0-9.]+ images/s, cpu, \w+(, \w+)?\); "
+        rf"2 inputs: 1 classified( \(1 to review\))?, 1 failed in [0-9.]+s "
+        rf"\([0-9.]+ images/s; cpu, \w+, \w+\); "
         rf"report written to {re.escape(str(page))}\n",
         result.stderr,
     ), result.stderr
     plain = classify(tiny_model, "-f", "jsonl", images[0], quiet=False)
-    assert "classified 1 image, 0 failed in" in plain.stderr
+    assert re.match(r"1 input: 1 classified( \(1 to review\))?, 0 failed in ", plain.stderr)
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv"])
@@ -575,7 +620,8 @@ def test_interrupted_run_still_writes_the_report(
         str(COMMAND), tiny_model, images[0], "-o", out, "--report", page
     )
     assert code == 130, stderr
-    assert b"interrupted after 1 image, 0 failed" in stderr and b"report written to" in stderr
+    assert re.search(rb"interrupted after 1 input: 1 classified\b.*, 0 failed", stderr)
+    assert b"report written to" in stderr
     assert [item["n"] for item in page_items(page)] == [str(images[0])]
     assert 'id="sum-images">1 (interrupted)<' in page.read_text()
 
@@ -617,7 +663,7 @@ def test_ctrl_c_while_a_batch_is_written_keeps_it_counted_and_reported(
     finally:
         signal.signal(signal.SIGINT, previous)  # the run leaves its second-Ctrl-C handler
     assert result.exit_code == 130, result.stderr
-    assert "interrupted after 1 image, 0 failed" in result.stderr
+    assert re.search(r"interrupted after 1 input: 1 classified\b.*, 0 failed", result.stderr)
     assert len(out.read_text().splitlines()) == 1
     assert [item["n"] for item in page_items(page)] == [str(images[0])]
 

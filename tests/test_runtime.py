@@ -60,7 +60,7 @@ def test_first_run_exports_and_the_next_starts_without_torch(
     second = run_probing_imports([a for a in args if a != "-q"], env)
     assert second.returncode == 0, second.stderr
     assert not any(imported(second).values())  # neither torch, transformers, nor the rest
-    assert "images/s, cpu, fp32, onnxruntime)" in second.stderr  # the summary says so
+    assert "images/s; cpu, fp32, onnxruntime)" in second.stderr  # the summary says so
     one = [json.loads(line) for line in first.stdout.splitlines()]
     two = [json.loads(line) for line in second.stdout.splitlines()]
     assert [r["input"] for r in two] == [str(p) for p in photos]

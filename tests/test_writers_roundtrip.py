@@ -18,13 +18,16 @@ names = st.one_of(
 )
 labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=30)
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False).map(round_score)
+# An imagefolder's class, or none (most inputs); a CSV cell cannot tell "" from none.
+true_labels = st.one_of(st.none(), labels.filter(bool))
 
 
 @st.composite
 def records(draw: st.DrawFn) -> Record:
-    name = draw(names)
+    name, truth = draw(names), draw(true_labels)
     if draw(st.booleans()):
-        return Record(input=name, error=draw(st.text(min_size=1).filter(str.strip)))
+        error = draw(st.text(min_size=1).filter(str.strip))
+        return Record(input=name, error=error, true_label=truth)
     count = draw(st.integers(min_value=1, max_value=4))
     predictions = tuple(
         Prediction(
@@ -32,12 +35,12 @@ def records(draw: st.DrawFn) -> Record:
         )
         for r in range(count)
     )
-    return Record(input=name, predictions=predictions)
+    return Record(input=name, predictions=predictions, true_label=truth)
 
 
 def write(fmt: str, batch: list[Record]) -> str:
     stream = io.StringIO(newline="")
-    writer = create_writer(fmt, stream)
+    writer = create_writer(fmt, stream, true_label=any(r.true_label for r in batch))
     writer.write(batch)
     writer.close()
     return stream.getvalue()
@@ -69,7 +72,8 @@ def _merge_adjacent(batch: list[Record]) -> list[Record]:
             and previous.input == record.input
             and record.predictions[0].rank > 1
         ):
-            merged[-1] = Record(previous.input, previous.predictions + record.predictions)
+            predictions = previous.predictions + record.predictions
+            merged[-1] = Record(previous.input, predictions, true_label=previous.true_label)
         else:
             merged.append(record)
     return merged
@@ -85,15 +89,15 @@ any_scores = st.one_of(
 @st.composite
 def any_records(draw: st.DrawFn) -> Record:
     """Records as the engine makes them, and as library callers might: odd types included."""
-    name = draw(names)
+    name, truth = draw(names), draw(st.one_of(true_labels, st.integers()))
     if draw(st.integers(0, 5)) == 0:
-        return Record(input=name, error=draw(st.text(min_size=1)))
+        return Record(input=name, error=draw(st.text(min_size=1)), true_label=truth)
     ids = st.one_of(st.integers(0, 10**6), st.booleans())
     predictions = tuple(
         Prediction(rank=draw(ids), label=draw(labels), score=draw(any_scores), class_id=draw(ids))
         for _ in range(draw(st.integers(0, 5)))
     )
-    return Record(input=name, predictions=predictions)
+    return Record(input=name, predictions=predictions, true_label=truth)
 
 
 @settings(max_examples=400, deadline=None)

@@ -53,7 +53,8 @@ def open_dataset(name: str, **options: Any) -> DatasetInput:
     """Open one split of a Hugging Face dataset (hub id or local folder) as classify() input.
 
     Options: ``split``, ``image_column``, ``streaming`` (see
-    ``resnet_cli.dataset_source.open_dataset``). Its rows are named ``<name>:<split>:<row>``.
+    ``resnet_cli.dataset_source.open_dataset``). Its rows are named ``<name>:<split>:<row>``;
+    an imagefolder's by their image files, with their class folder as ``true_label``.
     """
     from .inputs.datasets import open_dataset as open_split
 

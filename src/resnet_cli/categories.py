@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import NamedTuple
 
+from .text import normalized_label
+
 TABLE = "data/imagenet_categories.tsv"
 # A label set is ImageNet-1k's when it has its 1,000 classes and nearly every label is that
 # class's (the name microsoft/resnet-50 and timm give it, or its WordNet synset id): fine-tunes
@@ -41,17 +43,13 @@ def category_names() -> list[str]:
     return sorted({c.category for c in imagenet_classes()})
 
 
-def _normalized(label: str) -> str:
-    return " ".join(label.replace("_", " ").lower().split())
-
-
 def is_imagenet_1k(labels: Sequence[str]) -> bool:
     """Whether ``labels`` (in class-id order) are the ImageNet-1k classes."""
     classes = imagenet_classes()
     if len(labels) != len(classes):
         return False
     matching = sum(
-        _normalized(label) in (_normalized(c.label), c.synset)
+        normalized_label(label) in (normalized_label(c.label), c.synset)
         for label, c in zip(labels, classes, strict=True)
     )
     return matching >= MIN_MATCHING * len(classes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .text import normalized_label
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -31,11 +33,13 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Record:
-    """The outcome for one input: its predictions, or the error that stopped it."""
+    """The outcome for one input: its predictions, or the error that stopped it; for an
+    imagefolder's image, ``true_label``, the class folder it is in (None for other inputs)."""
 
     input: str
     predictions: tuple[Prediction, ...] = field(default=())
     error: str | None = None
+    true_label: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,14 +47,20 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
-            return {"input": self.input, "error": self.error}
-        return {"input": self.input, "predictions": [p.to_dict() for p in self.predictions]}
+            data: dict[str, Any] = {"input": self.input, "error": self.error}
+        else:
+            data = {"input": self.input, "predictions": [p.to_dict() for p in self.predictions]}
+        if self.true_label is not None:  # last, and only when set: other records stay as they were
+            data["true_label"] = self.true_label
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
         """Rebuild a record written by ``to_dict`` (used when reading results back)."""
+        truth = data.get("true_label")
+        true_label = None if truth is None else str(truth)
         if data.get("error") is not None:
-            return cls(input=data["input"], error=str(data["error"]))
+            return cls(input=data["input"], error=str(data["error"]), true_label=true_label)
         predictions = tuple(
             Prediction(
                 rank=int(p["rank"]),
@@ -61,7 +71,7 @@ class Record:
             )
             for p in data.get("predictions", [])
         )
-        return cls(input=data["input"], predictions=predictions)
+        return cls(input=data["input"], predictions=predictions, true_label=true_label)
 
 
 def failure(input_name: str, message: str) -> Record:
@@ -73,6 +83,17 @@ def failure(input_name: str, message: str) -> Record:
 # the second label is below REVIEW_MARGIN: the HTML report and the table both use this rule.
 REVIEW_SCORE = 0.5
 REVIEW_MARGIN = 0.1
+
+
+def top1_right(record: Record) -> bool | None:
+    """Whether a classified record's top-1 label is its true label (None: it has no true
+    label, or no prediction). Case and ``_``/space are ignored, and a label that lists its
+    names ("tabby, tabby cat") is right for any one of them."""
+    if record.true_label is None or not record.predictions:
+        return None
+    truth = normalized_label(record.true_label)
+    label = record.predictions[0].label
+    return truth in (normalized_label(label), *(normalized_label(n) for n in label.split(",")))
 
 
 def top_margin(record: Record) -> float | None:

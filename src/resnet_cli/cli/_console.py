@@ -83,11 +83,14 @@ def _status(message: str) -> Any:
 
 
 class _Bar:
+    """Images done (of how many), images/s, time elapsed and left, on stderr."""
+
     def __init__(self, total: int | None):
         from rich.console import Console
-        from rich.progress import Progress
 
-        self.progress = Progress(console=Console(stderr=True), transient=True)
+        from ._progress import create_progress
+
+        self.progress = create_progress(Console(stderr=True), transient=True)
         self.task = self.progress.add_task("Classifying", total=total)
         self.progress.start()
 
@@ -105,20 +108,27 @@ def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | Non
     return _Bar(total)
 
 
-def _summary(
-    images: int,
+def summary_line(
+    inputs: int,
     failed: int,
-    elapsed: float,
+    seconds: float,
     where: str,
-    interrupted: bool,
+    *,
+    review: int = 0,
+    interrupted: bool = False,
     report: Path | None = None,
-) -> None:
-    rate = images / elapsed if elapsed > 0 else 0.0
-    state = "interrupted after" if interrupted else "classified"
+) -> str:
+    """The closing summary: the run's inputs, how many were classified (and of those, how many
+    are doubtful) and how many failed, the wall time from the command's start (the model's
+    load included) and the rate over it, and what computed them (``where``)."""
+    rate = inputs / seconds if seconds > 0 else 0.0
+    shown = f"{rate:.1f}" if rate >= 1 else f"{rate:.2g}"  # 0.05, not 0.0
+    state = "interrupted after " if interrupted else ""
+    doubtful = f" ({review} to review)" if review else ""
     written = f"; report written to {report}" if report is not None else ""
-    say(
-        f"{state} {images} image{'s' if images != 1 else ''}, {failed} failed in {elapsed:.1f}s "
-        f"({rate:.1f} images/s, {where}){written}"
+    return (
+        f"{state}{inputs} input{'s' if inputs != 1 else ''}: {inputs - failed} classified"
+        f"{doubtful}, {failed} failed in {seconds:.1f}s ({shown} images/s; {where}){written}"
     )
 
 

@@ -23,7 +23,7 @@ from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..output import organize
 from ..output.writers import format_for_path
-from ..results import Record
+from ..results import Record, needs_review
 from ._console import (
     Format,
     _close_output,
@@ -32,10 +32,10 @@ from ._console import (
     _resolve_format,
     _show_version,
     _status,
-    _summary,
     create_app,
     format_option,
     say,
+    summary_line,
 )
 from ._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Command
 from .report import check_report_path, write_report_file
@@ -141,7 +141,8 @@ def classify_command(
             "--dataset",
             metavar="NAME",
             help="Classify a Hugging Face dataset: hub id, save_to_disk folder, folder of parquet "
-            "files or imagefolder. Records are named `<dataset>:<split>:<row>`.",
+            "files or imagefolder. Records are named `<dataset>:<split>:<row>` (an "
+            "imagefolder's by their files, with the class folder as true_label).",
             show_default=False,
             rich_help_panel=DATASETS,
         ),
@@ -523,6 +524,7 @@ def run(inputs: list[str], options: Options) -> int:
     """The command's work, with every user-visible failure raised as a ResnetCliError."""
     from ..runtimes.classifier import check_model_options
 
+    started = time.perf_counter()  # the summary's wall time: the model's load included
     o = options
     if o.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before any Hugging Face library is imported
@@ -553,14 +555,14 @@ def run(inputs: list[str], options: Options) -> int:
     if o.engine == "ray":
         if o.category is not None:
             raise UsageError("--category/--no-category apply to --engine local only")
-        return run_on_ray(inputs, dataset, o)
+        return run_on_ray(inputs, dataset, o, started)
     if o.ray_address is not None:
         raise UsageError("--ray-address only applies to --engine ray")
     output = o.output
     fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
     claimed = _claim_output(fmt, o)  # before anything slow: the model, a dataset, a listing
     try:
-        code = classify_to(claimed, organizer, inputs, dataset, fmt, o)
+        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started)
     except BaseException:
         if claimed is not None:
             claimed.abandon()
@@ -575,8 +577,10 @@ def classify_to(
     dataset: str | None,
     fmt: str,
     o: Options,
+    started: float,
 ) -> int:
-    """``run`` once the output is claimed (None: stdout): classify and write the records."""
+    """``run`` once the output is claimed (None: stdout): classify and write the records;
+    ``started``: when the command started (``time.perf_counter``), for the summary."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..output.files import DoneInputs, check_not_an_input
 
@@ -601,9 +605,8 @@ def classify_to(
             sources = (s for s in sources if s not in done)
     if dataset is not None:
         rows = _open_dataset(dataset, o)
-        prefix = f"{rows.name}:{rows.split}:"
         if total is not None and rows.rows is not None:
-            total += rows.rows - sum(name.startswith(prefix) for name in done.names)
+            total += rows.rows - rows.rows_done(done, done.names)
         else:
             total = None
         sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
@@ -642,25 +645,27 @@ def classify_to(
             progress.stop()
     size = o.batch_size or classifier.plan.batch_size
     from ..categories import resolve_categories
-    from ..output.writers import create_writer, csv_has_category
+    from ..output.writers import create_writer, csv_file_columns
 
     with_category = resolve_categories(classifier.labels, o.category, o.model)
     if organizer is not None:
         organizer.check_categories(with_category, o.model)
+    with_truth = rows is not None and rows.classes is not None  # an imagefolder's classes
     append = claimed is not None and claimed.resumed
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
-            with_category = csv_has_category(claimed.target)
+            with_category, with_truth = csv_file_columns(claimed.target)
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
-    writer = create_writer(fmt, stream, header=not append, category=with_category)
-    counts = {"images": 0, "failed": 0}
+    writer = create_writer(
+        fmt, stream, header=not append, category=with_category, true_label=with_truth
+    )
+    counts = {"inputs": 0, "failed": 0, "review": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
     keep_records = o.report is not None and not append
     finished: list[Record] = []
-    started = time.perf_counter()
     bar = _progress_bar(total, size, o.quiet)
     previous_stop = _handle_stop_signals(_raise_interrupt)
     interrupted = False
@@ -683,8 +688,9 @@ def classify_to(
                     organizer.report(organizer.place(batch))
                 if keep_records:
                     finished.extend(batch)
-                counts["images"] += len(batch)
+                counts["inputs"] += len(batch)
                 counts["failed"] += sum(not r.ok for r in batch)
+                counts["review"] += sum(map(needs_review, batch))
             if bar is not None:
                 bar.advance(len(batch))
     except KeyboardInterrupt:
@@ -725,7 +731,16 @@ def classify_to(
     if not o.quiet:
         # The runtime that scored every image of the run.
         where = f"{classifier.device}, {classifier.precision}, {classifier.runtime}"
-        _summary(counts["images"], counts["failed"], elapsed, where, interrupted, o.report)
+        line = summary_line(
+            counts["inputs"],
+            counts["failed"],
+            elapsed,
+            where,
+            review=counts["review"],
+            interrupted=interrupted,
+            report=o.report,
+        )
+        say(line)
         if organizer is not None:
             print(organizer.summary(), file=sys.stderr, flush=True)
     if interrupted:
@@ -834,9 +849,9 @@ def _check_output_flags(o: Options) -> None:
         raise UsageError("--resume and --overwrite contradict each other: pick one")
 
 
-def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
+def run_on_ray(inputs: list[str], dataset: str | None, o: Options, started: float) -> int:
     """``run`` for --engine ray: the same inputs (files, then the dataset's rows), classified
-    on a Ray cluster into a folder."""
+    on a Ray cluster into a folder (``started``: as for ``classify_to``)."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..pipeline.ray_job import (
         NEEDS_RAY,
@@ -894,19 +909,28 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options) -> int:
         )
     finally:
         _handle_stop_signals(previous_stop)
+    elapsed = time.perf_counter() - started
     if o.report is not None:
         from ..output.report import ReportSummary
         from ..pipeline.ray_job import read_ray_output
 
         summary = ReportSummary(
-            model=o.model, device="ray", elapsed=result.seconds, interrupted=result.interrupted
+            model=o.model, device="ray", elapsed=elapsed, interrupted=result.interrupted
         )
         records = read_ray_output(folder)  # the whole folder, earlier runs included
         write_report_file(records, o.report, summary, quiet=True, dataset=rows)
     if not o.quiet:
         nodes = f", {result.nodes} node{'s' if result.nodes != 1 else ''}" if result.nodes else ""
-        where = f"ray{nodes}"
-        _summary(result.images, result.failed, result.seconds, where, result.interrupted, o.report)
+        line = summary_line(
+            result.images,
+            result.failed,
+            elapsed,
+            f"ray{nodes}",
+            review=result.review,
+            interrupted=result.interrupted,
+            report=o.report,
+        )
+        say(line)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if result.failed else EXIT_OK

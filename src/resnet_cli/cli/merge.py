@@ -50,13 +50,15 @@ def merge_command(
 def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
     """``merge_command``'s work: every record of a results folder, in input order, written
     in one format."""
-    from ..output.writers import create_writer
+    from ..output.writers import create_writer, has_categories, has_true_labels
     from ..pipeline.ray_job import read_ray_output
 
     fmt = _resolve_format(output_format, output)
     records = read_ray_output(folder, empty=False)
     stream, opened = _open_output(output)
-    writer = create_writer(fmt, stream)
+    # A CSV has the optional columns exactly when the records have them, as a local run's.
+    optional = {"category": has_categories(records), "true_label": has_true_labels(records)}
+    writer = create_writer(fmt, stream, **optional)
     try:
         writer.write(records)
     finally:

@@ -9,8 +9,9 @@ named.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,21 +25,61 @@ _ROWS_PER_READ = 64
 
 @dataclass
 class DatasetInput:
-    """One split of a dataset, opened: ``rows`` is None when streaming (not known up front)."""
+    """One split of a dataset, opened: ``rows`` is None when streaming (not known up front).
+
+    ``image_files``: a local imagefolder, whose rows are named by their files; ``classes``:
+    its class names, when its class folders give each row a label (``label_column``).
+    """
 
     name: str
     split: str
     column: str
     rows: int | None
-    data: Any  # a datasets.Dataset or IterableDataset with only the image column left
+    data: Any  # a datasets.Dataset or IterableDataset with only the columns read left
+    image_files: bool = False
+    classes: list[str] | None = None
+    label_column: str | None = None
 
     def sources(self) -> Iterator[Source]:
-        """One Source per row, named ``<dataset>:<split>:<row>``, in row order."""
+        """One Source per row, in row order, named ``<dataset>:<split>:<row>``; an
+        imagefolder's by the image file's path, as it would be named given as an input (the
+        folder as given, joined with the file's path inside it), with its class as the
+        source's ``true_label``."""
         index = 0
         for batch in self.data.iter(batch_size=_ROWS_PER_READ):
-            for value in batch[self.column]:
-                yield row_source(f"{self.name}:{self.split}:{index}", value)
+            labels = batch[self.label_column] if self.label_column else None
+            for at, value in enumerate(batch[self.column]):
+                name = f"{self.name}:{self.split}:{index}"
+                if self.image_files:
+                    name = self._file_name(value) or name
+                source = row_source(name, value)
+                if labels is not None:
+                    source = dataclasses.replace(source, true_label=self._class(labels[at]))
+                yield source
                 index += 1
+
+    def rows_done(self, done: Container[Source], names: Iterable[str]) -> int:
+        """How many of the rows an earlier run recorded: ``names`` are its records' names,
+        ``done`` matches a source against them (an imagefolder's files by their path)."""
+        if self.image_files:
+            return sum(source in done for source in self.sources())
+        prefix = f"{self.name}:{self.split}:"
+        return sum(name.startswith(prefix) for name in names)
+
+    def _file_name(self, value: Any) -> str | None:
+        path = value.get("path") if isinstance(value, dict) else None
+        if not path or is_url(path):
+            return None
+        for root in {os.path.abspath(self.name), os.path.realpath(self.name)}:
+            inside = os.path.relpath(path, root)
+            if not inside.startswith(os.pardir):
+                return os.path.join(self.name, inside)
+        return str(path)
+
+    def _class(self, label: Any) -> str | None:
+        if self.classes is None or not isinstance(label, int) or not 0 <= label < len(self.classes):
+            return None  # -1: a row without a label
+        return self.classes[label]
 
     def row_image(self, name: str) -> bytes | None:
         """The encoded image of the row a record name points to (for report thumbnails), or
@@ -97,6 +138,7 @@ def open_dataset(
     """
     _quiet_datasets()
     saved = _is_saved_to_disk(name)
+    image_files = False
     if saved:
         table, split = _open_saved(name, split)
     elif not _looks_like_hub_id(name):
@@ -105,17 +147,41 @@ def open_dataset(
                 f"dataset folder {name!r} does not exist: check the path, or pass a hub id"
             )
         table, split = _open_with_loader(name, split, streaming)
+        image_files = getattr(table.info, "builder_name", None) == "imagefolder"
     else:
         table, split = _open_hub(name, split, streaming)
     column = pick_image_column(name, table.features, image_column)
-    table = table.select_columns([column])
+    classes = _class_names(table.features) if image_files else None
+    label_column = _LABEL_COLUMN if classes is not None and column != _LABEL_COLUMN else None
+    table = table.select_columns([column, *([label_column] if label_column else [])])
     feature = table.features[column] if table.features is not None else None
     if type(feature).__name__ == "Image":
         from datasets import Image
 
         table = table.cast_column(column, Image(decode=False))
     rows = None if streaming and not saved else len(table)
-    return DatasetInput(name=name, split=split, column=column, rows=rows, data=table)
+    return DatasetInput(
+        name=name,
+        split=split,
+        column=column,
+        rows=rows,
+        data=table,
+        image_files=image_files,
+        classes=classes if label_column else None,
+        label_column=label_column,
+    )
+
+
+# The column datasets' imagefolder builder fills from the class folders (a ClassLabel).
+_LABEL_COLUMN = "label"
+
+
+def _class_names(features: Any) -> list[str] | None:
+    """An imagefolder's class names, when its class folders label the rows."""
+    feature = None if features is None else features.get(_LABEL_COLUMN)
+    if feature is None or type(feature).__name__ != "ClassLabel":
+        return None
+    return [str(name) for name in feature.names]
 
 
 def pick_split(dataset: str, splits: list[str], wanted: str | None) -> str:

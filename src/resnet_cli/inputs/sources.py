@@ -39,6 +39,7 @@ class Source:
     url: str | None = None  # an http(s) image, downloaded by the decode workers
     data: bytes | None = field(default=None, repr=False)  # encoded image already in memory
     image: Any = field(default=None, repr=False)  # a decoded PIL image (library callers)
+    true_label: str | None = None  # an imagefolder's class: its record carries it
 
 
 def is_image_name(name: str) -> bool:

@@ -31,11 +31,11 @@ from ..errors import OutputExistsError, OutputWriteError, UsageError
 from ..inputs.sources import Source, file_kind, is_url, looks_like_path
 from ..results import Record
 from .writers import (
-    CSV_HEADER_WITH_CATEGORY,
     RESUMABLE_FORMATS,
     NotResultsError,
     complete_records,
     create_writer,
+    csv_columns,
 )
 
 META_SUFFIX = ".meta.json"
@@ -316,9 +316,9 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
         fd = _open_locked(name, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         stream = _text(fd)
         try:
-            # A CSV keeps the columns it has (with or without the category).
-            category = fmt == "csv" and text.startswith(",".join(CSV_HEADER_WITH_CATEGORY))
-            writer = create_writer(fmt, stream, category=category)
+            # A CSV keeps the columns it has (with or without the category, the true label).
+            category, true_label = csv_columns(text) if fmt == "csv" else (False, False)
+            writer = create_writer(fmt, stream, category=category, true_label=true_label)
             writer.write(kept)
             stream.flush()
             os.fsync(fd)

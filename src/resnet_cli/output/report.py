@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..atomic import replaced_atomically
 from ..inputs.sources import is_url
-from ..results import REVIEW_MARGIN, REVIEW_SCORE, Record, needs_review
+from ..results import REVIEW_MARGIN, REVIEW_SCORE, Record, needs_review, top1_right
 from ..text import printable
 from .writers import common_folder
 
@@ -52,7 +52,7 @@ class ReportSummary:
     model: str | None = None
     device: str | None = None
     precision: str | None = None
-    elapsed: float | None = None  # seconds spent classifying
+    elapsed: float | None = None  # the run's wall time, the model's load included
     interrupted: bool = False
     sources: tuple[str, ...] = ()  # the results files a report was made from
     generated: datetime = field(default_factory=lambda: datetime.now().astimezone())
@@ -274,6 +274,11 @@ def _summary_list(
         ("labels found", str(labels)),
         ("needs review", str(sum(needs_review(r) for r in records))),
     ]
+    judged = [right for right in map(top1_right, records) if right is not None]
+    if judged:  # an imagefolder's images: their class folders say what is right
+        correct = sum(judged)
+        share = f"{100 * correct / len(judged):.1f}%"
+        rows.append(("top-1 accuracy", f"{share} ({correct} of {len(judged)} right)"))
     if folder:
         rows.append(("folder", folder))
     optional = (
@@ -340,10 +345,19 @@ def _card(index: int, record: Record, folder: str, thumbnail: str | None) -> str
                 f'<span class="bar"><span style="width:{width}"></span></span></li>'
             )
         body = f'<ol class="preds">{"".join(rows)}</ol>'
+    right = top1_right(record)
+    verdict = {None: "", True: " right", False: " wrong"}[right]
+    truth = ""
+    if record.true_label is not None:
+        mark = {None: "", True: "✓ ", False: "✗ "}[right]
+        truth = (
+            f'<div class="truth{verdict}">{mark}true label: {_text(record.true_label)}'
+            f"{verdict and f' ({verdict.strip()})'}</div>"
+        )
     failed = " failed" if not record.ok else ""
     return (
-        f'<figure class="card{failed}" id="c{index}">{picture}<figcaption>'
-        f'<div class="name" title="{_text(record.input)}">{_breakable(name)}</div>{body}'
+        f'<figure class="card{failed}{verdict}" id="c{index}">{picture}<figcaption>'
+        f'<div class="name" title="{_text(record.input)}">{_breakable(name)}</div>{truth}{body}'
         "</figcaption></figure>"
     )
 
@@ -447,6 +461,8 @@ h2 .count { color: var(--muted); font-weight: normal; }
 .card.doubt .preds li.top { color: var(--doubt); }
 .card.doubt .preds li.top .bar span { background: var(--doubt); }
 .error { margin: 0; color: var(--bad); overflow-wrap: anywhere; font-size: 12px; }
+.truth { margin: 0 0 .2rem; font-size: 12px; color: var(--muted); overflow-wrap: anywhere; }
+.truth.right { color: var(--top); } .truth.wrong { color: var(--bad); font-weight: 600; }
 [hidden] { display: none !important; }
 """
 

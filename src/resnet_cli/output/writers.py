@@ -12,14 +12,24 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..results import REVIEW_MARGIN, REVIEW_SCORE, Prediction, Record, needs_review, top_margin
+from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top1_right, top_margin
 from ..text import printable
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
 CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
-# With categories (categories.py), one more column, last, so positional readers keep working.
-CSV_HEADER_WITH_CATEGORY = (*CSV_HEADER, "category")
+# Columns a run adds only when it has them, last and in this order, so positional readers keep
+# working: the predictions' categories (categories.py), an imagefolder's true labels.
+CSV_OPTIONAL_COLUMNS = ("category", "true_label")
+
+
+def csv_header(category: bool = False, true_label: bool = False) -> tuple[str, ...]:
+    """The CSV header of a run with or without the optional columns."""
+    wanted = (category, true_label)
+    return (*CSV_HEADER, *(c for c, w in zip(CSV_OPTIONAL_COLUMNS, wanted, strict=True) if w))
+
+
+CSV_HEADERS = tuple(csv_header(c, t) for c in (False, True) for t in (False, True))
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
@@ -90,7 +100,14 @@ def _classified_json(record: Record, index: int | None) -> str | None:
             f'"class_id": {p.class_id}{category}}}'
         )
     start = "{" if index is None else f'{{"index": {index}, '
-    return f'{start}"input": {_JSON.encode(record.input)}, "predictions": [{", ".join(parts)}]}}'
+    truth = record.true_label
+    if truth is None:
+        end = "}"
+    elif type(truth) is str:
+        end = f', "true_label": {_JSON.encode(truth)}}}'
+    else:
+        return None
+    return f'{start}"input": {_JSON.encode(record.input)}, "predictions": [{", ".join(parts)}]{end}'
 
 
 @functools.lru_cache(maxsize=65536)
@@ -104,17 +121,19 @@ def escape_text(text: str) -> str:
     return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def csv_rows(record: Record, category: bool = False) -> Iterator[tuple[Any, ...]]:
+def csv_rows(
+    record: Record, category: bool = False, true_label: bool = False
+) -> Iterator[tuple[Any, ...]]:
     """A record's CSV rows: one per prediction, or one with just the input and the error;
-    ``category``: with the category column last."""
-    extra: tuple[Any, ...] = ("",) if category else ()
+    ``category``, ``true_label``: with those columns last (``csv_header``)."""
+    truth: tuple[Any, ...] = (record.true_label or "",) if true_label else ()
     if record.error is not None:
-        yield (record.input, "", "", "", "", record.error, *extra)
+        yield (record.input, "", "", "", "", record.error, *(("",) if category else ()), *truth)
         return
     for p in record.predictions:
-        if category:
-            extra = (p.category or "",)
-        yield (record.input, p.rank, p.label, round_score(p.score), p.class_id, "", *extra)
+        extra = (p.category or "",) if category else ()
+        row = (record.input, p.rank, p.label, round_score(p.score), p.class_id, "")
+        yield (*row, *extra, *truth)
 
 
 class Writer(Protocol):
@@ -153,16 +172,23 @@ class JsonWriter:
 
 
 class CsvWriter:
-    def __init__(self, stream: IO[str], header: bool = True, category: bool = False):
+    def __init__(
+        self,
+        stream: IO[str],
+        header: bool = True,
+        category: bool = False,
+        true_label: bool = False,
+    ):
         self.stream = stream
         self.category = category
+        self.true_label = true_label
         self.writer = csv.writer(stream, lineterminator="\r\n")
         if header:
-            self.writer.writerow(CSV_HEADER_WITH_CATEGORY if category else CSV_HEADER)
+            self.writer.writerow(csv_header(category, true_label))
 
     def write(self, records: Iterable[Record]) -> None:
         for record in records:
-            self.writer.writerows(csv_rows(record, self.category))
+            self.writer.writerows(csv_rows(record, self.category, self.true_label))
         self.stream.flush()
 
     def close(self) -> None:
@@ -195,19 +221,7 @@ class TableWriter:
                 self.console.print(detailed_table(record))
         else:
             self.console.print(summary_table(self.records))
-        self.console.print(closing_line(self.records), style="dim")
         self.console.file.flush()
-
-
-def closing_line(records: list[Record]) -> str:
-    """The line under the table: how many images, how many failed, how many are doubtful."""
-    failed = sum(not r.ok for r in records)
-    doubtful = sum(needs_review(r) for r in records)
-    return (
-        f"{len(records)} image{'s' if len(records) != 1 else ''}, {failed} failed, "
-        f"{doubtful} to review (best score < {REVIEW_SCORE:.2f} or "
-        f"< {REVIEW_MARGIN:.2f} ahead of the next)"
-    )
 
 
 def review_reason(record: Record) -> str | None:
@@ -251,11 +265,22 @@ def detailed_table(record: Record) -> Any:
         category = (printable(p.category or ""),) if with_category else ()
         score = (f"{p.score:.4f}", score_bar(p.score))
         table.add_row(str(p.rank), label, *category, *score, style=style)
-    reason = review_reason(record)
-    if reason is None:
-        return table
     # Under the table, not as its caption: a caption wraps to the table's width.
-    return Group(table, Text(f"needs review: {reason}", style="yellow"))
+    notes = [] if record.true_label is None else [truth_text(record, "true label: ")]
+    reason = review_reason(record)
+    if reason is not None:
+        notes.append(Text(f"needs review: {reason}", style="yellow"))
+    return Group(table, *notes) if notes else table
+
+
+def truth_text(record: Record, before: str = "") -> Any:
+    """A record's true label marked right (✓, green) or wrong (✗, red) for its top-1."""
+    from rich.text import Text
+
+    right = top1_right(record)
+    mark = "" if right is None else ("✓ " if right else "✗ ")
+    style = "" if right is None else ("green" if right else "red")
+    return Text(f"{before}{mark}{printable(record.true_label or '')}", style=style)
 
 
 def summary_table(records: list[Record]) -> Any:
@@ -267,6 +292,9 @@ def summary_table(records: list[Record]) -> Any:
     table = Table(title=f"in {printable(folder)}/" if folder else None, title_justify="left")
     table.add_column("input", overflow="fold")
     table.add_column("top-1", style="bold")
+    with_truth = has_true_labels(records)
+    if with_truth:
+        table.add_column("true label")
     with_category = has_categories(records)
     if with_category:
         table.add_column("category")
@@ -275,12 +303,14 @@ def summary_table(records: list[Record]) -> Any:
     table.add_column("next", overflow="fold")
     for record in records:
         name = printable(record.input[len(folder) + 1 :] if folder else record.input)
+        truth = (truth_text(record),) if with_truth else ()
         blank = ("",) if with_category else ()
         if record.error is not None:
-            table.add_row(name, "error", *blank, "", "", printable(record.error), style="red")
+            row = ("", "", printable(record.error))
+            table.add_row(name, "error", *truth, *blank, *row, style="red")
             continue
         if not record.predictions:
-            table.add_row(name, "", *blank, "", "", "no prediction", style="yellow")
+            table.add_row(name, "", *truth, *blank, "", "", "no prediction", style="yellow")
             continue
         best, *others = record.predictions
         # Labels often hold commas ("teapot, kettle"), so runners-up are split by semicolons.
@@ -290,8 +320,13 @@ def summary_table(records: list[Record]) -> Any:
         score = Text(f"? {best.score:.4f}", style="yellow") if doubtful else f"{best.score:.4f}"
         category = (printable(best.category or ""),) if with_category else ()
         bar = score_bar(best.score, 10)
-        table.add_row(name, printable(best.label), *category, score, bar, runners_up)
+        table.add_row(name, printable(best.label), *truth, *category, score, bar, runners_up)
     return table
+
+
+def has_true_labels(records: Iterable[Record]) -> bool:
+    """Whether any of ``records`` has a true label (an imagefolder's image)."""
+    return any(r.true_label is not None for r in records)
 
 
 def has_categories(records: Iterable[Record]) -> bool:
@@ -300,14 +335,16 @@ def has_categories(records: Iterable[Record]) -> bool:
 
 
 def common_folder(names: list[str]) -> str:
-    """The folder every name lies in, so a long table can show short names ('' if none)."""
-    try:
-        folder = os.path.commonpath(names)
-    except ValueError:  # absolute and relative names mixed, or no names
-        return ""
-    if folder in names:  # a single file, or one name is the folder itself
-        folder = os.path.dirname(folder)
-    return "" if folder in ("", ".", os.sep) else folder
+    """The folder every name lies in, so a long table can show short names ('' if none): a
+    prefix of every name as written (``./photos`` stays ``./photos``, never ``photos``)."""
+    folders = [name.split(os.sep)[:-1] for name in names]
+    common: list[str] = []
+    for parts in zip(*folders, strict=False):  # as deep as the shallowest name
+        if any(part != parts[0] for part in parts):
+            break
+        common.append(parts[0])
+    folder = os.sep.join(common)
+    return "" if folder in ("", ".") else folder
 
 
 def record_schema(indexed: bool = False) -> Any:
@@ -324,6 +361,7 @@ def record_schema(indexed: bool = False) -> Any:
         ("class_ids", pa.list_(pa.int64())),
         ("error", pa.string()),
         ("categories", pa.list_(pa.string())),  # null when the model's labels have none
+        ("true_label", pa.string()),  # null but for an imagefolder's images
     ]
     return pa.schema([("index", pa.int64()), *fields] if indexed else fields)
 
@@ -345,6 +383,7 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
                 [p.category for p in r.predictions] if has_categories([r]) else None
                 for r in records
             ],
+            "true_label": [r.true_label for r in records],
         }
     )
     return pa.table(columns, schema=record_schema(indexed=indices is not None))
@@ -352,9 +391,10 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
 
 def record_from_row(row: dict[str, Any]) -> Record:
     """The record a ``records_table`` row holds."""
+    # Files written before categories or true labels have no such column.
+    true_label = row.get("true_label")
     if row["error"] is not None:
-        return Record(input=row["input"], error=row["error"])
-    # Files written before categories have no such column.
+        return Record(input=row["input"], error=row["error"], true_label=true_label)
     categories = row.get("categories") or [None] * len(row["labels"])
     predictions = tuple(
         Prediction(rank=rank, label=label, score=score, class_id=class_id, category=category)
@@ -362,7 +402,7 @@ def record_from_row(row: dict[str, Any]) -> Record:
             zip(row["labels"], row["scores"], row["class_ids"], categories, strict=True), start=1
         )
     )
-    return Record(input=row["input"], predictions=predictions)
+    return Record(input=row["input"], predictions=predictions, true_label=true_label)
 
 
 class ParquetWriter:
@@ -397,16 +437,17 @@ def create_writer(
     color: bool | None = None,
     header: bool = True,
     category: bool = False,
+    true_label: bool = False,
 ) -> Writer:
     """The writer for a format name (``header``: whether a CSV starts with its header row;
-    ``category``: whether a CSV has the category column; the other formats show categories
-    wherever the records have them)."""
+    ``category``, ``true_label``: whether a CSV has those columns; the other formats show
+    them wherever the records have them)."""
     if fmt == "jsonl":
         return JsonlWriter(stream)
     if fmt == "json":
         return JsonWriter(stream)
     if fmt == "csv":
-        return CsvWriter(stream, header=header, category=category)
+        return CsvWriter(stream, header=header, category=category, true_label=true_label)
     if fmt == "table":
         return TableWriter(stream, color=color)
     if fmt == "parquet":
@@ -451,27 +492,31 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     header = next(iterator, None)
     if header is None:
         return []
-    if tuple(header) not in (CSV_HEADER, CSV_HEADER_WITH_CATEGORY):
+    if tuple(header) not in CSV_HEADERS:
         raise ValueError(f"not a resnet-classify CSV: header is {header}")
     width = len(header)
-    # (input, predictions) for a record still collecting rows, or a finished failure Record.
-    entries: list[tuple[str, list[Prediction]] | Record] = []
+    category_at = header.index("category") if "category" in header else None
+    truth_at = header.index("true_label") if "true_label" in header else None
+    # (input, true label, predictions) for a record still collecting rows, or a finished
+    # failure Record.
+    entries: list[tuple[str, str | None, list[Prediction]] | Record] = []
     for row in iterator:
         if len(row) != width:
             raise ValueError(f"a row has {len(row)} fields, the header {width}")
         name, rank, label, score, class_id, error = row[:6]
+        truth = (row[truth_at] or None) if truth_at is not None else None
         if error:
-            entries.append(Record(input=name, error=error))
+            entries.append(Record(input=name, error=error, true_label=truth))
             continue
-        category = (row[6] or None) if width > 6 else None
+        category = (row[category_at] or None) if category_at is not None else None
         prediction = Prediction(int(rank), label, float(score), int(class_id), category)
         last = entries[-1] if entries else None
         if isinstance(last, tuple) and last[0] == name and prediction.rank > 1:
-            last[1].append(prediction)
+            last[2].append(prediction)
         else:
-            entries.append((name, [prediction]))
+            entries.append((name, truth, [prediction]))
     return [
-        e if isinstance(e, Record) else Record(input=e[0], predictions=tuple(e[1])) for e in entries
+        e if isinstance(e, Record) else Record(e[0], tuple(e[2]), true_label=e[1]) for e in entries
     ]
 
 
@@ -536,7 +581,7 @@ def complete_records(text: str, fmt: str, strict: bool = False) -> list[Record]:
     if fmt == "csv":
         if not text:
             return []
-        headers = (",".join(h) + "\r\n" for h in (CSV_HEADER, CSV_HEADER_WITH_CATEGORY))
+        headers = (",".join(h) + "\r\n" for h in CSV_HEADERS)
         if strict and not any(text.startswith(first) for first in headers):
             raise NotResultsError(f"its first line is not the header {','.join(CSV_HEADER)}")
         cut = text.rfind("\r\n")
@@ -558,8 +603,15 @@ def _is_record(line: str) -> bool:
     return not line.strip() or bool(json_line_records(line + "\n")[1])
 
 
-def csv_has_category(path: str) -> bool:
-    """Whether a CSV results file has the category column (a resumed run keeps its columns)."""
+def csv_columns(text: str) -> tuple[bool, bool]:
+    """Whether the CSV results text has the category and the true_label column (``csv_header``
+    's arguments): a resumed run keeps the columns its file has."""
+    first = next(csv.reader(io.StringIO(text, newline="")), None)
+    header = first or []
+    return "category" in header, "true_label" in header
+
+
+def csv_file_columns(path: str) -> tuple[bool, bool]:
+    """``csv_columns`` of a CSV results file."""
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        first = next(csv.reader(handle), None)
-    return first is not None and tuple(first) == CSV_HEADER_WITH_CATEGORY
+        return csv_columns(handle.readline())

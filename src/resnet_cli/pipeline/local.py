@@ -43,6 +43,7 @@ class Slot:
     jpeg: bytes | None = None
     orientation: int = 1  # EXIF orientation of ``jpeg``, applied after decoding on the device
     error: str | None = None
+    true_label: str | None = None  # the source's, for its record
 
 
 class LaunchedBatch:
@@ -69,7 +70,7 @@ class LaunchedBatch:
         out: list[Record] = []
         for i, slot in enumerate(self.slots):
             if slot.error is not None:
-                out.append(Record(input=slot.name, error=slot.error))
+                out.append(Record(slot.name, error=slot.error, true_label=slot.true_label))
                 continue
             scores, ids = fetched[i]
             # Positional, from a list: this runs five times an image.
@@ -83,7 +84,7 @@ class LaunchedBatch:
                     Prediction(rank, labels[c], s, c, categories[c])
                     for rank, (s, c) in enumerate(zip(scores, ids, strict=True), start=1)
                 ]
-            out.append(Record(input=slot.name, predictions=tuple(predictions)))
+            out.append(Record(slot.name, tuple(predictions), true_label=slot.true_label))
         return out
 
 
@@ -206,8 +207,22 @@ def decode_source(
 
     ``device_decode``: leave a plain JPEG's bytes in the slot for ``launch_batch`` to decode on
     the model's device. ``offline``: a URL is an error, not downloaded. The local engine runs
-    this in its decode threads, the Ray engine in its CPU tasks.
+    this in its decode threads, the Ray engine in its CPU tasks. The slot keeps the source's
+    ``true_label``.
     """
+    slot = _decode(source, resize, max_pixels, device_decode, preprocess, offline)
+    slot.true_label = source.true_label
+    return slot
+
+
+def _decode(
+    source: Source,
+    resize: ResizeRule | None,
+    max_pixels: int | None,
+    device_decode: bool,
+    preprocess: Callable[[Any], Any] | None,
+    offline: bool,
+) -> Slot:
     if source.error is not None:
         return Slot(source.name, error=source.error)
     try:

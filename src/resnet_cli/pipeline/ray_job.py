@@ -39,7 +39,7 @@ from ..output.writers import (
     record_schema,
     records_table,
 )
-from ..results import Record
+from ..results import Record, needs_review
 from ..runtimes.classifier import check_model_options
 
 RAY_FORMATS = ("parquet", "jsonl")
@@ -68,14 +68,16 @@ class RayPlacement:
 
 @dataclass(frozen=True)
 class RayRun:
-    """What a Ray job did: the records it wrote and how many of them are failures, its wall
-    time, and how many nodes ran the model (None where Ray's stats do not say)."""
+    """What a Ray job did: the records it wrote, how many of them are failures and how many
+    need review, its wall time, and how many nodes ran the model (None where Ray's stats do
+    not say)."""
 
     images: int
     failed: int
     seconds: float
     nodes: int | None = None
     interrupted: bool = False
+    review: int = 0
 
 
 def ray_available() -> bool:
@@ -163,9 +165,9 @@ def classify_on_ray(
             except Exception as exc:
                 raise _job_failure(exc, path) from exc
         seconds = time.perf_counter() - started
-        images, failed = _count(sorted(set(shard_paths(path)) - before))
+        images, failed, review = _count(sorted(set(shard_paths(path)) - before))
         nodes = None if interrupted else _nodes_used(dataset)
-        return RayRun(images, failed, seconds, nodes=nodes, interrupted=interrupted)
+        return RayRun(images, failed, seconds, nodes, interrupted, review)
     finally:
         if connected_here:
             ray.shutdown()
@@ -196,13 +198,13 @@ class ModelActor:
 
         slots = []
         for row in batch.to_pylist():
-            name = _from_bytes(row["name"]) or ""
+            name, truth = _from_bytes(row["name"]) or "", row["true_label"]
             if row["error"] is not None:
-                slots.append(Slot(name, error=row["error"]))
+                slots.append(Slot(name, error=row["error"], true_label=truth))
                 continue
             shape = (row["height"], row["width"], 3)
             pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(shape)
-            slots.append(Slot(name, image=Image.fromarray(pixels)))
+            slots.append(Slot(name, image=Image.fromarray(pixels), true_label=truth))
         records = classify_slots(self.classifier, slots, self.top_k)
         return _shard_table(records, batch.column("index").to_pylist(), self.fmt)
 
@@ -424,8 +426,8 @@ def _nodes_used(dataset: Any) -> int | None:
 
 # Rows into and between the job's stages. Names and paths travel as bytes: a file name that is
 # not UTF-8 must reach the task that opens it exactly as the driver found it.
-_INPUT_COLUMNS = ("index", "name", "path", "url", "data", "error")
-_DECODED_COLUMNS = ("index", "name", "pixels", "height", "width", "error")
+_INPUT_COLUMNS = ("index", "name", "path", "url", "data", "error", "true_label")
+_DECODED_COLUMNS = ("index", "name", "pixels", "height", "width", "error", "true_label")
 
 
 def _input_schema() -> Any:
@@ -439,6 +441,7 @@ def _input_schema() -> Any:
             ("url", pa.binary()),
             ("data", pa.large_binary()),
             ("error", pa.string()),
+            ("true_label", pa.string()),
         ]
     )
 
@@ -454,6 +457,7 @@ def _decoded_schema() -> Any:
             ("height", pa.int32()),
             ("width", pa.int32()),
             ("error", pa.string()),
+            ("true_label", pa.string()),
         ]
     )
 
@@ -486,6 +490,7 @@ def _input_tables(
             _to_bytes(source.url),
             source.data,
             error,
+            source.true_label,
         )
         for name, value in zip(_INPUT_COLUMNS, row, strict=True):
             columns[name].append(value)
@@ -514,6 +519,7 @@ def _decode_rows(
             url=_from_bytes(row["url"]),
             data=row["data"],
             error=row["error"],
+            true_label=row["true_label"],
         )
         # Offline, URL inputs are not downloaded, as locally.
         slot = decode_source(source, resize=resize, max_pixels=max_pixels, offline=offline)
@@ -526,7 +532,7 @@ def _decode_rows(
             except Exception as exc:
                 pixels, height, width = None, None, None
                 error = f"could not decode the image: {exc}"
-        row_out = (row["index"], row["name"], pixels, height, width, error)
+        row_out = (row["index"], row["name"], pixels, height, width, error, slot.true_label)
         for name, value in zip(_DECODED_COLUMNS, row_out, strict=True):
             columns[name].append(value)
     return pa.table(columns, schema=_decoded_schema())
@@ -699,12 +705,14 @@ def _rewrite_shard(path: str, rows: list[tuple[int, Record]]) -> None:
                 handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
 
 
-def _count(paths: list[str]) -> tuple[int, int]:
-    """Records and failed records in the given shards (what a torn one still holds)."""
-    images = failed = 0
+def _count(paths: list[str]) -> tuple[int, int, int]:
+    """Records, failed records and records that need review in the given shards (what a torn
+    one still holds)."""
+    images = failed = review = 0
     for path in paths:
         rows, _ = read_shard(path)
         for _, record in rows or ():
             images += 1
             failed += not record.ok
-    return images, failed
+            review += needs_review(record)
+    return images, failed, review
