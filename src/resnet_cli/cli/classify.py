@@ -645,7 +645,7 @@ def classify_to(
             progress.stop()
     size = o.batch_size or classifier.plan.batch_size
     from ..categories import resolve_categories
-    from ..output.writers import create_writer, csv_file_columns
+    from ..output.writers import create_writer
 
     with_category = resolve_categories(classifier.labels, o.category, o.model)
     if organizer is not None:
@@ -654,7 +654,7 @@ def classify_to(
     append = claimed is not None and claimed.resumed
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
-            with_category, with_truth = csv_file_columns(claimed.target)
+            with_category, with_truth = claimed.csv_columns
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:

@@ -129,6 +129,8 @@ class ClaimedOutput:
     previous: os.stat_result | None = None  # the file replaced: its mode and owner stay
     held: int | None = None  # overwrite: the lock on the file being replaced
     written: bool = False
+    # resume of a CSV: whether it has the category and the true_label column (it keeps them)
+    csv_columns: tuple[bool, bool] = (False, False)
 
     @property
     def resumed(self) -> bool:
@@ -334,6 +336,7 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
     claimed = ClaimedOutput(name, target, "resume", stream, DoneInputs.of(kept, folder), meta)
     claimed.previous = previous
     claimed.written = True
+    claimed.csv_columns = (category, true_label)
     return claimed
 
 

@@ -609,9 +609,3 @@ def csv_columns(text: str) -> tuple[bool, bool]:
     first = next(csv.reader(io.StringIO(text, newline="")), None)
     header = first or []
     return "category" in header, "true_label" in header
-
-
-def csv_file_columns(path: str) -> tuple[bool, bool]:
-    """``csv_columns`` of a CSV results file."""
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        return csv_columns(handle.readline())
