@@ -132,9 +132,9 @@ def summary_line(
     )
 
 
-def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bool]:
-    """The text stream records go to: the output file (new, or appended with --resume) or
-    stdout."""
+def _open_output(output: Path | None) -> tuple[IO[str], bool]:
+    """The text stream records go to: a new output file, or stdout. (The main command's
+    output is claimed by ``output.files`` instead; ``merge`` writes a plain new file.)"""
     if output is None:
         # Our own wrapper so CSV line endings pass through untouched and file names that are
         # not UTF-8 come out as the bytes they were.
@@ -143,8 +143,7 @@ def _open_output(output: Path | None, append: bool = False) -> tuple[IO[str], bo
         )
         return stream, False
     try:
-        mode = "a" if append else "x"
-        return open(output, mode, encoding="utf-8", errors="surrogateescape", newline=""), True
+        return open(output, "x", encoding="utf-8", errors="surrogateescape", newline=""), True
     except FileExistsError:
         raise UsageError(f"output file {str(output)!r} exists: choose another name") from None
     except OSError as exc:
