@@ -84,11 +84,22 @@ def test_device_decode_path_matches_the_cpu_path(tiny_model: Path, images: list[
     classifier = load_classifier(str(tiny_model), device="cpu", runtime="torch")
     assert classifier.runtime == "torch"
     jpegs = [p for p in images if p.suffix == ".jpg"]
-    inputs = [*jpegs, io.BytesIO(b"x").getvalue()]
+    # A cut-off JPEG: nvJPEG decodes it without a word (seen on an H200) where the CPU path
+    # refuses it, so it never goes to the device; both paths fail it.
+    truncated = jpegs[0].read_bytes()[:2000]
+    inputs = [*jpegs, io.BytesIO(b"x").getvalue(), truncated]
     reference = list(classify(classifier, inputs, device_decode=False))
     on_device = list(classify(classifier, inputs, device_decode=True))
-    assert [r.ok for r in on_device] == [True] * len(jpegs) + [False]
-    for ours, theirs in zip(on_device[:-1], reference[:-1], strict=True):
+    assert (
+        [r.ok for r in on_device]
+        == [r.ok for r in reference]
+        == [True] * len(jpegs)
+        + [
+            False,
+            False,
+        ]
+    )
+    for ours, theirs in zip(on_device[:-2], reference[:-2], strict=True):
         assert ours.input == theirs.input
         theirs_scores = {p.class_id: p.score for p in theirs.predictions}
         for p in ours.predictions:
@@ -221,3 +232,12 @@ def test_cudnn_times_its_algorithms_on_cuda_runs_but_exact_ones(
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored afterwards
     tune_backends(torch.device(device), exact)  # a flag: no GPU needed to set it
     assert torch.backends.cudnn.benchmark == (device == "cuda" and not exact)
+
+
+def test_only_a_whole_jpeg_is_sent_to_the_device_decoder(images: list[Path]) -> None:
+    from resnet_cli.pipeline.local import _device_decodable
+
+    whole = next(p for p in images if p.suffix == ".jpg").read_bytes()
+    assert _device_decodable(whole, None) == 1
+    assert _device_decodable(whole[:2000], None) is None  # cut off: the CPU says so
+    assert _device_decodable(whole + b"trailer", None) is None  # data after EOI: the CPU's

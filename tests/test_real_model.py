@@ -159,6 +159,33 @@ def test_cuda_is_right(precision: str, real_model: Path, photos: list[Path]) -> 
     assert_right(jsonl(result), len(photos))
 
 
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_a_gpu_run_decodes_on_the_device_only_for_a_processor_that_takes_tensors(
+    native: str, real_model: Path, tiny_model: Path, fake_gpu: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # timm checkpoints' processor takes PIL images only: handed nvJPEG's tensors it failed
+    # every image of a GPU run ("unexpected keyword argument 'device'", seen on an H200). Their
+    # JPEGs are decoded on the CPU; transformers' torchvision processors and the native one
+    # take the device's tensors, and keep nvJPEG.
+    monkeypatch.setenv("RESNET_CLI_NATIVE", native)
+    timm = load_classifier(str(real_model), device="cuda")
+    assert timm.plan.device == "cuda" and not timm.plan.device_decode
+    assert "PIL images only" in timm.plan.reasons["device_decode"]
+    with pytest.raises(TypeError, match="device"):  # what it did on the GPU
+        timm.processor(images=[torch_frame(48, 64)], return_tensors="pt", device="cpu")
+    resnet = load_classifier(str(tiny_model), device="cuda")
+    assert resnet.plan.device_decode and "nvJPEG" in resnet.plan.reasons["device_decode"]
+    assert resnet.plan.reasons["network"] != "AutoModelForImageClassification" or native == "0"
+    frames = [torch_frame(375, 500), torch_frame(48, 64)]
+    assert tuple(resnet.preprocess(frames).shape) == (2, 3, 224, 224)
+
+
+def torch_frame(height: int, width: int) -> Any:
+    import torch
+
+    return torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
+
+
 @pytest.mark.parametrize("size", [(1024, 683), (683, 1024), (500, 375), (301, 257)])
 def test_the_numpy_processor_is_timms_transform(size: tuple[int, int], real_model: Path) -> None:
     # The torch-free start's preprocessing against TimmWrapperImageProcessor's own, on sizes

@@ -19,7 +19,7 @@ GPU = Hardware(cores=16, cuda=("NVIDIA H200",), cuda_bf16=True, onednn=frozenset
 RESNET = Checkpoint(native=True, cacheable=True)
 CACHED_RESNET = Checkpoint(native=True, cacheable=True, cached=True)
 VIT = Checkpoint()  # through transformers, processor not reproduced in NumPy
-TIMM = Checkpoint(cacheable=True)  # through transformers, timm's transform in NumPy
+TIMM = Checkpoint(cacheable=True, device_tensors=False)  # timm's transform in NumPy, PIL only
 SIGLIP2 = Checkpoint(image_batch=False)
 
 ORT, CACHE, TF = "onnxruntime", "onnx cache", "transformers"
@@ -44,6 +44,7 @@ TABLE = [
     (GPU, Request(), CACHED_RESNET, ("cuda", "fp16", "torch", "native", 256, False)),
     (GPU, Request(device="cpu"), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
     (GPU, Request(precision="bf16", batch_size=64), VIT, ("cuda", "bf16", "torch", TF, 64, False)),
+    (GPU, Request(), TIMM, ("cuda", "fp16", "torch", TF, 256, False)),
 ]  # fmt: skip
 
 
@@ -57,7 +58,10 @@ def test_the_plan_for_each_machine_and_option(
     assert plan.needs_torch == (plan.network != "onnx cache")
     assert set(plan.reasons) >= {"device", "precision", "runtime", "batch_size", "workers"}
     assert all(plan.reasons.values())  # every choice says why
-    assert plan.device_decode == (plan.device == "cuda" and not request_.exact)
+    # JPEGs go to nvJPEG only where the processor takes the tensors it gives (not timm's).
+    assert plan.device_decode == (
+        plan.device == "cuda" and not request_.exact and checkpoint.device_tensors
+    )
     assert plan.workers == min(hardware.cores, 32)
 
 

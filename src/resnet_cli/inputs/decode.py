@@ -29,6 +29,7 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 MAX_ASPECT = 4
 DEFAULT_MAX_PIXELS = 100_000_000
 JPEG_MAGIC = b"\xff\xd8\xff"
+JPEG_END = b"\xff\xd9"  # EOI: the last marker of a whole JPEG
 ICO_MAGIC = (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00")  # icons, cursors
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Files above this are refused before they are read (RESNET_CLI_MAX_FILE_MB changes it): far

@@ -93,6 +93,17 @@ def load_with_transformers(model: str, revision: str | None, offline: bool) -> t
         raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
 
 
+def takes_device_tensors(processor: Any) -> bool:
+    """Whether ``processor`` takes uint8 CHW image tensors on a device and preprocesses them
+    there (``device=``): transformers' torchvision-backed processors do; others, such as
+    timm checkpoints' TimmWrapperImageProcessor, take PIL images only."""
+    try:
+        from transformers.image_processing_utils_fast import BaseImageProcessorFast
+    except ImportError:
+        return False
+    return isinstance(processor, BaseImageProcessorFast)
+
+
 def check_hub(model: str, revision: str | None) -> None:
     """Ask the hub about the model once, without retries, so an unreachable hub or a wrong
     name is one clear error in seconds instead of minutes of retried downloads."""

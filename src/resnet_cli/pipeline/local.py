@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..categories import categories_for
 from ..errors import ImageError
-from ..inputs.decode import DEFAULT_MAX_PIXELS, JPEG_MAGIC, ResizeRule, decode_image, read_file
+from ..inputs.decode import (
+    DEFAULT_MAX_PIXELS,
+    JPEG_END,
+    JPEG_MAGIC,
+    ResizeRule,
+    decode_image,
+    read_file,
+)
 from ..inputs.sources import Source
 from ..results import Prediction, Record
 from ..runtimes.device_io import (
@@ -264,6 +271,11 @@ def _device_decodable(data: bytes, max_pixels: int | None) -> int | None:
     """For a JPEG plain enough for nvJPEG (8-bit RGB or grayscale, within the bound), its EXIF
     orientation (1 when none); None for anything else. Reads the header only."""
     if not data.startswith(JPEG_MAGIC):
+        return None
+    # nvJPEG decodes a cut-off JPEG without a word (the missing rows grey) where Pillow, and
+    # so the CPU path, refuses it: only a JPEG that ends with its EOI marker goes to the
+    # device. Anything after the marker (padding, a motion photo's video) sends it to the CPU.
+    if not data.endswith(JPEG_END):
         return None
     import io
 

@@ -27,6 +27,7 @@ from ..models.transformers import (
     missing_model_folder,
     model_inputs,
     resize_rule,
+    takes_device_tensors,
 )
 from .base import logits_of
 from .hardware import Hardware
@@ -241,7 +242,10 @@ def load_classifier(
         }
         input_shape = input_shape_of(model, processor)
         checkpoint = dataclasses.replace(
-            checkpoint, native=False, image_batch=input_shape is not None
+            checkpoint,
+            native=False,
+            image_batch=input_shape is not None,
+            device_tensors=takes_device_tensors(processor),
         )
         files = files if checkpoint.cacheable else None
     plan = dataclasses.replace(planning, checkpoint=checkpoint).plan()
@@ -383,6 +387,8 @@ def read_checkpoint(
             native=resnet,
             cached=cacheable and not exact and cached_path(files) is not None,
             cacheable=cacheable,
+            # timm checkpoints' processor (TimmWrapperImageProcessor) takes PIL images only.
+            device_tensors=config.get("model_type") != "timm_wrapper",
         ),
         files,
     )

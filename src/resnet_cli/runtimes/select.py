@@ -51,12 +51,16 @@ class Checkpoint:
     reproduces, exactly where the request is --exact); ``cached``: an ONNX export of these
     very files is in the runtime cache; ``cacheable``: an export of it could be cached (its
     files are on disk and its processor is reproduced in NumPy); ``image_batch``: its processor
-    gives a fixed-size 4-D pixel batch (what every runtime but eager torch takes)."""
+    gives a fixed-size 4-D pixel batch (what every runtime but eager torch takes);
+    ``device_tensors``: its processor takes uint8 image tensors on the device (transformers'
+    torchvision-backed processors and the native one; timm checkpoints' takes PIL images only,
+    so their JPEGs are decoded on the CPU)."""
 
     native: bool = False
     cached: bool = False
     cacheable: bool = False
     image_batch: bool = True
+    device_tensors: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
     batch, batch_why = _batch_size(request, device, precision)
     workers = request.workers or max(1, min(hardware.cores, 32))
     workers_why = "as asked" if request.workers else f"one per usable core ({hardware.cores})"
-    device_decode = device.startswith("cuda") and not request.exact
+    device_decode, device_decode_why = _device_decode(request, checkpoint, device)
     return Plan(
         device=device,
         precision=precision,
@@ -137,11 +141,7 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
             "network": network_why,
             "batch_size": batch_why,
             "workers": workers_why,
-            "device_decode": (
-                "nvJPEG decodes and preprocesses JPEGs on the GPU"
-                if device_decode
-                else "decoding in threads on the CPU"
-            ),
+            "device_decode": device_decode_why,
         },
     )
 
@@ -167,6 +167,16 @@ def _device(name: str, hardware: Hardware) -> tuple[str, str]:
     if name == "mps" and not hardware.mps:
         raise DeviceError("--device mps was asked for, but MPS is not available; use --device cpu")
     return name, "as asked"
+
+
+def _device_decode(request: Request, checkpoint: Checkpoint, device: str) -> tuple[bool, str]:
+    if not device.startswith("cuda"):
+        return False, "decoding in threads on the CPU"
+    if request.exact:
+        return False, "--exact decodes as the pipeline does: in threads on the CPU"
+    if not checkpoint.device_tensors:
+        return False, "the model's image processor takes PIL images only: decoding on the CPU"
+    return True, "nvJPEG decodes and preprocesses JPEGs on the GPU"
 
 
 def _precision(request: Request, device: str, hardware: Hardware) -> tuple[str, str]:
