@@ -266,10 +266,17 @@ def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
 def test_the_torch_free_probe_agrees_with_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from resnet_cli.runtimes.hardware import cuda_possible, probe
+    from resnet_cli.runtimes.hardware import cuda_possible, onednn_capped_below_bf16, probe
 
     monkeypatch.delenv("RESNET_CLI_CPU_BF16")  # this machine's own flags, as conftest pins it
     torch_says = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    # oneDNN capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2: how CI plays an AVX2-only CPU) is
+    # no native bf16, whatever the flags; torch's cpuinfo check does not see the cap.
+    capped = onednn_capped_below_bf16() is not None
+    assert probe(cuda=False).native_bf16 == (torch_says and not capped)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not probe(cuda=False).native_bf16
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
     assert probe(cuda=False).native_bf16 == torch_says
     for told in ("0", "1"):
         monkeypatch.setenv("RESNET_CLI_CPU_BF16", told)
