@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from ..errors import OutputExistsError, OutputWriteError, UsageError
 from ..inputs.sources import Source, file_kind, is_url, looks_like_path
+from ..models.zero_shot import DEFAULT_TEMPLATE
 from ..results import Record
 from .writers import (
     RESUMABLE_FORMATS,
@@ -192,9 +193,18 @@ class ClaimedOutput:
 
 
 def claim_output(
-    path: str, fmt: str, *, resume: bool, overwrite: bool, model: str, top_k: int
+    path: str,
+    fmt: str,
+    *,
+    resume: bool,
+    overwrite: bool,
+    model: str,
+    top_k: int,
+    zero_shot: dict[str, Any] | None = None,
 ) -> ClaimedOutput:
-    """Check the output and take it, before the model loads; UsageError for any problem."""
+    """Check the output and take it, before the model loads; UsageError for any problem.
+    ``zero_shot``: the run's labels and template (``ZeroShot.meta()``), None for a model's
+    own labels: --resume continues only a file made with the same."""
     name = os.fspath(path)
     if name.endswith(os.sep) or os.path.isdir(name):
         raise UsageError(f"output {name!r} is a folder: name a file")
@@ -218,7 +228,7 @@ def claim_output(
     if resume:
         if fmt not in RESUMABLE_FORMATS:
             raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
-        return _resume(name, target, fmt, model_key(model), top_k)
+        return _resume(name, target, fmt, model_key(model), top_k, zero_shot)
     if overwrite:
         return _replace(name, target)
     raise _exists(name, fmt)
@@ -297,7 +307,9 @@ def _replace(name: str, target: str) -> ClaimedOutput:
     )
 
 
-def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> ClaimedOutput:
+def _resume(
+    name: str, target: str, fmt: str, model: str, top_k: int, zero_shot: dict[str, Any] | None
+) -> ClaimedOutput:
     """--resume: check the file, then rewrite its classified records to continue from."""
     held = _lock_existing(name, target, os.O_RDONLY)
     try:
@@ -312,6 +324,7 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
             ) from None
         meta = read_results_meta(target)
         _check_same_run(name, meta, records, model, top_k)
+        _check_same_labels(name, meta, records, zero_shot)
         kept = [r for r in records if r.ok]
         previous = os.fstat(held)
         temporary = _temporary_name(target)
@@ -364,6 +377,41 @@ def _check_same_run(
             f"cannot resume {name!r}: it was made with top-k {made_k}, not {top_k}: pass "
             f"-k {made_k} to continue it, or choose another output name"
         )
+
+
+def _check_same_labels(
+    name: str, meta: dict[str, Any] | None, records: list[Record], zero_shot: dict[str, Any] | None
+) -> None:
+    """Refuse to mix records of another zero-shot label set (or template) into the file, or
+    of a model's own labels into a zero-shot file and back."""
+    if meta is None:  # no metadata: a zero-shot run continues only records of its labels
+        given = set(zero_shot["labels"]) if zero_shot else None
+        if given is not None and any(p.label not in given for r in records for p in r.predictions):
+            raise UsageError(
+                f"cannot resume {name!r}: its records have labels that are not among yours: "
+                "give the labels it was made with, or choose another output name"
+            )
+        return
+    theirs = meta.get("zero_shot")
+    if theirs == zero_shot:
+        return
+    if not isinstance(theirs, dict):
+        advice = "the model's own labels, not zero-shot ones: drop --labels/--labels-file"
+    else:
+        listed = [str(label) for label in theirs.get("labels") or []]
+        template = theirs.get("template")
+        joined = ", ".join(listed)
+        which = "other labels" if zero_shot else "zero-shot labels"
+        if any("," in label for label in listed) or len(joined) > 100:  # not a short option
+            advice = f"{which} (listed in {meta_path(name)!r}): give the same ones"
+        else:
+            advice = f"{which}: pass --labels {joined!r}"
+        if template != (zero_shot.get("template") if zero_shot else DEFAULT_TEMPLATE):
+            advice += f" --template {template!r}"
+    raise UsageError(
+        f"cannot resume {name!r}: it was made with {advice} to continue it, or choose another "
+        "output name"
+    )
 
 
 def _open_locked(name: str, path: str, flags: int) -> int:
