@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from .transformers import DEFAULT_MODEL
 
 # The pipeline's own default model and hypothesis template (transformers' pipelines/__init__.py
 # and zero_shot_image_classification.py).
@@ -121,10 +122,10 @@ def read_labels_file(path: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def default_model(zero_shot: ZeroShot | None, classifier_default: str) -> str:
-    """The model when none is named: the zero-shot pipeline's default with labels, else the
-    classifier's."""
-    return DEFAULT_ZERO_SHOT_MODEL if zero_shot is not None else classifier_default
+def default_model(zero_shot: ZeroShot | None) -> str:
+    """The model when none is named: the zero-shot pipeline's default with labels, else
+    microsoft/resnet-50."""
+    return DEFAULT_MODEL if zero_shot is None else DEFAULT_ZERO_SHOT_MODEL
 
 
 def is_zero_shot(config: dict[str, Any]) -> bool:

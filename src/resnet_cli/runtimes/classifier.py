@@ -20,7 +20,6 @@ from ..errors import DeviceError, ModelLoadError, UsageError
 from ..inputs.decode import ResizeRule
 from ..models.checkpoint import local_config
 from ..models.transformers import (
-    DEFAULT_MODEL,
     ModelInputs,
     fold_batchnorm,
     input_shape_of,
@@ -199,7 +198,7 @@ def load_classifier(
     zero_shot = None if labels is None else ZeroShot.of(labels, template)
     if zero_shot is None and template is not None:
         raise UsageError("a template applies to labels: give labels too")
-    model = model or default_model(zero_shot, DEFAULT_MODEL)
+    model = model or default_model(zero_shot)
     check_model_options(device, precision, exact)
     missing = missing_model_folder(model)
     if missing is not None:  # before the hub, torch or transformers: a mistyped path is instant
