@@ -9,18 +9,24 @@ folders, so every comparison is against transformers itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 import make_zero_shot_model
-from conftest import scene
+from conftest import imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
+from resnet_cli.cli.classify import app
+from resnet_cli.output.writers import read_records
+from resnet_cli.results import needs_review
 
 KINDS = make_zero_shot_model.KINDS
 LABELS = ["cat", "dog", "person", "receipt", "screenshot", "food"]
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +71,10 @@ def pipeline_answers(models: dict[str, Path], photos: list[Path]) -> dict[str, A
 
 def scores_of(records: Iterator[Any]) -> dict[str, dict[str, float]]:
     return {r.input: {p.label: p.score for p in r.predictions} for r in records}
+
+
+def invoke(*args: object) -> Any:
+    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_the_model_types_are_transformers_zero_shot_ones() -> None:
@@ -198,3 +208,183 @@ def test_a_model_scored_otherwise_runs_its_own_forward(
             torch.tensor([p.score for p in theirs.predictions]),
             atol=1e-5,
         )
+
+
+def zero_shot_args(folder: Path, *extra: object) -> list[object]:
+    return ["-m", folder, "--offline", "-q", "--labels", ", ".join(LABELS), *extra]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "parquet"])
+def test_every_format_records_your_labels_with_the_pipelines_scores(
+    fmt: str,
+    models: dict[str, Path],
+    photos: list[Path],
+    pipeline_answers: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    from resnet_cli.output.writers import read_results_file
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    output = tmp_path / f"labels.{fmt}"
+    inputs = [*photos[:3], broken]
+    result = invoke(*zero_shot_args(models["siglip"], "--exact", "-k", "3", "-o", output), *inputs)
+    assert result.exit_code == 1, result.output  # the broken file; the others classified
+    records = read_results_file(str(output))
+    assert [r.input for r in records] == [str(p) for p in inputs]
+    assert records[-1].error is not None
+    for record in records[:-1]:
+        theirs = pipeline_answers["siglip"][record.input]
+        assert [p.label for p in record.predictions] == sorted(
+            theirs, key=theirs.__getitem__, reverse=True
+        )[:3]
+        for prediction in record.predictions:
+            assert prediction.score == pytest.approx(theirs[prediction.label], abs=1e-4)
+            assert prediction.class_id == LABELS.index(prediction.label)
+            assert prediction.category is None  # the coarse categories are ImageNet's
+    meta = json.loads(Path(f"{output}.meta.json").read_text())["resnet_classify"]
+    assert meta["zero_shot"] == {"labels": LABELS, "template": "This is a photo of {}."}
+
+
+def test_table_and_report_show_your_labels(
+    models: dict[str, Path], photos: list[Path], tmp_path: Path
+) -> None:
+    records = read_records(
+        invoke(*zero_shot_args(models["clip"], "-f", "jsonl"), *photos).stdout, "jsonl"
+    )
+    best = {r.predictions[0].label for r in records}
+    assert len(best) > 1
+    report = tmp_path / "report.html"
+    result = invoke(*zero_shot_args(models["clip"], "-f", "table", "--report", report), *photos)
+    assert result.exit_code == 0, result.output
+    page = report.read_text()
+    for label in best:  # a row per image with its top-1 label; the report groups by it
+        assert label in result.stdout and label in page
+
+
+def test_labels_file_and_template(
+    models: dict[str, Path], photos: list[Path], tmp_path: Path
+) -> None:
+    from transformers import pipeline
+
+    labels = ["a cat, sleeping", "dog", "café receipt"]  # one a line: commas and UTF-8 kept
+    listed = tmp_path / "labels.txt"
+    listed.write_text("\n".join([labels[0], "", f"  {labels[1]}  ", labels[2], ""]) + "\n")
+    template = "a picture of {}, taken with a phone"
+    result = invoke(
+        "-m", models["clip"], "--offline", "-q", "--exact", "-f", "jsonl",
+        "--labels-file", listed, "--template", template, photos[0],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = read_records(result.stdout, "jsonl")[0]
+    reference = pipeline("zero-shot-image-classification", model=str(models["clip"]), device="cpu")
+    theirs = reference(str(photos[0]), candidate_labels=labels, hypothesis_template=template)
+    assert [p.label for p in record.predictions] == [a["label"] for a in theirs]
+    for prediction, answer in zip(record.predictions, theirs, strict=True):
+        assert prediction.score == pytest.approx(answer["score"], abs=1e-4)
+
+
+def test_organize_into_folders_named_by_your_labels(
+    models: dict[str, Path], photos: list[Path], tmp_path: Path
+) -> None:
+    sorted_into = tmp_path / "sorted"
+    output = tmp_path / "labels.jsonl"
+    result = invoke(
+        *zero_shot_args(models["clip"], "-o", output, "--organize", sorted_into), *photos
+    )
+    assert result.exit_code == 0, result.output
+    placed: dict[str, str] = {}
+    for folder in sorted_into.iterdir():
+        for file in folder.iterdir():
+            placed[file.name] = folder.name
+    assert len(placed) == len(photos)  # each photo once
+    for record in read_records(output.read_text(), "jsonl"):
+        expected = "_review" if needs_review(record) else record.predictions[0].label
+        assert placed[Path(record.input).name] == expected
+    assert set(placed.values()) - {"_review"} <= set(LABELS)
+    assert len(set(placed.values()) - {"_review"}) > 1
+
+
+def test_resume_continues_with_the_same_labels_and_refuses_others(
+    models: dict[str, Path], photos: list[Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "labels.csv"
+    first = invoke(*zero_shot_args(models["clip"], "-o", output), *photos[:5])
+    assert first.exit_code == 0, first.output
+    resumed = invoke(*zero_shot_args(models["clip"], "-o", output, "--resume"), *photos)
+    assert resumed.exit_code == 0, resumed.output
+    records = read_records(output.read_text(), "csv")
+    assert [r.input for r in records] == [str(p) for p in photos]  # each once, in order
+    whole = invoke(*zero_shot_args(models["clip"], "-f", "csv"), *photos)
+    for ours, theirs in zip(records, read_records(whole.stdout, "csv"), strict=True):
+        assert [p.label for p in ours.predictions] == [p.label for p in theirs.predictions]
+        for mine, one_run in zip(ours.predictions, theirs.predictions, strict=True):
+            assert mine.score == pytest.approx(one_run.score, abs=1e-5)  # other batches
+    before = output.read_bytes()
+    refusals = [
+        ["-m", models["clip"], "--offline", "-q", "--labels", "cat, dog"],
+        ["-m", models["clip"], "--offline", "-q"],
+        [*zero_shot_args(models["clip"]), "--template", "a {} photo"],
+    ]
+    for args in refusals:
+        refused = invoke(*args, "-o", output, "--resume", *photos)
+        assert refused.exit_code == 2, refused.output
+        (line,) = refused.output.strip().splitlines()
+        assert line.startswith(f"Error: cannot resume '{output}': it was made with ")
+        assert "--labels 'cat, dog, person, receipt, screenshot, food'" in line
+    assert output.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--labels", "cat, dog"], "--labels needs a zero-shot model (CLIP, SigLIP)"),
+        (["-m", "{clip}"], "is a zero-shot model (clip) with no labels of its own"),
+        (["-m", "{clip}", "--template", "a {}"], "--template applies to --labels"),
+        (["-m", "{clip}", "--labels", "a", "--labels-file", "x"], "not both"),
+        (["-m", "{clip}", "--labels", "cat, dog, cat"], "label 'cat' is given twice"),
+        (["-m", "{clip}", "--labels", ","], "an empty label"),
+        (["-m", "{clip}", "--labels", "a, b", "--template", "x"], "needs one {}"),
+        (["-m", "{clip}", "--labels-file", "{missing}"], "cannot read --labels-file"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2_and_load_nothing(
+    args: list[str],
+    message: str,
+    models: dict[str, Path],
+    tiny_model: Path,
+    photos: list[Path],
+    tmp_path: Path,
+) -> None:
+    import os
+
+    filled = [
+        a.format(clip=models["clip"], missing=tmp_path / "missing.txt") if "{" in a[:1] else a
+        for a in args
+    ]
+    if "-m" not in filled:
+        filled = ["-m", str(tiny_model), *filled]  # an image classifier
+    result = run_probing_imports([*filled, "--offline", str(photos[0])], env=dict(os.environ))
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[0]
+    assert line.startswith("Error: ") and message in line, line
+    assert len(result.stderr.strip().splitlines()) == 2  # the line, then the probe's
+    assert not imported(result)["torch"]  # said before anything heavy loads
+
+
+def test_env_shows_the_zero_shot_plan(models: dict[str, Path]) -> None:
+    from resnet_cli.cli.env import env_app
+
+    planned = runner.invoke(
+        env_app, ["-m", str(models["siglip"]), "--labels", "a, b", "-f", "json"]
+    )
+    assert planned.exit_code == 0, planned.output
+    facts = json.loads(planned.stdout)
+    assert facts["plan"]["network"]["value"] == "zero-shot"
+    assert "2 label(s) embedded once" in facts["plan"]["network"]["why"]
+    assert facts["model"]["notes"] == []
+    bare = runner.invoke(env_app, ["-m", str(models["siglip"]), "-f", "json"])
+    (note,) = json.loads(bare.stdout)["model"]["notes"]
+    assert "zero-shot model (siglip)" in note and "--labels" in note
+    default = runner.invoke(env_app, ["--labels", "a, b", "-f", "json"])
+    assert json.loads(default.stdout)["model"]["name"] == "openai/clip-vit-base-patch32"

@@ -21,6 +21,14 @@ from .. import __version__
 from ..errors import DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
+from ..models.transformers import DEFAULT_MODEL
+from ..models.zero_shot import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_ZERO_SHOT_MODEL,
+    ZeroShot,
+    default_model,
+    zero_shot_options,
+)
 from ..output import organize
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
@@ -69,6 +77,7 @@ EPILOG = """\
     resnet-classify 'photos/**/*.png' -k 1 -f csv
     find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
     resnet-classify --model ./my-model --offline img.webp
+    resnet-classify photos/ --labels 'person, receipt, screenshot, food'
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
     resnet-classify --demo                     # try it on a cat photo
     resnet-classify photos/ --report report.html   # and an HTML contact sheet
@@ -186,15 +195,50 @@ def classify_command(
         ),
     ] = False,
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--model",
             "-m",
             metavar="MODEL",
-            help="Hugging Face image-classification model: hub id or local folder.",
+            help="Hugging Face image-classification model: hub id or local folder; with "
+            "--labels, a zero-shot one (CLIP, SigLIP, SigLIP 2). \\[default: "
+            f"{DEFAULT_MODEL}; with --labels, {DEFAULT_ZERO_SHOT_MODEL}]",
+            show_default=False,
             rich_help_panel=MODEL,
         ),
-    ] = "microsoft/resnet-50",
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            metavar="TEXT",
+            help="Your own classes, comma-separated ('person, receipt, cat'), scored "
+            "zero-shot by a CLIP or SigLIP model as transformers' zero-shot pipeline does.",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    labels_file: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-file",
+            metavar="FILE",
+            help="Your own classes from a text file, one a line.",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            metavar="TEXT",
+            help="With --labels: the sentence each label is put in ({} is the label). "
+            f"\\[default: '{DEFAULT_TEMPLATE}']",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     revision: Annotated[
         str | None,
         typer.Option(
@@ -427,9 +471,11 @@ def classify_command(
     of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
     merge` (one file of an --engine ray run's shards).
     """
+    zero_shot = zero_shot_options(labels, labels_file, template)
     options = Options(
         top_k=top_k,
-        model=model,
+        model=model or default_model(zero_shot),
+        zero_shot=zero_shot,
         revision=revision,
         device=device,
         batch_size=batch_size,
@@ -507,10 +553,14 @@ class Options:
     organize_by: str | None = None
     organize_mode: str | None = None
     dry_run: bool = False
+    zero_shot: ZeroShot | None = None  # --labels: the user's classes, not the model's
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
+        zero_shot = self.zero_shot
         return {
+            "labels": None if zero_shot is None else list(zero_shot.labels),
+            "template": None if zero_shot is None else zero_shot.template,
             "revision": self.revision,
             "device": self.device,
             "precision": self.precision,
@@ -949,6 +999,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
         overwrite=o.overwrite,
         model=o.model,
         top_k=o.top_k,
+        zero_shot=None if o.zero_shot is None else o.zero_shot.meta(),
     )
 
 
@@ -968,4 +1019,5 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "max_pixels": o.max_pixels,
         "cwd": os.getcwd(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({} if o.zero_shot is None else {"zero_shot": o.zero_shot.meta()}),
     }

@@ -20,13 +20,23 @@ class EnvFormat(str, enum.Enum):
 
 @env_app.command(
     cls=Command,
-    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json",
+    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json\n\n"
+    "    resnet-classify env --labels 'cat, dog'",
 )
 def env_command(
     model: Annotated[
-        str,
-        typer.Option("--model", "-m", help="The model to plan a run of: hub id or folder."),
-    ] = "microsoft/resnet-50",
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model to plan a run of: hub id or folder. \\[default: as for classifying]",
+            show_default=False,
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option("--labels", help="Plan a zero-shot run of these labels.", show_default=False),
+    ] = None,
     revision: Annotated[
         str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
     ] = None,
@@ -47,11 +57,14 @@ def env_command(
 
     import json
 
+    from ..models.zero_shot import default_model, zero_shot_options
     from ..runtimes.classifier import check_model_options
     from ..runtimes.environment import describe, format_text
 
     check_model_options(device, precision, exact)
-    facts = describe(model, revision, device, precision, exact)
+    zero_shot = zero_shot_options(labels, None, None)
+    chosen = model or default_model(zero_shot)
+    facts = describe(chosen, revision, device, precision, exact, zero_shot)
     if output_format == EnvFormat.json:
         print(json.dumps(facts, indent=2))
     else:
