@@ -210,6 +210,26 @@ def test_a_model_scored_otherwise_runs_its_own_forward(
         )
 
 
+def test_a_gpu_run_plans_fp16_and_nvjpeg_and_keeps_the_labels_in_fp32(
+    models: dict[str, Path], fake_gpu: None
+) -> None:
+    import torch
+
+    classifier = load_classifier(str(models["clip"]), labels=LABELS)
+    plan = classifier.plan
+    assert (plan.device, plan.precision, plan.runtime, plan.network) == (
+        "cuda",
+        "fp16",
+        "torch",
+        "zero-shot",
+    )
+    assert plan.batch_size == 256 and plan.device_decode  # CLIP's processor takes tensors
+    head = classifier.model
+    assert next(head.model.vision_model.parameters()).dtype == torch.float16
+    # The labels' embeddings are not cast with the weights: the cosine's last step is fp32.
+    assert head.text_embeds.dtype == torch.float32
+
+
 def zero_shot_args(folder: Path, *extra: object) -> list[object]:
     return ["-m", folder, "--offline", "-q", "--labels", ", ".join(LABELS), *extra]
 
