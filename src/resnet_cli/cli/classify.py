@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
-from ..output import organize
+from ..output import organize, xmp
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
 from ._console import (
@@ -43,6 +43,7 @@ from .report import check_report_path, write_report_file
 if TYPE_CHECKING:
     from ..output.files import ClaimedOutput
     from ..output.organize import Organizer
+    from ..output.xmp import SidecarWriter
 
 # Signals that stop a run as Ctrl-C does: finished records written, summary, exit 130.
 STOP_SIGNALS = tuple(
@@ -94,6 +95,7 @@ class Precision(str, enum.Enum):
 # The choices organize.py defines, as the enums Typer wants.
 OrganizeBy = enum.Enum("OrganizeBy", {name: name for name in organize.BY}, type=str)  # type: ignore[misc]
 OrganizeMode = enum.Enum("OrganizeMode", {name: name for name in organize.MODES}, type=str)  # type: ignore[misc]
+XmpName = enum.Enum("XmpName", {name: name for name in xmp.NAMINGS}, type=str)  # type: ignore[misc]
 
 
 class Engine(str, enum.Enum):
@@ -214,6 +216,21 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = 5,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            min=0.0,
+            max=1.0,
+            metavar="S",
+            help="Leave out labels scoring under S, in every format and for --xmp and "
+            "--organize; an image left with none is kept, with no label, as one to review. "
+            "Review is a top-1 under 0.5 or under 0.1 ahead of the next label kept, so above "
+            "0.5 the floor is the review bar too. \\[default: 0, all top-k]",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = 0.0,
     exact: Annotated[
         bool,
         typer.Option(
@@ -282,6 +299,28 @@ def classify_command(
             metavar="FILE",
             help="Also write an HTML contact sheet of the results: thumbnails grouped by label, "
             "doubtful ones first.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    xmp_sidecars: Annotated[
+        bool,
+        typer.Option(
+            "--xmp",
+            help="Also put each local image's labels in its XMP sidecar, for photo managers: "
+            "dc:subject (labels), lr:hierarchicalSubject (category|label), the model and date. "
+            "Updates only the keywords it added before; never changes the image or anything "
+            "else in a sidecar, and leaves one it cannot parse alone (the record's xmp_error).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    xmp_name: Annotated[
+        XmpName | None,
+        typer.Option(
+            "--xmp-name",
+            metavar="NAME",
+            help="The sidecar's name: full, IMG_1.jpg.xmp (darktable, digiKam), or stem, "
+            "IMG_1.xmp (Lightroom, exiftool). \\[default: full]",
             show_default=False,
             rich_help_panel=OUTPUT,
         ),
@@ -429,6 +468,7 @@ def classify_command(
     """
     options = Options(
         top_k=top_k,
+        min_score=min_score,
         model=model,
         revision=revision,
         device=device,
@@ -459,6 +499,8 @@ def classify_command(
         organize_by=organize_by.value if organize_by else None,
         organize_mode=organize_mode.value if organize_mode else None,
         dry_run=dry_run,
+        xmp=xmp_sidecars,
+        xmp_name=xmp_name.value if xmp_name else None,
     )
     raise typer.Exit(run(inputs or [], options))
 
@@ -477,6 +519,7 @@ class Options:
     """The command's options, as parsed."""
 
     top_k: int = 5
+    min_score: float = 0.0
     model: str = "microsoft/resnet-50"
     revision: str | None = None
     device: str = "auto"
@@ -507,6 +550,8 @@ class Options:
     organize_by: str | None = None
     organize_mode: str | None = None
     dry_run: bool = False
+    xmp: bool = False
+    xmp_name: str | None = None
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
@@ -552,6 +597,7 @@ def run(inputs: list[str], options: Options) -> int:
         None if o.output is None else str(o.output),
         o.engine,
     )
+    sidecars = xmp.create_sidecar_writer(o.xmp, o.xmp_name, o.model, __version__, o.engine)
     if o.engine == "ray":
         if o.category is not None:
             raise UsageError("--category/--no-category apply to --engine local only")
@@ -562,7 +608,7 @@ def run(inputs: list[str], options: Options) -> int:
     fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
     claimed = _claim_output(fmt, o)  # before anything slow: the model, a dataset, a listing
     try:
-        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started)
+        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started, sidecars)
     except BaseException:
         if claimed is not None:
             claimed.abandon()
@@ -578,9 +624,11 @@ def classify_to(
     fmt: str,
     o: Options,
     started: float,
+    sidecars: SidecarWriter | None = None,
 ) -> int:
     """``run`` once the output is claimed (None: stdout): classify and write the records;
-    ``started``: when the command started (``time.perf_counter``), for the summary."""
+    ``started``: when the command started (``time.perf_counter``), for the summary;
+    ``sidecars``: --xmp's writer."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..output.files import DoneInputs, check_not_an_input
 
@@ -650,17 +698,24 @@ def classify_to(
     with_category = resolve_categories(classifier.labels, o.category, o.model)
     if organizer is not None:
         organizer.check_categories(with_category, o.model)
+        organizer.sidecar_naming = sidecars.naming if sidecars is not None else None
     with_truth = rows is not None and rows.classes is not None  # an imagefolder's classes
     append = claimed is not None and claimed.resumed
+    with_xmp = sidecars is not None
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
-            with_category, with_truth = claimed.csv_columns
+            with_category, with_truth, with_xmp = claimed.csv_columns
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
     writer = create_writer(
-        fmt, stream, header=not append, category=with_category, true_label=with_truth
+        fmt,
+        stream,
+        header=not append,
+        category=with_category,
+        true_label=with_truth,
+        xmp_error=with_xmp,
     )
     counts = {"inputs": 0, "failed": 0, "review": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
@@ -678,8 +733,11 @@ def classify_to(
             workers=o.workers,
             max_pixels=o.max_pixels,
             categories=with_category,
+            min_score=o.min_score,
         ):
             with _interrupts_held(), _writing(claimed):  # a written record is counted
+                if sidecars is not None:  # before the records, which say where it failed
+                    batch = sidecars.write(batch)
                 writer.write(batch)
                 if claimed is not None:
                     os.fsync(stream.fileno())
@@ -743,12 +801,15 @@ def classify_to(
         say(line)
         if organizer is not None:
             print(organizer.summary(), file=sys.stderr, flush=True)
+        if sidecars is not None:
+            print(sidecars.summary(), file=sys.stderr, flush=True)
     if interrupted:
         return EXIT_INTERRUPTED
     if classifier.plan.export_after:  # after the results: later runs start without torch
         classifier.save_quick_start()
     organize_failed = organizer is not None and organizer.failures > 0
-    return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
+    xmp_failed = sidecars is not None and sidecars.left_alone > 0
+    return EXIT_FAILED if counts["failed"] or organize_failed or xmp_failed else EXIT_OK
 
 
 def _dataset_name(inputs: list[str], o: Options) -> str | None:
@@ -900,6 +961,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options, started: floa
             model=o.model,
             model_options=o.model_options(),
             top_k=o.top_k,
+            min_score=o.min_score,
             batch_size=o.batch_size,
             max_pixels=o.max_pixels,
             fmt=fmt,
@@ -949,6 +1011,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
         overwrite=o.overwrite,
         model=o.model,
         top_k=o.top_k,
+        min_score=o.min_score,
     )
 
 
@@ -961,6 +1024,7 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "model": model_key(o.model),
         "revision": resolved_revision(o.model, o.revision),
         "top_k": o.top_k,
+        "min_score": o.min_score,
         "precision": str(classifier.precision),
         "runtime": str(classifier.runtime),
         "device": str(classifier.device),

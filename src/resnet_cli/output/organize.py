@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..results import Record, needs_review
+from .xmp import sidecar_path
 
 MODES = ("link", "symlink", "copy", "move")
 BY = ("category", "label")
@@ -62,6 +63,8 @@ class Organizer:
     failures: int = 0
     count: int = 0
     explicit_by: bool = False  # --organize-by given: category then needs categories
+    # --xmp's naming (xmp.NAMINGS): an image's sidecar goes where the image goes, the same way
+    sidecar_naming: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -124,11 +127,32 @@ class Organizer:
                 placement = self._place_one(source, folder_name(record, self.by))
                 placed.append(placement)
                 self.count += placement.how != "already there"
+                placed += self._place_sidecar(placement)
             except OSError as exc:
                 self.failures += 1
                 reason = exc.strerror or str(exc)
                 print(f"warning: {source}: not organized: {reason}", file=sys.stderr, flush=True)
         return placed
+
+    def _place_sidecar(self, image: Placement) -> list[Placement]:
+        """Put an image's XMP sidecar (a regular file, never a symlink) beside the image's
+        new name, as the image was put there; nothing is overwritten. An image placed by an
+        earlier run keeps the sidecar it got then (a move's is finished)."""
+        if self.sidecar_naming is None or (image.how == "already there" and self.mode != "move"):
+            return []
+        source = sidecar_path(image.source, self.sidecar_naming)
+        destination = sidecar_path(image.destination, self.sidecar_naming)
+        if not os.path.isfile(source) or os.path.islink(source):
+            return []
+        if os.path.lexists(destination):
+            if not _same_file(source, destination, by_content=self.mode in ("copy", "move")):
+                raise OSError(errno.EEXIST, f"its sidecar's name {destination!r} is taken")
+            if self.mode == "move" and not self.dry_run:
+                os.unlink(source)
+            return []
+        if self.dry_run:
+            return [Placement(source, destination, self.mode)]
+        return [Placement(source, destination, self._put(source, destination))]
 
     def _place_one(self, source: str, folder: str) -> Placement:
         directory = os.path.join(self.root, folder)
