@@ -73,12 +73,14 @@ EPILOG = """\
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
     resnet-classify --demo                     # try it on a cat photo
     resnet-classify photos/ --report report.html   # and an HTML contact sheet
+    resnet-classify photos/ --xmp --min-score 0.2  # keywords for photo managers
     resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
     resnet-classify report labels.jsonl -o report.html   # from earlier results
     resnet-classify env                        # versions, machine, the plan
     resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
 
-**Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
+**Exit codes**: 0 all classified, 1 some inputs failed (their records say why)
+or a file --organize or --xmp could not write,
 2 usage error (an output that exists, is in use or is not a results file to resume),
 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
 4 the records could not be written (disk full), 130 interrupted, 141 output pipe closed.
@@ -220,13 +222,11 @@ def classify_command(
         float,
         typer.Option(
             "--min-score",
-            min=0.0,
-            max=1.0,
             metavar="S",
-            help="Leave out labels scoring under S, in every format and for --xmp and "
-            "--organize; an image left with none is kept, with no label, as one to review. "
-            "Review is a top-1 under 0.5 or under 0.1 ahead of the next label kept, so above "
-            "0.5 the floor is the review bar too. \\[default: 0, all top-k]",
+            help="Leave out labels scoring under S (0 to 1), in every format, --xmp and "
+            "--organize. An image left with none keeps its record, as one to review (review: "
+            "a top-1 under 0.5 or under 0.1 ahead of the next label kept; so above 0.5 the "
+            "floor is the review bar). \\[default: 0]",
             show_default=False,
             rich_help_panel=MODEL,
         ),
@@ -581,6 +581,8 @@ def run(inputs: list[str], options: Options) -> int:
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
+    if not 0.0 <= o.min_score <= 1.0:  # NaN too
+        raise UsageError(f"--min-score is a score from 0 to 1, not {o.min_score:g}")
     _check_output_flags(o)
     if o.report is not None:
         if o.output is not None and o.output.resolve() == o.report.resolve():

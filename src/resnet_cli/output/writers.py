@@ -283,6 +283,8 @@ def detailed_table(record: Record) -> Any:
         notes.append(
             Text(f"XMP sidecar not written: {printable(record.xmp_error)}", style="yellow")
         )
+    if not record.predictions:  # --min-score left none: the name, not an empty table
+        return Group(Text(printable(record.input)), *notes)
     return Group(table, *notes) if notes else table
 
 
