@@ -301,3 +301,33 @@ def test_organize_takes_the_sidecar_along(real_model: Path, photos: Path, tmp_pa
     moved = sorted_ / "food" / "coffee.jpg.xmp"
     assert "food|espresso" in as_list(exiftool(moved)["XMP-lr:HierarchicalSubject"])
     assert (sorted_ / "food" / "coffee.jpg").read_bytes() == (EXAMPLES / "coffee.jpg").read_bytes()
+
+
+@pytest.mark.parametrize("maker", ["exiftool", "lightroom"])
+def test_sidecars_as_other_tools_write_them(maker: str, tmp_path: Path) -> None:
+    """exiftool's own sidecars (an xpacket, single quotes) and Lightroom's (a bare
+    x:xmpmeta, no XML declaration) are merged into, not taken for unreadable or empty."""
+    image = tmp_path / "IMG_1.jpg"
+    image.write_bytes((EXAMPLES / "coffee.jpg").read_bytes())
+    sidecar = tmp_path / "IMG_1.jpg.xmp"
+    if maker == "exiftool":
+        if shutil.which("exiftool") is None:
+            pytest.skip("exiftool missing: apt-get install libimage-exiftool-perl")
+        subprocess.run(
+            ["exiftool", "-q", "-o", str(sidecar), "-XMP-dc:Subject=holiday", "-XMP:Rating=3",
+             "-XMP-dc:Description=desc", str(image)],
+            check=True,
+        )  # fmt: skip
+    else:
+        start = DARKTABLE_SIDECAR.index("<x:xmpmeta")
+        sidecar.write_text(DARKTABLE_SIDECAR[start:], encoding="utf-8")
+    theirs = exiftool(sidecar)
+    record = Record(str(image), (Prediction(1, "espresso", 0.96, 967, "food"),))
+    assert SidecarWriter("model", "0.1.0").write([record]) == [record]
+    after = exiftool(sidecar)
+    for tag, value in theirs.items():
+        if tag not in ("XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-x:XMPToolkit"):
+            assert after[tag] == value, tag
+    assert as_list(after["XMP-dc:Subject"])[0] == "holiday"
+    assert "espresso" in as_list(after["XMP-dc:Subject"])
+    assert "food|espresso" in as_list(after["XMP-lr:HierarchicalSubject"])

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..results import Record, needs_review
-from .xmp import sidecar_path
 
 MODES = ("link", "symlink", "copy", "move")
 BY = ("category", "label")
@@ -140,6 +139,8 @@ class Organizer:
         earlier run keeps the sidecar it got then (a move's is finished)."""
         if self.sidecar_naming is None or (image.how == "already there" and self.mode != "move"):
             return []
+        from .xmp import sidecar_path
+
         source = sidecar_path(image.source, self.sidecar_naming)
         destination = sidecar_path(image.destination, self.sidecar_naming)
         if not os.path.isfile(source) or os.path.islink(source):

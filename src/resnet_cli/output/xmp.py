@@ -42,7 +42,6 @@ from typing import Any
 from ..errors import UsageError
 from ..results import Record
 from ..text import printable
-from .files import _NO_HARD_LINKS, _keep_attributes, model_key
 
 NAMESPACE = "urn:resnet-classify:xmp:1.0/"
 PREFIX = "resnetcli"
@@ -298,6 +297,8 @@ def _put(path: str, content: bytes, previous: os.stat_result | None) -> None:
     """Write ``content`` to ``path`` in one step, through a synced temporary file beside it:
     over the sidecar ``previous`` (keeping its mode and owner) if it is still that file, else
     as a new file that never replaces one made meanwhile."""
+    from .files import _NO_HARD_LINKS, _keep_attributes
+
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
@@ -340,4 +341,6 @@ def create_sidecar_writer(
         return None
     if engine != "local":
         raise UsageError("--xmp works with --engine local only")
+    from .files import model_key
+
     return SidecarWriter(model_key(model), version, naming or "full")
