@@ -125,3 +125,17 @@ def test_the_floor_is_checked(tiny_model: Path, photos: Path) -> None:
 def test_needs_review_of_a_record_left_without_labels() -> None:
     assert needs_review(Record("a.jpg", ()))
     assert not needs_review(Record("a.jpg", (Prediction(1, "espresso", 0.96, 967),)))
+
+
+def test_the_ray_engines_batches_take_the_floor_too(tiny_model: Path) -> None:
+    """--engine ray's actors classify with classify_slots: the same floor as locally."""
+    from conftest import scene
+    from resnet_cli import load_classifier
+    from resnet_cli.pipeline.local import Slot, classify_slots
+
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    (full,) = classify_slots(classifier, [Slot("a", image=scene(96, 80, 0))], top_k=5)
+    floor = full.predictions[1].score
+    (kept,) = classify_slots(classifier, [Slot("a", image=scene(96, 80, 0))], 5, min_score=floor)
+    assert kept.predictions == tuple(p for p in full.predictions if p.score >= floor)
+    assert 2 <= len(kept.predictions) < 5
