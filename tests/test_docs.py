@@ -1,0 +1,66 @@
+"""The README and docs/ say what works: install lines that install, messages quoted as the
+code writes them."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def pyproject() -> dict:
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is Python 3.11+")
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_no_install_line_names_a_package_that_is_not_on_pypi() -> None:
+    """resnet-cli is not on PyPI: installing it by name, with an extra, ends in "No matching
+    distribution found". From a clone, '.[raw]' works."""
+    sources = [*DOCS, *sorted((ROOT / "src").rglob("*.py")), *sorted((ROOT / "tests").glob("*.py"))]
+    pattern = "resnet-cli" + r"\["  # split, so that this file does not match itself
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sources
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(pattern, line)
+    ]
+    assert not found, found
+
+
+def test_every_extra_an_install_line_names_exists() -> None:
+    extras = set(pyproject()["project"]["optional-dependencies"])
+    named = {
+        extra
+        for path in DOCS
+        for extra in re.findall(r"pip install (?:-e )?'\.\[(\w+)\]'", path.read_text())
+    }
+    assert {"raw", "ray", "dev"} <= named
+    assert named <= extras, named - extras
+
+
+def test_the_messages_name_each_extra_and_what_it_adds() -> None:
+    from resnet_cli.errors import EXTRAS, install_extra
+
+    optional = pyproject()["project"]["optional-dependencies"]
+    for extra, adds in EXTRAS.items():
+        assert optional[extra][0].startswith(adds), (extra, optional[extra])
+    assert install_extra("raw") == (
+        "pip install '.[raw]' in your resnet-classify clone (it adds rawpy)"
+    )
+
+
+def test_the_docs_quote_the_install_messages_as_the_code_writes_them() -> None:
+    from resnet_cli.inputs.photo_formats import NEEDS_RAW
+    from resnet_cli.pipeline.ray_job import NEEDS_RAY
+
+    contract = (ROOT / "docs" / "contract-additions.md").read_text()
+    assert f"`{NEEDS_RAW}`" in contract
+    assert f"`{NEEDS_RAY}`" in contract
