@@ -24,6 +24,7 @@ from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..output import organize
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
+from . import mistyped_command
 from ._console import (
     Format,
     _close_output,
@@ -427,6 +428,9 @@ def classify_command(
     of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
     merge` (one file of an --engine ray run's shards).
     """
+    mistyped = mistyped_command(inputs or [])
+    if mistyped is not None:  # before anything loads, or asks the hub
+        raise UsageError(mistyped)
     options = Options(
         top_k=top_k,
         model=model,
