@@ -30,7 +30,7 @@ from ._errors import (
 # The first argument that names a command; anything else is the main command's input.
 # (The main command takes its inputs as positional arguments, so it cannot have Typer
 # subcommands: a file named like a command is classified as ./report.)
-COMMANDS = ("report", "env", "merge")
+COMMANDS = ("report", "env", "merge", "config")
 
 
 def mistyped_command(inputs: list[str]) -> str | None:
@@ -54,7 +54,7 @@ COMPLETE_VAR = "_RESNET_CLASSIFY_COMPLETE"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: ``resnet-classify [report|env|merge] ...``."""
+    """Console-script entry point: ``resnet-classify [report|env|merge|config] ...``."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] and args[0] in COMMANDS:
         name: str | None = args[0]
@@ -107,6 +107,10 @@ def _app(name: str | None) -> typer.Typer:
         from .merge import merge_app
 
         return merge_app
+    if name == "config":
+        from .config import config_app
+
+        return config_app
     from .classify import app
 
     return app

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import __version__
+from ..config import DEFAULT_MODEL, resolve_model
 from ..errors import DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
@@ -187,15 +188,17 @@ def classify_command(
         ),
     ] = False,
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--model",
             "-m",
             metavar="MODEL",
-            help="Hugging Face image-classification model: hub id or local folder.",
+            help="Hugging Face image-classification model: hub id or local folder. \\[default: "
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50]",
+            show_default=False,
             rich_help_panel=MODEL,
         ),
-    ] = "microsoft/resnet-50",
+    ] = None,
     revision: Annotated[
         str | None,
         typer.Option(
@@ -433,7 +436,7 @@ def classify_command(
         raise UsageError(mistyped)
     options = Options(
         top_k=top_k,
-        model=model,
+        model=resolve_model(model)[0],
         revision=revision,
         device=device,
         batch_size=batch_size,
@@ -481,7 +484,7 @@ class Options:
     """The command's options, as parsed."""
 
     top_k: int = 5
-    model: str = "microsoft/resnet-50"
+    model: str = DEFAULT_MODEL
     revision: str | None = None
     device: str = "auto"
     batch_size: int | None = None

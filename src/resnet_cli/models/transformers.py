@@ -14,7 +14,6 @@ from ..errors import ModelLoadError, exception_chain, first_line
 from ..inputs.decode import ResizeRule
 from ..inputs.sources import looks_like_path, offline_mode
 
-DEFAULT_MODEL = "microsoft/resnet-50"
 # One part of a hub id, as huggingface_hub's validate_repo_id takes it (its "--" and ".."
 # rules are checked beside it).
 _HUB_ID_PART = re.compile(r"^\w(?:[\w.-]*\w)?$")

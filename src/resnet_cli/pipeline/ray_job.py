@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..atomic import replaced_atomically
+from ..config import DEFAULT_MODEL
 from ..errors import (
     ClusterError,
     DeviceError,
@@ -37,7 +38,6 @@ from ..errors import (
 )
 from ..inputs.decode import DEFAULT_MAX_PIXELS, ResizeRule
 from ..inputs.sources import Source
-from ..models.transformers import DEFAULT_MODEL
 from ..output.writers import (
     escape_text,
     json_line_records,
