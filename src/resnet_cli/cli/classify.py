@@ -429,7 +429,8 @@ def classify_command(
 
     Other commands, each with its own --help: `resnet-classify report` (an HTML contact sheet
     of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
-    merge` (one file of an --engine ray run's shards).
+    merge` (one file of an --engine ray run's shards), `resnet-classify config` (a default
+    model).
     """
     mistyped = mistyped_command(inputs or [])
     if mistyped is not None:  # before anything loads, or asks the hub
