@@ -228,6 +228,32 @@ def test_summary_time_includes_the_model_load(
     assert float(summary_of(result.stderr)["seconds"]) >= 0.5
 
 
+def test_the_summary_comes_last_and_counts_the_export_a_first_run_saves(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"  # none of the session's: this is the model's first run here
+    env = {**os.environ, "RESNET_CLI_CACHE_DIR": str(cache)}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "resnet_cli", "-m", str(tiny_model), "--offline", "-f", "jsonl",
+         *map(str, images[:2])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert child.stderr is not None
+    summary = child.stderr.readline()
+    exports_when_said = list(cache.glob("onnx/*.onnx"))  # as the summary line arrives
+    rest = child.stderr.read()
+    assert child.wait(timeout=300) == 0, rest
+    took = time.perf_counter() - started
+    assert summary.startswith("2 inputs: 2 classified"), summary
+    assert exports_when_said, "the summary came before the export was saved"
+    assert rest == ""  # nothing after the summary
+    assert float(summary_of(summary)["seconds"]) <= took
+
+
 def test_summary_line_shapes() -> None:
     from resnet_cli.cli._console import summary_line
 

@@ -720,6 +720,17 @@ def classify_to(
                 say(f"interrupted: {claimed.name} is left as it was (--overwrite)")
         else:
             claimed.finish()
+    if classifier.plan.export_after and not interrupted:
+        # Once the records are written, and before the summary, which counts it: later runs
+        # start from it without torch. A second or a few; a spinner says so on a terminal.
+        status = None if o.quiet else _status("Saving the model's ONNX export for later runs ...")
+        try:
+            classifier.save_quick_start()
+        except KeyboardInterrupt:  # the records are all written; the export can wait
+            interrupted = True
+        finally:
+            if status is not None:
+                status.stop()
     elapsed = time.perf_counter() - started
     if o.report is not None:
         from ..output.report import ReportSummary
@@ -753,8 +764,6 @@ def classify_to(
             print(organizer.summary(), file=sys.stderr, flush=True)
     if interrupted:
         return EXIT_INTERRUPTED
-    if classifier.plan.export_after:  # after the results: later runs start without torch
-        classifier.save_quick_start()
     organize_failed = organizer is not None and organizer.failures > 0
     return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
 
