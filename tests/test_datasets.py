@@ -330,7 +330,8 @@ def test_demo_offline_and_uncached_says_what_it_needs(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "Error: --demo needs the huggingface/cats-image dataset and the microsoft/resnet-50 "
         "model from the Hugging Face hub, but it is not cached here and offline mode is on: run "
-        "it once with network access"
+        "it once with network access, or try the example photos with a model made offline (the "
+        "README's 'Try it offline')"
     ]
 
 

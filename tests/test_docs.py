@@ -64,3 +64,31 @@ def test_the_docs_quote_the_install_messages_as_the_code_writes_them() -> None:
     contract = (ROOT / "docs" / "contract-additions.md").read_text()
     assert f"`{NEEDS_RAW}`" in contract
     assert f"`{NEEDS_RAY}`" in contract
+
+
+def test_every_code_fence_stands_on_its_own_line() -> None:
+    """A fence with text after it (```` ``` The dev extra````) breaks the Markdown after it."""
+    for path in DOCS:
+        fences = [line for line in path.read_text().splitlines() if line.startswith("```")]
+        assert len(fences) % 2 == 0, path
+        closing = fences[1::2]
+        assert all(line == "```" for line in closing), (path, closing)
+
+
+def test_the_layout_tree_names_every_module_once() -> None:
+    text = (ROOT / "docs" / "development.md").read_text()
+    tree = text.split("```\nsrc/resnet_cli/\n", 1)[1].split("```", 1)[0]
+    named, folder = [], ""
+    for line in tree.splitlines():
+        entry = line.strip().split("  ")[0]
+        if line.startswith("  ") and not line.startswith("    "):
+            folder = entry if entry.endswith("/") else ""
+        named += [folder + name for name in re.findall(r"[\w]+\.py", entry)]
+    package = ROOT / "src" / "resnet_cli"
+    modules = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py" or path.parent.name in ("resnet_cli", "cli")
+    }
+    assert sorted(named) == sorted(set(named)), "listed twice"
+    assert set(named) == modules

@@ -12,6 +12,10 @@ def install_extra(extra: str) -> str:
     return f"pip install '.[{extra}]' in your resnet-classify clone (it adds {EXTRAS[extra]})"
 
 
+# Where a user with no network finds a model to try the tool with (README.md's section).
+TRY_OFFLINE = "the README's 'Try it offline'"
+
+
 class ResnetCliError(Exception):
     """Base class: the message is one line that says what went wrong and what to do next."""
 

@@ -19,7 +19,7 @@ import typer
 
 from .. import __version__
 from ..config import DEFAULT_MODEL, resolve_model
-from ..errors import DatasetLoadError, OutputWriteError, UsageError
+from ..errors import TRY_OFFLINE, DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..output import organize
@@ -802,7 +802,8 @@ def _open_dataset(name: str, o: Options) -> Any:
         )
         raise DatasetLoadError(
             f"--demo needs the {DEMO_DATASET} dataset and the {o.model} model from the Hugging "
-            f"Face hub, but {reason}: run it once with network access"
+            f"Face hub, but {reason}: run it once with network access, or try the example "
+            f"photos with a model made offline ({TRY_OFFLINE})"
         ) from exc
 
 
