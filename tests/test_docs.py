@@ -92,3 +92,21 @@ def test_the_layout_tree_names_every_module_once() -> None:
     }
     assert sorted(named) == sorted(set(named)), "listed twice"
     assert set(named) == modules
+
+
+def test_the_set_up_lines_are_the_ones_ci_runs() -> None:
+    """.ci/run finds the README's set-up line for the machine by these shapes and runs it."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = "python3 -m venv .venv && . .venv/bin/activate && pip install ."
+    end = " && resnet-classify examples/images/chelsea.jpg"
+    setups = [line for line in lines if line.startswith(start)]
+    assert setups == [
+        f"{start} --extra-index-url https://download.pytorch.org/whl/cpu{end}",  # no NVIDIA GPU
+        f"{start}{end}",  # an NVIDIA GPU
+    ]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert (
+        '--extra-index-url $cpu_index "' in ci
+        and "cpu_index=https://download.pytorch.org/whl/cpu" in ci
+    )
+    assert f"setup=${{setup%{end}}}" in ci and 'eval "$setup"' in ci
