@@ -110,3 +110,25 @@ def test_the_set_up_lines_are_the_ones_ci_runs() -> None:
         and "cpu_index=https://download.pytorch.org/whl/cpu" in ci
     )
     assert f"setup=${{setup%{end}}}" in ci and 'eval "$setup"' in ci
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors for a page's headings."""
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE):
+        found.add(re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-"))
+    return found
+
+
+def test_every_link_between_the_pages_leads_somewhere() -> None:
+    broken = []
+    for path in DOCS:
+        text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            if not linked.exists() or (anchor and anchor not in anchors(linked.read_text())):
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not broken, broken
