@@ -78,6 +78,7 @@ EPILOG = """\
     resnet-classify report labels.jsonl -o report.html   # from earlier results
     resnet-classify env                        # versions, machine, the plan
     resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
+    resnet-classify config set model ./my-model    # the default for -m
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error (an output that exists, is in use or is not a results file to resume),
