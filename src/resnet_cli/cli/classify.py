@@ -234,6 +234,16 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            help="Let the model's own Python code run (a model whose config.json names code in "
+            "its auto_map needs it). Off: such a model is refused; nothing from a model's "
+            "files ever runs.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
     offline: Annotated[
         bool,
         typer.Option(
@@ -450,6 +460,7 @@ def classify_command(
         streaming=streaming,
         demo=demo,
         offline=offline,
+        trust_remote_code=trust_remote_code,
         report=report,
         quiet=quiet,
         engine=engine.value,
@@ -498,6 +509,7 @@ class Options:
     streaming: bool = False
     demo: bool = False
     offline: bool = False
+    trust_remote_code: bool = False
     report: Path | None = None
     quiet: bool = False
     engine: str = "local"
@@ -517,6 +529,7 @@ class Options:
             "exact": self.exact,
             "offline": self.offline,
             "compile_model": self.compile_model,
+            "trust_remote_code": self.trust_remote_code,
         }
 
 
@@ -537,6 +550,8 @@ def run(inputs: list[str], options: Options) -> int:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
     _check_output_flags(o)
+    if o.trust_remote_code:
+        say(f"note: --trust-remote-code: Python code in {o.model}'s files may run")
     if o.report is not None:
         if o.output is not None and o.output.resolve() == o.report.resolve():
             raise UsageError("--report and --output name the same file: choose two names")
