@@ -598,6 +598,7 @@ def classify_to(
     ``started``: when the command started (``time.perf_counter``), for the summary."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..output.files import DoneInputs, check_not_an_input
+    from ..output.organize import remaining_inputs
 
     output = o.output
     done = claimed.done if claimed is not None else DoneInputs()
@@ -607,34 +608,33 @@ def classify_to(
     total: int | None = 0
     if inputs:
         sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
-        if organizer is not None:  # what it sorted in an earlier run is not an input now
-            sources = (s for s in sources if not organizer.contains(s.path))
         if stdin is None:
             listed = list(sources)  # folders and globs are listed before the model loads
             if claimed is not None:
                 check_not_an_input(claimed, listed)
-            listed = [s for s in listed if s not in done]
+            # --resume with --organize: an input done before is placed now, by its record.
+            listed = list(remaining_inputs(listed, done, organizer))
             total, sources = len(listed), iter(listed)
         else:
             total = None
-            sources = (s for s in sources if s not in done)
+            sources = remaining_inputs(sources, done, organizer)
     if dataset is not None:
         rows = _open_dataset(dataset, o)
         if total is not None and rows.rows is not None:
             total += rows.rows - rows.rows_done(done, done.names)
         else:
             total = None
-        sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
-    if done and organizer is not None:  # --resume: first whatever the earlier run left
-        from ..output.writers import recover_records
-
-        assert claimed is not None
-        organizer.report(organizer.place(recover_records(claimed.target, fmt)))
+        files = bool(rows.image_files)  # an imagefolder's rows are files, placed as files
+        sources = itertools.chain(
+            sources, remaining_inputs(rows.sources(), done, organizer, files=files)
+        )
     if done:
         peeked = next(sources, None)
         if peeked is None:
             if not o.quiet:
                 say(f"nothing to do: every input is already in {output}")
+                if organizer is not None:  # what the earlier run had left to place
+                    say(organizer.summary())
             assert claimed is not None  # only a resumed file has inputs done
             claimed.finish()
             if o.report is not None:
@@ -644,7 +644,7 @@ def classify_to(
                 records = recover_records(claimed.target, fmt)
                 summary = ReportSummary(model=o.model)
                 write_report_file(records, o.report, summary, o.quiet, dataset=rows)
-            return EXIT_OK
+            return EXIT_FAILED if organizer is not None and organizer.failures else EXIT_OK
         sources = _prepend(peeked, sources)
     sources = require_an_image(sources)
     sources = _prepend(next(sources), sources)  # raises NoInputsError before the model loads
@@ -700,7 +700,7 @@ def classify_to(
                     os.fsync(stream.fileno())
                     claimed.written = True
                 if organizer is not None:  # only once the records are on disk
-                    organizer.report(organizer.place(batch))
+                    organizer.place(batch)
                 if keep_records:
                     finished.extend(batch)
                 counts["inputs"] += len(batch)
@@ -757,7 +757,7 @@ def classify_to(
         )
         say(line)
         if organizer is not None:
-            print(organizer.summary(), file=sys.stderr, flush=True)
+            say(organizer.summary())
     if interrupted:
         return EXIT_INTERRUPTED
     if classifier.plan.export_after:  # after the results: later runs start without torch
