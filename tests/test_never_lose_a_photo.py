@@ -19,16 +19,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, scene
-from resnet_cli.inputs.sources import Source
-from resnet_cli.output.organize import (
-    FAILED,
-    Organizer,
-    Placement,
-    folder_name,
-    holds_bytes,
-    same_file,
-)
-from resnet_cli.results import Prediction, Record
+from resnet_cli.output.organize import FAILED, Organizer, folder_name, holds_bytes, same_file
+from resnet_cli.results import Record
+from test_organize import _sure as sure
+from test_organize import place
 
 
 def make_photos(folder: Path, count: int, first: int = 0) -> dict[str, bytes]:
@@ -52,18 +46,6 @@ def assert_every_photo_kept(photos: dict[str, bytes], *folders: Path) -> None:
     kept = {path.read_bytes() for path in regular_files(*folders)}
     lost = [name for name, data in photos.items() if data not in kept]
     assert not lost, f"photos lost: {lost}"
-
-
-def sure(name: str, label: str = "espresso", category: str | None = "food") -> Record:
-    predictions = (Prediction(1, label, 0.95, 967, category), Prediction(2, "cup", 0.01, 968))
-    return Record(input=name, predictions=predictions)
-
-
-def place(organizer: Organizer, *records: Record) -> list[Placement]:
-    """Place ``records`` as a run does: each one's file noted as an input of the run first."""
-    for record in records:
-        organizer.note(Source(name=record.input, path=record.input))
-    return organizer.place(records)
 
 
 def organize(model: Path, inputs: object, out: Path, sorted_: object, mode: str, *more: object):
@@ -91,7 +73,8 @@ def test_move_after_another_mode_keeps_every_photo(
     copies = [p.read_bytes() for p in regular_files(sorted_)]
     assert sorted(copies) == sorted(photos.values())  # each kept once
     # The earlier run's symlinks stay as they were (dangling now): the tool only ever adds.
-    assert len([p for p in sorted_.rglob("*") if p.is_symlink()]) == (4 if first == "symlink" else 0)
+    links = [p for p in sorted_.rglob("*") if p.is_symlink()]
+    assert len(links) == (4 if first == "symlink" else 0)
 
 
 def test_a_dangling_link_in_the_destination_is_not_the_photo(tmp_path: Path) -> None:
@@ -277,7 +260,8 @@ def test_plan_and_warning_lines_escape_control_characters(
     monkeypatch.setattr(os, "makedirs", refused)
     assert place(organizer, sure(str(hostile))) == []
     [line] = capsys.readouterr().err.splitlines()
-    assert line == f"warning: {imgs}/red\\x1b[31mbell\\x07.jpg: not organized: Read-only file system"
+    name = f"{imgs}/red\\x1b[31mbell\\x07.jpg"
+    assert line == f"warning: {name}: not organized: Read-only file system"
 
 
 def test_folder_names_from_labels_are_safe() -> None:
@@ -301,3 +285,27 @@ def test_a_label_of_long_characters_still_places_the_file(tmp_path: Path) -> Non
     (placed,) = place(organizer, sure(str(photo), label="\U0001d49c" * 100, category=None))
     assert placed.how == "copy" and organizer.failures == 0
     assert Path(placed.destination).read_bytes() == photo.read_bytes()
+
+
+def test_a_move_whose_copy_does_not_match_keeps_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Across file systems a move copies, then compares before it removes the source."""
+    from resnet_cli.output import organize as module
+
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"the photo")
+
+    def other_file_system(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    def bad_copy(source: str, destination: str) -> None:
+        Path(destination).write_bytes(b"the phot0")  # a copy gone wrong
+
+    monkeypatch.setattr(os, "link", other_file_system)
+    monkeypatch.setattr(module, "_copy_without_overwriting", bad_copy)
+    organizer = Organizer(str(tmp_path / "sorted"), mode="move")
+    assert place(organizer, sure(str(photo))) == []
+    assert photo.read_bytes() == b"the photo" and organizer.failures == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: {photo}: not organized: ") and "does not hold" in line

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import make_photos
 
-CODE = '''
+CODE = """
 import os, pathlib
 pathlib.Path(os.environ["EVIL_MARKER"]).write_text("the model folder's code ran")
 from transformers import ResNetConfig, ResNetForImageClassification
@@ -33,7 +33,7 @@ class EvilConfig(ResNetConfig):
 
 class EvilModel(ResNetForImageClassification):
     config_class = EvilConfig
-'''
+"""
 
 
 @pytest.fixture
@@ -62,13 +62,19 @@ def run(args: list[str], stdin: bytes, marker: Path, cwd: Path) -> subprocess.Co
     )
 
 
+def run_on_paths(model: Path, marker: Path, folder: Path, *flags: str):
+    """Three photos' paths on stdin, with a line ``y`` among them: what transformers' prompt
+    would take for consent."""
+    make_photos(folder / "photos", 3)
+    stdin = b"photos/000.jpg\ny\nphotos/001.jpg\nphotos/002.jpg\n"
+    return run(["-m", str(model), *flags, "-", "-f", "jsonl"], stdin, marker, folder)
+
+
 def test_a_model_folders_code_never_runs_and_stdin_is_never_asked(
     custom_code_model: Path, tmp_path: Path
 ) -> None:
-    make_photos(tmp_path / "photos", 3)
     marker = tmp_path / "marker"
-    stdin = b"photos/000.jpg\ny\nphotos/001.jpg\nphotos/002.jpg\n"
-    result = run(["-m", str(custom_code_model), "-", "-f", "jsonl"], stdin, marker, tmp_path)
+    result = run_on_paths(custom_code_model, marker, tmp_path)
     assert not marker.exists()  # the folder's code did not run
     assert result.returncode == 3, result.stderr
     assert result.stdout == b""  # no prompt among the records
@@ -86,11 +92,8 @@ def test_a_model_folders_code_never_runs_and_stdin_is_never_asked(
 def test_trust_remote_code_runs_it_says_so_and_keeps_every_path(
     custom_code_model: Path, tmp_path: Path
 ) -> None:
-    make_photos(tmp_path / "photos", 3)
     marker = tmp_path / "marker"
-    stdin = b"photos/000.jpg\ny\nphotos/001.jpg\nphotos/002.jpg\n"
-    args = ["-m", str(custom_code_model), "--trust-remote-code", "-", "-f", "jsonl"]
-    result = run(args, stdin, marker, tmp_path)
+    result = run_on_paths(custom_code_model, marker, tmp_path, "--trust-remote-code")
     assert marker.exists()  # asked for: it ran
     assert result.returncode == 1, result.stderr  # the path `y` names no file
     lines = result.stderr.decode().splitlines()

@@ -137,14 +137,13 @@ class Organizer:
     # may touch (``note``).
     inputs: dict[str, list[str]] = field(default_factory=dict)
 
+    real_root: str = ""  # the folder by real path: what "inside it" is decided by
+
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown organize mode {self.mode!r}")
         self.root = os.path.abspath(self.root)
-
-    @property
-    def real_root(self) -> str:
-        return os.path.realpath(self.root)
+        self.real_root = os.path.realpath(self.root)
 
     def check_categories(self, with_category: bool, model: str) -> None:
         """--organize-by category asks for categories: refuse a model that has none."""
@@ -289,7 +288,8 @@ def _remove_source(source: str, destination: str) -> None:
     bytes in a regular file of its own (``holds_bytes``); else the source stays, and the
     file is reported as not organized."""
     if not holds_bytes(destination, source):
-        raise OSError(errno.EEXIST, f"{destination} does not hold this file's bytes; it stays")
+        # EIO, not EEXIST: that one would read as "name taken, try the next".
+        raise OSError(errno.EIO, f"{destination} does not hold its bytes, so it stays")
     os.unlink(source)
 
 
