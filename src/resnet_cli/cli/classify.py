@@ -362,7 +362,8 @@ def classify_command(
             "--organize",
             metavar="DIR",
             help="Also sort the images into DIR/CATEGORY/NAME (or DIR/LABEL/NAME), failed ones "
-            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites.",
+            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites; files in DIR "
+            "(however DIR is named) are never inputs.",
             show_default=False,
             rich_help_panel=SORTING,
         ),
@@ -382,8 +383,10 @@ def classify_command(
         typer.Option(
             "--organize-mode",
             metavar="MODE",
-            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o; each "
-            "file moves once its record is on disk). \\[default: link]",
+            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o): a file "
+            "moves once its record is on disk, and its source is removed only once a regular "
+            "file at the destination holds its bytes (a symlink never does); only this run's "
+            "inputs are moved. \\[default: link]",
             show_default=False,
             rich_help_panel=SORTING,
         ),
