@@ -314,7 +314,7 @@ def remaining_inputs(
     for source in sources:
         if organizer is not None and organizer.contains(source.path):
             continue
-        earlier = done.record_for(source)
+        earlier = done.record_for(source) if done else None  # no --resume: nothing to look up
         if earlier is not None:
             if organizer is not None and files and source.path is not None:
                 organizer.place_file(source.path, earlier)
