@@ -57,6 +57,29 @@ import make_tiny_model  # noqa: E402
 LABELS = make_tiny_model.LABELS
 
 
+# The test files whose outcome depends on the CPU (bf16 kernels, the probe, the plan): .ci/run
+# runs them a second time as a CPU without native bf16 looks (ONEDNN_MAX_CPU_ISA=AVX2),
+# whichever kind of machine CI has.
+HARDWARE_DEPENDENT = {
+    "test_compile.py",
+    "test_env_command.py",
+    "test_fidelity.py",
+    "test_library.py",
+    "test_native.py",
+    "test_packed.py",
+    "test_real_model.py",
+    "test_runtime.py",
+    "test_runtime_builds.py",
+    "test_select.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in HARDWARE_DEPENDENT:
+            item.add_marker(pytest.mark.hardware)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 

@@ -77,8 +77,11 @@ def _status(message: str) -> Any:
     if not _isatty(sys.stderr):
         return None
     from rich.console import Console
+    from rich.text import Text
 
-    status = Console(stderr=True).status(message)
+    from ..text import printable
+
+    status = Console(stderr=True).status(Text(printable(message)))  # no [markup] in names
     status.start()
     return status
 

@@ -37,6 +37,7 @@ from ..results import (
     top1_right,
 )
 from ..text import printable
+from .files import recorded_path
 from .writers import common_folder
 
 THUMBNAIL_EDGE = 160  # longest side, in pixels
@@ -103,7 +104,7 @@ def local_thumbnail(record: Record, folders: Sequence[str] = ("",)) -> bytes | N
     if is_url(record.input):
         return None
     for folder in folders:
-        path = os.path.join(folder, record.input)
+        path = recorded_path(record.input, folder or os.curdir)
         if os.path.isfile(path):
             return thumbnail_jpeg(path)
     return None

@@ -33,6 +33,7 @@ CSV_HEADERS = tuple(csv_header(c, t) for c in (False, True) for t in (False, Tru
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # json.dumps with options builds an encoder per call, which costs more than the encoding.
 _JSON = json.JSONEncoder(ensure_ascii=False)
 # Up to this many images the table shows each image's full top-k; above it, one row per image.
@@ -116,9 +117,32 @@ def _json_string(text: str) -> str:
     return _JSON.encode(text)
 
 
-def escape_text(text: str) -> str:
-    """``text`` with the characters _ESCAPED names written as \\uXXXX escapes."""
-    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+def escape_text(text: str, pattern: re.Pattern[str] = _ESCAPED) -> str:
+    """``text`` with the characters ``pattern`` names (_ESCAPED's: lone surrogates and line
+    separators) written as \\uXXXX escapes."""
+    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def stored_name(name: str) -> tuple[str, bytes | None]:
+    """An input's name as parquet keeps it, in two columns: ``input``, the name as text (a
+    string column must be UTF-8: undecodable bytes as ``\\udcXX`` escapes, as jsonl writes
+    them), and ``input_bytes``, the name's exact bytes where it is not valid UTF-8 (None
+    where ``input`` is the name itself). ``name_from_row`` undoes it: every name reopens
+    its own file."""
+    if _SURROGATE.search(name) is None:
+        return name, None
+    try:
+        data: bytes | None = os.fsencode(name)
+    except UnicodeError:  # a surrogate no file name has: the escaped text is all there is
+        data = None
+    return escape_text(name, _SURROGATE), data
+
+
+def name_from_row(row: dict[str, Any]) -> str:
+    """The input name a parquet row holds (``stored_name``'s two columns; files written
+    before ``input_bytes`` have ``input`` only)."""
+    data = row.get("input_bytes")
+    return os.fsdecode(data) if data is not None else str(row["input"])
 
 
 def csv_rows(
@@ -446,6 +470,7 @@ def record_schema(indexed: bool = False) -> Any:
         ("error", pa.string()),
         ("categories", pa.list_(pa.string())),  # null when the model's labels have none
         ("true_label", pa.string()),  # null but for an imagefolder's images
+        ("input_bytes", pa.binary()),  # the name's bytes, where it is not UTF-8 (stored_name)
     ]
     return pa.schema([("index", pa.int64()), *fields] if indexed else fields)
 
@@ -455,10 +480,10 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
     import pyarrow as pa
 
     columns: dict[str, list[Any]] = {} if indices is None else {"index": indices}
+    names = [stored_name(r.input) for r in records]
     columns.update(
         {
-            # Parquet strings must be UTF-8: names that are not are kept as \udcXX escapes.
-            "input": [escape_text(r.input) for r in records],
+            "input": [text for text, _ in names],
             "labels": [[p.label for p in r.predictions] for r in records],
             "scores": [[round_score(p.score) for p in r.predictions] for r in records],
             "class_ids": [[p.class_id for p in r.predictions] for r in records],
@@ -468,6 +493,7 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
                 for r in records
             ],
             "true_label": [r.true_label for r in records],
+            "input_bytes": [data for _, data in names],
         }
     )
     return pa.table(columns, schema=record_schema(indexed=indices is not None))
@@ -477,8 +503,9 @@ def record_from_row(row: dict[str, Any]) -> Record:
     """The record a ``records_table`` row holds."""
     # Files written before categories or true labels have no such column.
     true_label = row.get("true_label")
+    name = name_from_row(row)
     if row["error"] is not None:
-        return Record(input=row["input"], error=row["error"], true_label=true_label)
+        return Record(input=name, error=row["error"], true_label=true_label)
     categories = row.get("categories") or [None] * len(row["labels"])
     predictions = tuple(
         Prediction(rank=rank, label=label, score=score, class_id=class_id, category=category)
@@ -486,7 +513,7 @@ def record_from_row(row: dict[str, Any]) -> Record:
             zip(row["labels"], row["scores"], row["class_ids"], categories, strict=True), start=1
         )
     )
-    return Record(input=row["input"], predictions=predictions, true_label=true_label)
+    return Record(input=name, predictions=predictions, true_label=true_label)
 
 
 class ParquetWriter:
@@ -543,9 +570,12 @@ def read_records(text: str, fmt: str) -> list[Record]:
     """Parse records written in ``jsonl``, ``json`` or ``csv`` back into Records."""
     if fmt == "jsonl":
         # Split on "\n" only: str.splitlines() also breaks on characters allowed in names.
-        return [Record.from_dict(json.loads(line)) for line in text.split("\n") if line.strip()]
+        return [record_from_json(json.loads(line)) for line in text.split("\n") if line.strip()]
     if fmt == "json":
-        return [Record.from_dict(item) for item in json.loads(text)]
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("not a JSON array of records")
+        return [record_from_json(item) for item in items]
     if fmt == "csv":
         return records_from_csv_rows(csv.reader(io.StringIO(text, newline="")))
     raise ValueError(f"cannot read records in format {fmt!r}")
@@ -554,8 +584,9 @@ def read_records(text: str, fmt: str) -> list[Record]:
 def read_results_file(path: str) -> list[Record]:
     """The records in a results file, in the format its extension names (jsonl if none does).
 
-    A torn last line (a run killed mid-write) is left out; anything else that is not a record
-    raises ValueError, KeyError or TypeError, and a file that cannot be read raises OSError.
+    A torn last line of jsonl or csv (a run killed mid-write, a full disk) is left out;
+    anything else that is not a record raises ValueError, KeyError or TypeError, and a file
+    that cannot be read raises OSError.
     """
     fmt = format_for_path(path) or "jsonl"
     if fmt == "parquet":
@@ -565,7 +596,7 @@ def read_results_file(path: str) -> list[Record]:
     try:
         return read_records(text, fmt)
     except ValueError:
-        if fmt != "jsonl" or text.endswith("\n") or "\n" not in text:
+        if fmt not in RESUMABLE_FORMATS or text.endswith("\n") or "\n" not in text:
             raise
         return read_records(text[: text.rfind("\n") + 1], fmt)
 
@@ -585,6 +616,8 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     # failure Record.
     entries: list[tuple[str, str | None, list[Prediction]] | Record] = []
     for row in iterator:
+        if not row:  # a blank line (an editor's, a concatenation's): no record
+            continue
         if len(row) != width:
             raise ValueError(f"a row has {len(row)} fields, the header {width}")
         name, rank, label, score, class_id, error = row[:6]

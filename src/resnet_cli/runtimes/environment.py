@@ -139,7 +139,10 @@ def _local_processor(model: str, revision: str | None) -> Any:
     try:
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=True)
+        from ..models.transformers import no_terminal_io, pretrained_options
+
+        with no_terminal_io():  # env never runs a model's own code (trust_remote_code=False)
+            return AutoImageProcessor.from_pretrained(model, **pretrained_options(revision))
     except Exception:
         return None
 
