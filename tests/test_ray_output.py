@@ -245,9 +245,12 @@ def test_without_ray_the_error_says_how_to_install_it(
     monkeypatch.setattr(ray_job, "ray_available", lambda: False)
     result = cli("--engine", "ray", tmp_path, "-o", tmp_path / "out")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "Error: --engine ray needs Ray: pip install 'resnet-cli[ray]'"
+    assert result.stderr.strip() == (
+        "Error: --engine ray needs Ray: pip install '.[ray]' in your resnet-classify clone "
+        "(it adds ray[data])"
+    )
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is missing
-    with pytest.raises(UsageError, match="pip install 'resnet-cli\\[ray\\]'") as error:
+    with pytest.raises(UsageError, match=r"pip install '\.\[ray\]'") as error:
         ray_job.import_ray()
     assert str(error.value) == NEEDS_RAY
 

@@ -18,10 +18,11 @@ from ..errors import UsageError
 from ..output.writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 
-def create_app(completion: bool = False) -> typer.Typer:
-    """A Typer app with this command's settings (shared by the main command, ``report``,
-    ``env`` and ``merge``); ``completion`` adds --install-completion and --show-completion."""
+def create_app(completion: bool = False, cls: Any = None) -> typer.Typer:
+    """A Typer app with this command's settings (shared by the main command and the others);
+    ``completion`` adds --install-completion and --show-completion; ``cls``: a group's class."""
     return typer.Typer(
+        cls=cls,
         add_completion=completion,
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import __version__
-from ..errors import DatasetLoadError, OutputWriteError, UsageError
+from ..config import DEFAULT_MODEL, resolve_model
+from ..errors import TRY_OFFLINE, DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..output import organize
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
+from . import mistyped_command
 from ._console import (
     Format,
     _close_output,
@@ -76,6 +78,7 @@ EPILOG = """\
     resnet-classify report labels.jsonl -o report.html   # from earlier results
     resnet-classify env                        # versions, machine, the plan
     resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
+    resnet-classify config set model ./my-model    # the default for -m
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error (an output that exists, is in use or is not a results file to resume),
@@ -186,15 +189,17 @@ def classify_command(
         ),
     ] = False,
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--model",
             "-m",
             metavar="MODEL",
-            help="Hugging Face image-classification model: hub id or local folder.",
+            help="Hugging Face image-classification model: hub id or local folder. \\[default: "
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50]",
+            show_default=False,
             rich_help_panel=MODEL,
         ),
-    ] = "microsoft/resnet-50",
+    ] = None,
     revision: Annotated[
         str | None,
         typer.Option(
@@ -438,11 +443,15 @@ def classify_command(
 
     Other commands, each with its own --help: `resnet-classify report` (an HTML contact sheet
     of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
-    merge` (one file of an --engine ray run's shards).
+    merge` (one file of an --engine ray run's shards), `resnet-classify config` (a default
+    model).
     """
+    mistyped = mistyped_command(inputs or [])
+    if mistyped is not None:  # before anything loads, or asks the hub
+        raise UsageError(mistyped)
     options = Options(
         top_k=top_k,
-        model=model,
+        model=resolve_model(model)[0],
         revision=revision,
         device=device,
         batch_size=batch_size,
@@ -491,7 +500,7 @@ class Options:
     """The command's options, as parsed."""
 
     top_k: int = 5
-    model: str = "microsoft/resnet-50"
+    model: str = DEFAULT_MODEL
     revision: str | None = None
     device: str = "auto"
     batch_size: int | None = None
@@ -730,6 +739,17 @@ def classify_to(
                 say(f"interrupted: {claimed.name} is left as it was (--overwrite)")
         else:
             claimed.finish()
+    if classifier.plan.export_after and not interrupted:
+        # Once the records are written, and before the summary, which counts it: later runs
+        # start from it without torch. A second or a few; a spinner says so on a terminal.
+        status = None if o.quiet else _status("Saving the model's ONNX export for later runs ...")
+        try:
+            classifier.save_quick_start()
+        except KeyboardInterrupt:  # the records are all written; the export can wait
+            interrupted = True
+        finally:
+            if status is not None:
+                status.stop()
     elapsed = time.perf_counter() - started
     if o.report is not None:
         from ..output.report import ReportSummary
@@ -763,8 +783,6 @@ def classify_to(
             say(organizer.summary())
     if interrupted:
         return EXIT_INTERRUPTED
-    if classifier.plan.export_after:  # after the results: later runs start without torch
-        classifier.save_quick_start()
     organize_failed = organizer is not None and organizer.failures > 0
     return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
 
@@ -803,7 +821,8 @@ def _open_dataset(name: str, o: Options) -> Any:
         )
         raise DatasetLoadError(
             f"--demo needs the {DEMO_DATASET} dataset and the {o.model} model from the Hugging "
-            f"Face hub, but {reason}: run it once with network access"
+            f"Face hub, but {reason}: run it once with network access, or try the example "
+            f"photos with a model made offline ({TRY_OFFLINE})"
         ) from exc
 
 

@@ -13,11 +13,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ModelLoadError, exception_chain, first_line
+from ..errors import TRY_OFFLINE, ModelLoadError, exception_chain, first_line
 from ..inputs.decode import ResizeRule
 from ..inputs.sources import looks_like_path, offline_mode
 
-DEFAULT_MODEL = "microsoft/resnet-50"
 # One part of a hub id, as huggingface_hub's validate_repo_id takes it (its "--" and ".."
 # rules are checked beside it).
 _HUB_ID_PART = re.compile(r"^\w(?:[\w.-]*\w)?$")
@@ -220,8 +219,8 @@ def explain_load_failure(
     if offline or "LocalEntryNotFoundError" in names or "OfflineModeIsEnabled" in names:
         return (
             f"model {model!r} is not in the local cache and offline mode is on: run once with "
-            "network access, or pass --model PATH to a folder written by save_pretrained() "
-            "(the README's 'Try it offline' makes one)"
+            f"network access, or pass --model PATH to a folder written by save_pretrained() "
+            f"({TRY_OFFLINE} makes one)"
         )
     if "Unrecognized" in text or "image classification" in text.lower():
         return f"model {model!r} is not an image-classification model"
@@ -230,8 +229,8 @@ def explain_load_failure(
     ):
         return (
             f"could not reach the Hugging Face hub to download model {model!r}: check the "
-            "network, or pass --model PATH to a local copy and --offline (the README's "
-            "'Try it offline' makes one)"
+            f"network, or pass --model PATH to a local copy and --offline ({TRY_OFFLINE} "
+            "makes one)"
         )
     return f"could not load model {model!r}: {first_line(exc)}"
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top1_right, top_margin
+from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top1_match, top_margin
 from ..text import printable
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
@@ -244,7 +244,7 @@ class TableWriter:
             for record in self.records:
                 self.console.print(detailed_table(record))
         else:
-            self.console.print(summary_table(self.records))
+            self.console.print(summary_table(self.records, self.console.width))
         self.console.file.flush()
 
 
@@ -275,7 +275,7 @@ def detailed_table(record: Record) -> Any:
 
     if record.error is not None:
         return Text(f"{printable(record.input)}: {printable(record.error)}", style="red")
-    table = Table(title=printable(record.input), title_justify="left")
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("label")
     with_category = has_categories([record])
@@ -294,27 +294,33 @@ def detailed_table(record: Record) -> Any:
     reason = review_reason(record)
     if reason is not None:
         notes.append(Text(f"needs review: {reason}", style="yellow"))
-    return Group(table, *notes) if notes else table
+    # The name above the table, not as its title: a title is cut anywhere to fit.
+    return Group(FileName(printable(record.input)), table, *notes)
 
 
 def truth_text(record: Record, before: str = "") -> Any:
-    """A record's true label marked right (✓, green) or wrong (✗, red) for its top-1."""
+    """A record's true label marked right (✓, green, and by which rule: label or category)
+    or wrong (✗, red) for its top-1."""
     from rich.text import Text
 
-    right = top1_right(record)
-    mark = "" if right is None else ("✓ " if right else "✗ ")
-    style = "" if right is None else ("green" if right else "red")
-    return Text(f"{before}{mark}{printable(record.true_label or '')}", style=style)
+    truth = printable(record.true_label or "")
+    if not record.predictions:  # nothing to judge: a failure
+        return Text(f"{before}{truth}")
+    rule = top1_match(record)
+    if rule is None:
+        return Text(f"{before}✗ {truth}", style="red")
+    return Text(f"{before}✓ {truth} by {rule}", style="green")
 
 
-def summary_table(records: list[Record]) -> Any:
-    """Many images: one row each with the top-1 label and score and the runners-up."""
+def summary_table(records: list[Record], width: int | None = None) -> Any:
+    """Many images: one row each with the top-1 label and score and the runners-up; in
+    ``width`` columns, file names whole where the labels can wrap instead."""
     from rich.table import Table
     from rich.text import Text
 
     folder = common_folder([r.input for r in records])
     table = Table(title=f"in {printable(folder)}/" if folder else None, title_justify="left")
-    table.add_column("input", overflow="fold")
+    table.add_column("input")
     table.add_column("top-1", style="bold")
     with_truth = has_true_labels(records)
     if with_truth:
@@ -322,19 +328,21 @@ def summary_table(records: list[Record]) -> Any:
     with_category = has_categories(records)
     if with_category:
         table.add_column("category")
-    table.add_column("score", justify="right")
+    table.add_column("score", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
-    table.add_column("next", overflow="fold")
+    # With -k 1 there are no runners-up: no empty column for them.
+    with_next = any(len(r.predictions) > 1 for r in records)
+    if with_next:
+        table.add_column("next", overflow="fold")
     for record in records:
-        name = printable(record.input[len(folder) + 1 :] if folder else record.input)
+        name = FileName(printable(record.input[len(folder) + 1 :] if folder else record.input))
         truth = (truth_text(record),) if with_truth else ()
         blank = ("",) if with_category else ()
-        if record.error is not None:
-            row = ("", "", printable(record.error))
-            table.add_row(name, "error", *truth, *blank, *row, style="red")
-            continue
-        if not record.predictions:
-            table.add_row(name, "", *truth, *blank, "", "", "no prediction", style="yellow")
+        if record.error is not None or not record.predictions:
+            failed = record.error is not None
+            why = f"error: {printable(record.error or '')}" if failed else "no prediction"
+            empty = ("", "", "") if with_next else ("", "")
+            table.add_row(name, why, *truth, *blank, *empty, style="red" if failed else "yellow")
             continue
         best, *others = record.predictions
         # Labels often hold commas ("teapot, kettle"), so runners-up are split by semicolons.
@@ -344,8 +352,84 @@ def summary_table(records: list[Record]) -> Any:
         score = Text(f"? {best.score:.4f}", style="yellow") if doubtful else f"{best.score:.4f}"
         category = (printable(best.category or ""),) if with_category else ()
         bar = score_bar(best.score, 10)
-        table.add_row(name, printable(best.label), *truth, *category, score, bar, runners_up)
+        after = (runners_up,) if with_next else ()
+        table.add_row(name, printable(best.label), *truth, *category, score, bar, *after)
+    if width is not None:
+        table.columns[0].width = name_column_width(table, width)
     return table
+
+
+def name_column_width(table: Any, width: int) -> int | None:
+    """The width of ``table``'s first column, its file names, in ``width`` columns: the
+    names whole where the other columns can make room by wrapping at their spaces (Rich
+    would narrow the widest column first, the names); else each part of a path whole, as
+    far as the others' longest words leave room. None: the table fits as it is."""
+    from rich.cells import cell_len
+
+    def extent(cell: Any) -> tuple[int, int]:  # (narrowest, widest) a cell can be shown in
+        if isinstance(cell, FileName):
+            return max(map(cell_len, name_parts(cell.name))), cell_len(cell.name)
+        lines = str(cell).splitlines() or [""]
+        return max(map(cell_len, str(cell).split() or [""])), max(map(cell_len, lines))
+
+    columns = [[extent(c.header), *map(extent, c.cells)] for c in table.columns]
+    widest = [max(w for _, w in cells) for cells in columns]
+    narrowest = [
+        wide if column.no_wrap else max(n for n, _ in cells)
+        for column, cells, wide in zip(table.columns, columns, widest, strict=True)
+    ]
+    room = width - 3 * len(columns) - 1  # a border and two spaces of padding per column
+    if sum(widest) <= room:
+        return None
+    names_whole = room - sum(widest[1:])
+    parts_whole = min(narrowest[0], max(room - sum(narrowest[1:]), 8))
+    return min(widest[0], max(names_whole, parts_whole))
+
+
+class FileName:
+    """A file name in a table cell: broken after a ``/`` where it does not fit (never in
+    the middle of a name), and a part that alone is too wide shortened from the left,
+    ``…ee_1024.jpg``, so its end, which tells files apart, stays."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        from rich.cells import cell_len
+        from rich.measure import Measurement
+
+        widest = max(cell_len(part) for part in name_parts(self.name))
+        return Measurement(widest, cell_len(self.name)).clamp(max_width=options.max_width)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        for line in fit_name(self.name, options.max_width):
+            yield Text(line, no_wrap=True, overflow="crop")
+
+
+def name_parts(name: str) -> list[str]:
+    """A path's parts, each with the ``/`` that ends it: ``["sub/", "coffee.jpg"]``."""
+    return re.findall(r"[^/]*/|[^/]+$", name) or [name]
+
+
+def fit_name(name: str, width: int) -> list[str]:
+    """``name`` in lines of at most ``width`` cells: whole parts of the path, broken after a
+    ``/``; a part wider than ``width`` shortened from the left with an ellipsis."""
+    from rich.cells import cell_len
+
+    width = max(width, 2)
+    lines: list[str] = []
+    for part in name_parts(name):
+        if cell_len(part) > width:
+            while cell_len(part) > width - 1:
+                part = part[1:]
+            part = "…" + part
+        if lines and cell_len(lines[-1]) + cell_len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return lines
 
 
 def has_true_labels(records: Iterable[Record]) -> bool:

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..config import DEFAULT_MODEL
 from ..errors import DeviceError, ModelLoadError, UsageError
 from ..inputs.decode import ResizeRule
 from ..models.transformers import (
-    DEFAULT_MODEL,
     ModelInputs,
     fold_batchnorm,
     input_shape_of,
