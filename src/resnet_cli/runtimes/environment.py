@@ -24,9 +24,16 @@ PACKAGES = (
 
 
 def describe(
-    model: str, revision: str | None, device: str, precision: str, exact: bool
+    model: str,
+    revision: str | None,
+    device: str,
+    precision: str,
+    exact: bool,
+    model_from: str = "--model",
 ) -> dict[str, Any]:
-    """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data."""
+    """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data;
+    ``model_from``: where the model's name came from (``config.resolve_model``)."""
+    from ..config import config_path
     from ..models.transformers import input_shape_of, missing_model_folder
     from .classifier import plan_inputs
     from .hardware import probe
@@ -69,6 +76,7 @@ def describe(
         },
         "model": {
             "name": model,
+            "from": model_from,
             "revision": revision,
             "on_disk": files is not None,
             "notes": notes,
@@ -85,6 +93,7 @@ def describe(
                 "device_decode",
             )
         },
+        "config_file": str(config_path()),
         "runtime_cache": {
             "folder": str(folder),
             "exports": len(exports),
@@ -108,7 +117,9 @@ def format_text(facts: dict[str, Any]) -> str:
         "CUDA: " + (", ".join(hardware["cuda"]) or "none"),
         f"MPS: {'yes' if hardware['mps'] else 'no'}",
         *(f"note: {note}" for note in hardware["notes"]),
-        f"model: {model['name']}" + (f" @ {model['revision']}" if model["revision"] else ""),
+        f"model: {model['name']}"
+        + (f" @ {model['revision']}" if model["revision"] else "")
+        + f" (from {model['from']})",
         *(f"note: {note}" for note in model["notes"]),
         "plan:",
     ]
@@ -119,6 +130,7 @@ def format_text(facts: dict[str, Any]) -> str:
     lines.append(
         f"runtime cache: {cache['folder']} ({cache['exports']} export(s), {cache['megabytes']} MB)"
     )
+    lines.append(f"config file: {facts['config_file']}")
     return "\n".join(lines)
 
 
@@ -127,7 +139,10 @@ def _local_processor(model: str, revision: str | None) -> Any:
     try:
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=True)
+        from ..models.transformers import no_terminal_io, pretrained_options
+
+        with no_terminal_io():  # env never runs a model's own code (trust_remote_code=False)
+            return AutoImageProcessor.from_pretrained(model, **pretrained_options(revision))
     except Exception:
         return None
 
