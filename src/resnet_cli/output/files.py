@@ -498,10 +498,16 @@ def _resume_meta(name: str, target: str) -> dict[str, Any] | None:
             raise UsageError(
                 f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
             )
-    if not os.path.isabs(meta["cwd"]):
-        raise UsageError(
-            f"cannot resume {name!r}: its metadata file {path!r} has no valid 'cwd': {advice}"
-        )
+    floor = meta.get("min_score", 0.0)  # files made before --min-score have none
+    valid_floor = isinstance(floor, int | float) and not isinstance(floor, bool)
+    for key, valid in (
+        ("cwd", os.path.isabs(meta["cwd"])),
+        ("min_score", valid_floor and 0.0 <= floor <= 1.0),  # NaN too
+    ):
+        if not valid:
+            raise UsageError(
+                f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
+            )
     return meta
 
 
@@ -549,7 +555,7 @@ def _check_same_run(
             f"cannot resume {name!r}: it was made with top-k {made_k}, not {top_k}: pass "
             f"-k {made_k} to continue it, or choose another output name"
         )
-    made_floor = meta.get("min_score") or 0.0  # files made before --min-score had none
+    made_floor = meta.get("min_score", 0.0)  # files made before --min-score had none
     if made_floor != min_score:
         raise UsageError(
             f"cannot resume {name!r}: it was made with --min-score {made_floor:g}, not "
