@@ -591,8 +591,16 @@ def test_a_users_own_meta_json_is_never_replaced_or_removed(
         ('{"resnet_classify": {"top_k": 5, "cwd": "/"}}', "has no valid 'model'"),
         ('{"resnet_classify": {"model": "m", "cwd": "/"}}', "has no valid 'top_k'"),
         ('{"resnet_classify": {"model": "m", "top_k": 5}}', "has no valid 'cwd'"),
+        (
+            '{"resnet_classify": {"model": "m", "top_k": 5, "cwd": "/", "min_score": "0.2"}}',
+            "has no valid 'min_score'",
+        ),
+        (
+            '{"resnet_classify": {"model": "m", "top_k": 5, "cwd": "/", "min_score": NaN}}',
+            "has no valid 'min_score'",
+        ),
     ],
-    ids=["corrupt", "foreign", "no-model", "no-top-k", "no-cwd"],
+    ids=["corrupt", "foreign", "no-model", "no-top-k", "no-cwd", "text-floor", "nan-floor"],
 )
 def test_resume_refuses_a_damaged_metadata_file(
     sidecar: str, why: str, tiny_model: Path, other_model: Path, photos: Path, tmp_path: Path

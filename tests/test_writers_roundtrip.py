@@ -21,6 +21,8 @@ labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_si
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False).map(round_score)
 # An imagefolder's class, or none (most inputs); a CSV cell cannot tell "" from none.
 true_labels = st.one_of(st.none(), labels.filter(bool))
+# Why --xmp left an image's sidecar alone, or none (most records).
+xmp_errors = st.one_of(st.none(), labels.filter(bool))
 
 
 @st.composite
@@ -29,19 +31,21 @@ def records(draw: st.DrawFn) -> Record:
     if draw(st.booleans()):
         error = draw(st.text(min_size=1).filter(str.strip))
         return Record(input=name, error=error, true_label=truth)
-    count = draw(st.integers(min_value=1, max_value=4))
+    # none: --min-score left no label (the record is kept, with an empty list)
+    count = draw(st.integers(min_value=0, max_value=4))
     predictions = tuple(
         Prediction(
             rank=r + 1, label=draw(labels), score=draw(scores), class_id=draw(st.integers(0, 10**6))
         )
         for r in range(count)
     )
-    return Record(input=name, predictions=predictions, true_label=truth)
+    return Record(name, predictions, true_label=truth, xmp_error=draw(xmp_errors))
 
 
 def write(fmt: str, batch: list[Record]) -> str:
     stream = io.StringIO(newline="")
-    writer = create_writer(fmt, stream, true_label=any(r.true_label for r in batch))
+    truth, xmp = any(r.true_label for r in batch), any(r.xmp_error for r in batch)
+    writer = create_writer(fmt, stream, true_label=truth, xmp_error=xmp)
     writer.write(batch)
     writer.close()
     return stream.getvalue()
@@ -71,6 +75,7 @@ def _merge_adjacent(batch: list[Record]) -> list[Record]:
             and previous.ok
             and record.ok
             and previous.input == record.input
+            and record.predictions
             and record.predictions[0].rank > 1
         ):
             predictions = previous.predictions + record.predictions
@@ -98,7 +103,7 @@ def any_records(draw: st.DrawFn) -> Record:
         Prediction(rank=draw(ids), label=draw(labels), score=draw(any_scores), class_id=draw(ids))
         for _ in range(draw(st.integers(0, 5)))
     )
-    return Record(input=name, predictions=predictions, true_label=truth)
+    return Record(name, predictions, true_label=truth, xmp_error=draw(xmp_errors))
 
 
 @settings(max_examples=400, deadline=None)
@@ -128,7 +133,8 @@ def test_parquet_round_trip(batch: list[Record]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "out.parquet")
         with open(path, "w", encoding="utf-8", newline="") as stream:
-            writer = create_writer("parquet", stream)
+            xmp = any(r.xmp_error for r in batch)  # the column a run with --xmp has
+            writer = create_writer("parquet", stream, xmp_error=xmp)
             writer.write(batch)
             writer.close()
         assert read_parquet_records(path) == batch

@@ -35,12 +35,15 @@ class Prediction:
 @dataclass(frozen=True)
 class Record:
     """The outcome for one input: its predictions, or the error that stopped it; for an
-    imagefolder's image, ``true_label``, the class folder it is in (None for other inputs)."""
+    imagefolder's image, ``true_label``, the class folder it is in (None for other inputs);
+    with --xmp, ``xmp_error``: why its sidecar was left as it was (None: written, or nothing
+    to write)."""
 
     input: str
     predictions: tuple[Prediction, ...] = field(default=())
     error: str | None = None
     true_label: str | None = None
+    xmp_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,6 +54,8 @@ class Record:
             data: dict[str, Any] = {"input": self.input, "error": self.error}
         else:
             data = {"input": self.input, "predictions": [p.to_dict() for p in self.predictions]}
+        if self.xmp_error is not None:  # only when set: other records stay as they were
+            data["xmp_error"] = self.xmp_error
         if self.true_label is not None:  # last, and only when set: other records stay as they were
             data["true_label"] = self.true_label
         return data
@@ -72,7 +77,8 @@ class Record:
             )
             for p in data.get("predictions", [])
         )
-        return cls(input=data["input"], predictions=predictions, true_label=true_label)
+        xmp_error = None if data.get("xmp_error") is None else str(data["xmp_error"])
+        return cls(data["input"], predictions, true_label=true_label, xmp_error=xmp_error)
 
 
 def failure(input_name: str, message: str) -> Record:

@@ -22,7 +22,7 @@ from ..config import DEFAULT_MODEL, resolve_model
 from ..errors import TRY_OFFLINE, DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
-from ..output import organize
+from ..output import organize, xmp
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
 from . import mistyped_command
@@ -45,6 +45,7 @@ from .report import check_report_path, write_report_file
 if TYPE_CHECKING:
     from ..output.files import ClaimedOutput
     from ..output.organize import Organizer
+    from ..output.xmp import SidecarWriter
 
 # Signals that stop a run as Ctrl-C does: finished records written, summary, exit 130.
 STOP_SIGNALS = tuple(
@@ -74,13 +75,15 @@ EPILOG = """\
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
     resnet-classify --demo                     # try it on a cat photo
     resnet-classify photos/ --report report.html   # and an HTML contact sheet
+    resnet-classify photos/ --xmp --min-score 0.2  # keywords for photo managers
     resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
     resnet-classify report labels.jsonl -o report.html   # from earlier results
     resnet-classify env                        # versions, machine, the plan
     resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
     resnet-classify config set model ./my-model    # the default for -m
 
-**Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
+**Exit codes**: 0 all classified, 1 some inputs failed (their records say why)
+or a file --organize or --xmp could not write,
 2 usage error (an output that exists, is in use or is not a results file to resume),
 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
 4 the records could not be written (disk full), 130 interrupted, 141 output pipe closed.
@@ -97,6 +100,7 @@ class Precision(str, enum.Enum):
 # The choices organize.py defines, as the enums Typer wants.
 OrganizeBy = enum.Enum("OrganizeBy", {name: name for name in organize.BY}, type=str)  # type: ignore[misc]
 OrganizeMode = enum.Enum("OrganizeMode", {name: name for name in organize.MODES}, type=str)  # type: ignore[misc]
+XmpName = enum.Enum("XmpName", {name: name for name in xmp.NAMINGS}, type=str)  # type: ignore[misc]
 
 
 class Engine(str, enum.Enum):
@@ -219,6 +223,19 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = 5,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            metavar="S",
+            help="Leave out labels scoring under S (0 to 1), in every format, --xmp and "
+            "--organize. An image left with none keeps its record, as one to review (review: "
+            "a top-1 under 0.5 or under 0.1 ahead of the next label kept; so above 0.5 the "
+            "floor is the review bar). \\[default: 0]",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = 0.0,
     exact: Annotated[
         bool,
         typer.Option(
@@ -297,6 +314,28 @@ def classify_command(
             metavar="FILE",
             help="Also write an HTML contact sheet of the results: thumbnails grouped by label, "
             "doubtful ones first.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    xmp_sidecars: Annotated[
+        bool,
+        typer.Option(
+            "--xmp",
+            help="Also put each local image's labels in its XMP sidecar, for photo managers: "
+            "dc:subject (labels), lr:hierarchicalSubject (category|label), the model and date. "
+            "Updates only the keywords it added before; never changes the image or anything "
+            "else in a sidecar, and leaves one it cannot parse alone (the record's xmp_error).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    xmp_name: Annotated[
+        XmpName | None,
+        typer.Option(
+            "--xmp-name",
+            metavar="NAME",
+            help="The sidecar's name: full, IMG_1.jpg.xmp (darktable, digiKam), or stem, "
+            "IMG_1.xmp (Lightroom, exiftool). \\[default: full]",
             show_default=False,
             rich_help_panel=OUTPUT,
         ),
@@ -451,6 +490,7 @@ def classify_command(
         raise UsageError(mistyped)
     options = Options(
         top_k=top_k,
+        min_score=min_score,
         model=resolve_model(model)[0],
         revision=revision,
         device=device,
@@ -482,6 +522,8 @@ def classify_command(
         organize_by=organize_by.value if organize_by else None,
         organize_mode=organize_mode.value if organize_mode else None,
         dry_run=dry_run,
+        xmp=xmp_sidecars,
+        xmp_name=xmp_name.value if xmp_name else None,
     )
     raise typer.Exit(run(inputs or [], options))
 
@@ -500,6 +542,7 @@ class Options:
     """The command's options, as parsed."""
 
     top_k: int = 5
+    min_score: float = 0.0
     model: str = DEFAULT_MODEL
     revision: str | None = None
     device: str = "auto"
@@ -531,6 +574,8 @@ class Options:
     organize_by: str | None = None
     organize_mode: str | None = None
     dry_run: bool = False
+    xmp: bool = False
+    xmp_name: str | None = None
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
@@ -561,6 +606,8 @@ def run(inputs: list[str], options: Options) -> int:
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
+    if not 0.0 <= o.min_score <= 1.0:  # NaN too
+        raise UsageError(f"--min-score is a score from 0 to 1, not {o.min_score:g}")
     _check_output_flags(o)
     if o.trust_remote_code:
         say(f"note: --trust-remote-code: Python code in {o.model}'s files may run")
@@ -579,6 +626,9 @@ def run(inputs: list[str], options: Options) -> int:
         None if o.output is None else str(o.output),
         o.engine,
     )
+    sidecars = xmp.create_sidecar_writer(o.xmp, o.xmp_name, o.model, __version__, o.engine)
+    if organizer is not None and sidecars is not None:  # before --resume places done inputs
+        organizer.sidecar_naming = sidecars.naming  # a sidecar goes where its image goes
     if o.engine == "ray":
         if o.category is not None:
             raise UsageError("--category/--no-category apply to --engine local only")
@@ -589,7 +639,7 @@ def run(inputs: list[str], options: Options) -> int:
     fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
     claimed = _claim_output(fmt, o)  # before anything slow: the model, a dataset, a listing
     try:
-        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started)
+        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started, sidecars)
     except BaseException:
         if claimed is not None:
             claimed.abandon()
@@ -605,9 +655,11 @@ def classify_to(
     fmt: str,
     o: Options,
     started: float,
+    sidecars: SidecarWriter | None = None,
 ) -> int:
     """``run`` once the output is claimed (None: stdout): classify and write the records;
-    ``started``: when the command started (``time.perf_counter``), for the summary."""
+    ``started``: when the command started (``time.perf_counter``), for the summary;
+    ``sidecars``: --xmp's writer."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..output.files import DoneInputs, check_not_an_input
     from ..output.organize import remaining_inputs
@@ -679,15 +731,21 @@ def classify_to(
         organizer.check_categories(with_category, o.model)
     with_truth = rows is not None and rows.classes is not None  # an imagefolder's classes
     append = claimed is not None and claimed.resumed
+    with_xmp = sidecars is not None
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
-            with_category, with_truth = claimed.csv_columns
+            with_category, with_truth, with_xmp = claimed.csv_columns
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
     writer = create_writer(
-        fmt, stream, header=not append, category=with_category, true_label=with_truth
+        fmt,
+        stream,
+        header=not append,
+        category=with_category,
+        true_label=with_truth,
+        xmp_error=with_xmp,
     )
     counts = {"inputs": 0, "failed": 0, "review": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
@@ -705,8 +763,11 @@ def classify_to(
             workers=o.workers,
             max_pixels=o.max_pixels,
             categories=with_category,
+            min_score=o.min_score,
         ):
             with _interrupts_held(), _writing(claimed):  # a written record is counted
+                if sidecars is not None:  # before the records, which say where it failed
+                    batch = sidecars.write(batch)
                 writer.write(batch)
                 if claimed is not None:
                     os.fsync(stream.fileno())
@@ -781,10 +842,13 @@ def classify_to(
         say(line)
         if organizer is not None:
             say(organizer.summary())
+        if sidecars is not None:
+            say(sidecars.summary())
     if interrupted:
         return EXIT_INTERRUPTED
     organize_failed = organizer is not None and organizer.failures > 0
-    return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
+    xmp_failed = sidecars is not None and sidecars.left_alone > 0
+    return EXIT_FAILED if counts["failed"] or organize_failed or xmp_failed else EXIT_OK
 
 
 def _dataset_name(inputs: list[str], o: Options) -> str | None:
@@ -937,6 +1001,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options, started: floa
             model=o.model,
             model_options=o.model_options(),
             top_k=o.top_k,
+            min_score=o.min_score,
             batch_size=o.batch_size,
             max_pixels=o.max_pixels,
             fmt=fmt,
@@ -986,6 +1051,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
         overwrite=o.overwrite,
         model=o.model,
         top_k=o.top_k,
+        min_score=o.min_score,
     )
 
 
@@ -998,6 +1064,7 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "model": model_key(o.model),
         "revision": resolved_revision(o.model, o.revision),
         "top_k": o.top_k,
+        "min_score": o.min_score,
         "precision": str(classifier.precision),
         "runtime": str(classifier.runtime),
         "device": str(classifier.device),

@@ -177,8 +177,9 @@ class ClaimedOutput:
     written: bool = False
     meta_written: bool = False  # this run wrote the metadata file (so abandon may remove it)
     pending_meta: dict[str, Any] | None = None  # overwrite: written once the records land
-    # resume of a CSV: whether it has the category and the true_label column (it keeps them)
-    csv_columns: tuple[bool, bool] = (False, False)
+    # resume of a CSV: whether it has the optional columns (writers.CSV_OPTIONAL_COLUMNS),
+    # which it keeps
+    csv_columns: tuple[bool, bool, bool] = (False, False, False)
 
     @property
     def resumed(self) -> bool:
@@ -248,7 +249,14 @@ class ClaimedOutput:
 
 
 def claim_output(
-    path: str, fmt: str, *, resume: bool, overwrite: bool, model: str, top_k: int
+    path: str,
+    fmt: str,
+    *,
+    resume: bool,
+    overwrite: bool,
+    model: str,
+    top_k: int,
+    min_score: float = 0.0,
 ) -> ClaimedOutput:
     """Check the output and take it, before the model loads; UsageError for any problem."""
     name = os.fspath(path)
@@ -276,7 +284,7 @@ def claim_output(
     if resume:
         if fmt not in RESUMABLE_FORMATS:
             raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
-        return _resume(name, target, fmt, model_key(model), top_k)
+        return _resume(name, target, fmt, model_key(model), top_k, min_score)
     if overwrite:
         _check_meta_free(name, target)
         return _replace(name, target)
@@ -418,7 +426,9 @@ def _replace(name: str, target: str) -> ClaimedOutput:
     )
 
 
-def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> ClaimedOutput:
+def _resume(
+    name: str, target: str, fmt: str, model: str, top_k: int, min_score: float
+) -> ClaimedOutput:
     """--resume: check the file, then rewrite its classified records to continue from."""
     held = _lock_existing(name, target, os.O_RDONLY)
     try:
@@ -432,7 +442,7 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
                 "choose another output name"
             ) from None
         meta = _resume_meta(name, target)
-        _check_same_run(name, meta, records, model, top_k)
+        _check_same_run(name, meta, records, model, top_k, min_score)
         _check_same_folder(name, meta)
         kept = [r for r in records if r.ok]
         previous = os.fstat(held)
@@ -441,8 +451,11 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
         stream = _text(fd)
         try:
             # A CSV keeps the columns it has (with or without the category, the true label).
-            category, true_label = csv_columns(text) if fmt == "csv" else (False, False)
-            writer = create_writer(fmt, stream, category=category, true_label=true_label)
+            columns = csv_columns(text) if fmt == "csv" else (False, False, False)
+            category, true_label, xmp_error = columns
+            writer = create_writer(
+                fmt, stream, category=category, true_label=true_label, xmp_error=xmp_error
+            )
             writer.write(kept)
             stream.flush()
             os.fsync(fd)
@@ -458,7 +471,7 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
     claimed = ClaimedOutput(name, target, "resume", stream, DoneInputs.of(kept, folder), meta)
     claimed.previous = previous
     claimed.written = True
-    claimed.csv_columns = (category, true_label)
+    claimed.csv_columns = columns
     return claimed
 
 
@@ -485,10 +498,16 @@ def _resume_meta(name: str, target: str) -> dict[str, Any] | None:
             raise UsageError(
                 f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
             )
-    if not os.path.isabs(meta["cwd"]):
-        raise UsageError(
-            f"cannot resume {name!r}: its metadata file {path!r} has no valid 'cwd': {advice}"
-        )
+    floor = meta.get("min_score", 0.0)  # files made before --min-score have none
+    valid_floor = isinstance(floor, int | float) and not isinstance(floor, bool)
+    for key, valid in (
+        ("cwd", os.path.isabs(meta["cwd"])),
+        ("min_score", valid_floor and 0.0 <= floor <= 1.0),  # NaN too
+    ):
+        if not valid:
+            raise UsageError(
+                f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
+            )
     return meta
 
 
@@ -508,9 +527,14 @@ def _check_same_folder(name: str, meta: dict[str, Any] | None) -> None:
 
 
 def _check_same_run(
-    name: str, meta: dict[str, Any] | None, records: list[Record], model: str, top_k: int
+    name: str,
+    meta: dict[str, Any] | None,
+    records: list[Record],
+    model: str,
+    top_k: int,
+    min_score: float = 0.0,
 ) -> None:
-    """Refuse to mix another model's or another top-k's records into the file."""
+    """Refuse to mix another model's, top-k's or --min-score's records into the file."""
     if meta is None:  # written before files had metadata: the records say what they can
         most = max((len(r.predictions) for r in records), default=0)
         if most > top_k:
@@ -530,6 +554,13 @@ def _check_same_run(
         raise UsageError(
             f"cannot resume {name!r}: it was made with top-k {made_k}, not {top_k}: pass "
             f"-k {made_k} to continue it, or choose another output name"
+        )
+    made_floor = meta.get("min_score", 0.0)  # files made before --min-score had none
+    if made_floor != min_score:
+        raise UsageError(
+            f"cannot resume {name!r}: it was made with --min-score {made_floor:g}, not "
+            f"{min_score:g}: pass --min-score {made_floor:g} to continue it, or choose another "
+            "output name"
         )
 
 

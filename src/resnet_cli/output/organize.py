@@ -10,7 +10,11 @@ What may be touched: only the local files that were inputs of this run (``remain
 notes them); files inside the organize folder, by real path, are never inputs. A move removes
 its source only through ``_remove_source``: once the destination is a regular file of its own
 (not a symlink, not the source's own name) holding the source's bytes. Whenever a move is
-stopped, every file is at its source, at a destination, or both. No torch here.
+stopped, every file is at its source, at a destination, or both.
+
+With --xmp, an input's XMP sidecar (a regular file, never a symlink) goes where its image
+goes, placed by the same code under the same rules; a sidecar another file beside the image
+shares (``IMG_1.xmp`` of ``IMG_1.cr2`` and ``IMG_1.jpg``) is never moved away. No torch here.
 """
 
 from __future__ import annotations
@@ -136,8 +140,12 @@ class Organizer:
     # This run's local input files not placed yet, by record name: the only files ``place``
     # may touch (``note``).
     inputs: dict[str, list[str]] = field(default_factory=dict)
+    # --xmp's naming (xmp.NAMINGS): an image's sidecar goes where the image goes, the same way
+    sidecar_naming: str | None = None
 
     real_root: str = ""  # the folder by real path: what "inside it" is decided by
+    # stem naming: the names in each source folder, by stem (``_shared_sidecar``)
+    _stems: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -200,29 +208,99 @@ class Organizer:
             source = paths.pop(0)
             if not paths:
                 del self.inputs[record.input]
-            placement = self.place_file(source, record)
-            if placement is not None:
-                placed.append(placement)
+            placed += self.place_file(source, record)
         return placed
 
-    def place_file(self, source: str, record: Record) -> Placement | None:
-        """Place the file ``source`` as ``record`` (its classification) says; None where it
-        is not a file (any more), or could not be placed (a warning line says why)."""
+    def place_file(self, source: str, record: Record) -> list[Placement]:
+        """Place the file ``source`` as ``record`` (its classification) says, and its XMP
+        sidecar with it (``_place_sidecar``); none where it is not a file (any more), or
+        could not be placed (a warning line says why)."""
         if not os.path.isfile(source) or self.contains(source):
-            return None
+            return []
+        sidecar = self._sidecar_to_carry(source)
         try:
-            placement = self._place_one(source, folder_name(record, self.by))
+            placement = self._place_one(source, folder_name(record, self.by), sidecar)
         except OSError as exc:
             self.failures += 1
             reason = exc.strerror or str(exc)
             _say(f"warning: {source}: not organized: {reason}")
-            return None
+            return []
         self.count += placement.how != "already there"
         if self.dry_run:
             _say(f"plan: {describe(placement)}")
-        return placement
+        if sidecar is None:
+            return [placement]
+        return [placement, *self._place_sidecar(placement, sidecar)]
 
-    def _place_one(self, source: str, folder: str) -> Placement:
+    def _sidecar_to_carry(self, image: str) -> str | None:
+        """With --xmp, the sidecar of the input ``image`` that goes where the image goes: a
+        regular file (never a symlink, never anything in the organize folder), and in move
+        mode one that is the image's alone (``_shared_sidecar``); else None."""
+        if self.sidecar_naming is None:
+            return None
+        from .xmp import sidecar_path
+
+        sidecar = sidecar_path(image, self.sidecar_naming)
+        try:
+            if not stat.S_ISREG(os.lstat(sidecar).st_mode):
+                return None
+        except OSError:
+            return None
+        if self.contains(sidecar) or (self.mode == "move" and self._shared_sidecar(image)):
+            return None
+        return sidecar
+
+    def _shared_sidecar(self, image: str) -> bool:
+        """Whether, under the stem naming, another file beside ``image`` has its stem
+        (``IMG_1.cr2`` beside ``IMG_1.jpg``): their ``IMG_1.xmp`` is that file's too, and a
+        move must not take it away from it. Each folder is listed once a run."""
+        if self.sidecar_naming != "stem":
+            return False
+        folder, name = os.path.split(image)
+        stem = os.path.splitext(name)[0]
+        if folder not in self._stems:
+            found: dict[str, list[str]] = {}
+            with contextlib.suppress(OSError), os.scandir(folder or ".") as entries:
+                for entry in entries:
+                    found.setdefault(os.path.splitext(entry.name)[0], []).append(entry.name)
+            self._stems[folder] = found
+        others = (n for n in self._stems[folder].get(stem, []) if n not in (name, stem + ".xmp"))
+        return any(os.path.lexists(os.path.join(folder, n)) for n in others)
+
+    def _place_sidecar(self, image: Placement, source: str) -> list[Placement]:
+        """Put the sidecar ``source`` of the placed ``image`` beside the image's new name, the
+        way the image was put there and under the same rules: never over anything, links
+        never followed, and a move's source removed only by ``_remove_source``. An image an
+        earlier run placed in link, symlink or copy mode keeps the sidecar it got then; after
+        a move stopped between its steps, the sidecar's move is finished too."""
+        if image.how == "already there" and self.mode != "move":
+            return []
+        from .xmp import sidecar_path
+
+        destination = sidecar_path(image.destination, self.sidecar_naming or "full")
+        try:
+            if os.path.lexists(destination):
+                if same_entry(source, destination):  # the destination folder leads back here
+                    return []
+                if not self._already_there(source, destination):
+                    raise OSError(errno.EEXIST, f"its name {destination} is taken")
+                if self.mode == "move" and not self.dry_run:
+                    _remove_source(source, destination)
+                return []
+            if self.dry_run:
+                placement = Placement(source, destination, self.mode)
+                _say(f"plan: {describe(placement)}")
+                return [placement]
+            return [Placement(source, destination, self._put(source, destination))]
+        except OSError as exc:
+            self.failures += 1
+            reason = exc.strerror or str(exc)
+            _say(f"warning: {source}: XMP sidecar not placed with its image: {reason}")
+            return []
+
+    def _place_one(self, source: str, folder: str, sidecar: str | None = None) -> Placement:
+        """Place ``source`` under ``folder``; with a ``sidecar`` to carry, a new name is one
+        whose sidecar name is free too."""
         directory = os.path.join(self.root, folder)
         if not self.dry_run:
             os.makedirs(directory, exist_ok=True)
@@ -242,6 +320,8 @@ class Organizer:
                         _remove_source(source, destination)  # a move stopped between its steps
                     return Placement(source, destination, "already there")
                 continue
+            if sidecar is not None and self._sidecar_name_taken(destination):
+                continue
             if self.dry_run:
                 self.planned.add(destination)
                 return Placement(source, destination, self.mode)
@@ -250,6 +330,12 @@ class Organizer:
             except FileExistsError:  # taken since we looked: try the next number
                 continue
         raise OSError(errno.EEXIST, "no free name left in the folder")
+
+    def _sidecar_name_taken(self, destination: str) -> bool:
+        """Whether the sidecar name of an image placed at ``destination`` is taken."""
+        from .xmp import sidecar_path
+
+        return os.path.lexists(sidecar_path(destination, self.sidecar_naming or "full"))
 
     def _already_there(self, source: str, destination: str) -> bool:
         """Whether ``destination`` already is what this mode would put there: in copy and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import math
 import os
@@ -19,17 +20,20 @@ FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
 CSV_HEADER = ("input", "rank", "label", "score", "class_id", "error")
 # Columns a run adds only when it has them, last and in this order, so positional readers keep
-# working: the predictions' categories (categories.py), an imagefolder's true labels.
-CSV_OPTIONAL_COLUMNS = ("category", "true_label")
+# working: the predictions' categories (categories.py), an imagefolder's true labels, why an
+# image's XMP sidecar was left as it was (--xmp).
+CSV_OPTIONAL_COLUMNS = ("category", "true_label", "xmp_error")
 
 
-def csv_header(category: bool = False, true_label: bool = False) -> tuple[str, ...]:
+def csv_header(
+    category: bool = False, true_label: bool = False, xmp_error: bool = False
+) -> tuple[str, ...]:
     """The CSV header of a run with or without the optional columns."""
-    wanted = (category, true_label)
+    wanted = (category, true_label, xmp_error)
     return (*CSV_HEADER, *(c for c, w in zip(CSV_OPTIONAL_COLUMNS, wanted, strict=True) if w))
 
 
-CSV_HEADERS = tuple(csv_header(c, t) for c in (False, True) for t in (False, True))
+CSV_HEADERS = tuple(csv_header(*wanted) for wanted in itertools.product((False, True), repeat=3))
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
@@ -80,7 +84,9 @@ def _classified_json(record: Record, index: int | None) -> str | None:
     encoding its dicts was a third of the engine's own time per image (as
     benchmarks/engine_ceiling.py measures it). None for anything unusual (an error, a
     non-finite score, a value of another type)."""
-    if record.error is not None or not (index is None or type(index) is int):
+    if record.error is not None or record.xmp_error is not None:
+        return None
+    if not (index is None or type(index) is int):
         return None
     parts = []
     for p in record.predictions:
@@ -146,13 +152,16 @@ def name_from_row(row: dict[str, Any]) -> str:
 
 
 def csv_rows(
-    record: Record, category: bool = False, true_label: bool = False
+    record: Record, category: bool = False, true_label: bool = False, xmp_error: bool = False
 ) -> Iterator[tuple[Any, ...]]:
-    """A record's CSV rows: one per prediction, or one with just the input and the error;
-    ``category``, ``true_label``: with those columns last (``csv_header``)."""
+    """A record's CSV rows: one per prediction, or one with just the input and the error (or,
+    for a record left with no prediction by --min-score, just the input); ``category``,
+    ``true_label``, ``xmp_error``: with those columns last (``csv_header``)."""
     truth: tuple[Any, ...] = (record.true_label or "",) if true_label else ()
-    if record.error is not None:
-        yield (record.input, "", "", "", "", record.error, *(("",) if category else ()), *truth)
+    truth += (record.xmp_error or "",) if xmp_error else ()
+    if record.error is not None or not record.predictions:
+        error = record.error or ""
+        yield (record.input, "", "", "", "", error, *(("",) if category else ()), *truth)
         return
     for p in record.predictions:
         extra = (p.category or "",) if category else ()
@@ -202,17 +211,17 @@ class CsvWriter:
         header: bool = True,
         category: bool = False,
         true_label: bool = False,
+        xmp_error: bool = False,
     ):
         self.stream = stream
-        self.category = category
-        self.true_label = true_label
+        self.columns = (category, true_label, xmp_error)
         self.writer = csv.writer(stream, lineterminator="\r\n")
         if header:
-            self.writer.writerow(csv_header(category, true_label))
+            self.writer.writerow(csv_header(*self.columns))
 
     def write(self, records: Iterable[Record]) -> None:
         for record in records:
-            self.writer.writerows(csv_rows(record, self.category, self.true_label))
+            self.writer.writerows(csv_rows(record, *self.columns))
         self.stream.flush()
 
     def close(self) -> None:
@@ -294,8 +303,15 @@ def detailed_table(record: Record) -> Any:
     reason = review_reason(record)
     if reason is not None:
         notes.append(Text(f"needs review: {reason}", style="yellow"))
+    if record.xmp_error is not None:
+        notes.append(
+            Text(f"XMP sidecar not written: {printable(record.xmp_error)}", style="yellow")
+        )
     # The name above the table, not as its title: a title is cut anywhere to fit.
-    return Group(FileName(printable(record.input)), table, *notes)
+    name = FileName(printable(record.input))
+    if not record.predictions:  # --min-score left none: the name, not an empty table
+        return Group(name, *notes)
+    return Group(name, table, *notes)
 
 
 def truth_text(record: Record, before: str = "") -> Any:
@@ -455,11 +471,12 @@ def common_folder(names: list[str]) -> str:
     return "" if folder in ("", ".") else folder
 
 
-def record_schema(indexed: bool = False) -> Any:
+def record_schema(indexed: bool = False, xmp_error: bool = False) -> Any:
     """The Arrow schema of records as parquet rows: ``input``, the top-k as list columns
     ``labels``, ``scores`` and ``class_ids`` (rank order), and ``error``; ``indexed`` puts
-    the input's position, ``index``, first. One schema, so a batch without a failure (its
-    ``error`` column all null) still reads back with the others."""
+    the input's position, ``index``, first; ``xmp_error`` (a run with --xmp) adds that column
+    last. One schema, so a batch without a failure (its ``error`` column all null) still
+    reads back with the others."""
     import pyarrow as pa
 
     fields = [
@@ -471,11 +488,14 @@ def record_schema(indexed: bool = False) -> Any:
         ("categories", pa.list_(pa.string())),  # null when the model's labels have none
         ("true_label", pa.string()),  # null but for an imagefolder's images
         ("input_bytes", pa.binary()),  # the name's bytes, where it is not UTF-8 (stored_name)
+        *([("xmp_error", pa.string())] if xmp_error else []),
     ]
     return pa.schema([("index", pa.int64()), *fields] if indexed else fields)
 
 
-def records_table(records: list[Record], indices: list[int] | None = None) -> Any:
+def records_table(
+    records: list[Record], indices: list[int] | None = None, xmp_error: bool = False
+) -> Any:
     """Records as an Arrow table in ``record_schema`` (indexed when ``indices`` is given)."""
     import pyarrow as pa
 
@@ -496,13 +516,16 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
             "input_bytes": [data for _, data in names],
         }
     )
-    return pa.table(columns, schema=record_schema(indexed=indices is not None))
+    if xmp_error:
+        columns["xmp_error"] = [r.xmp_error for r in records]
+    schema = record_schema(indexed=indices is not None, xmp_error=xmp_error)
+    return pa.table(columns, schema=schema)
 
 
 def record_from_row(row: dict[str, Any]) -> Record:
     """The record a ``records_table`` row holds."""
     # Files written before categories or true labels have no such column.
-    true_label = row.get("true_label")
+    true_label, xmp_error = row.get("true_label"), row.get("xmp_error")
     name = name_from_row(row)
     if row["error"] is not None:
         return Record(input=name, error=row["error"], true_label=true_label)
@@ -513,22 +536,24 @@ def record_from_row(row: dict[str, Any]) -> Record:
             zip(row["labels"], row["scores"], row["class_ids"], categories, strict=True), start=1
         )
     )
-    return Record(input=name, predictions=predictions, true_label=true_label)
+    return Record(name, predictions, true_label=true_label, xmp_error=xmp_error)
 
 
 class ParquetWriter:
     """One row per input in ``record_schema``; a row group per batch. Loads straight into
     pandas or ``datasets.Dataset.from_parquet``. Written to the binary file under ``stream``."""
 
-    def __init__(self, stream: IO[str]):
+    def __init__(self, stream: IO[str], xmp_error: bool = False):
         import pyarrow.parquet as pq
 
-        self.writer = pq.ParquetWriter(stream.buffer, record_schema())  # type: ignore[attr-defined]
+        self.xmp_error = xmp_error
+        schema = record_schema(xmp_error=xmp_error)
+        self.writer = pq.ParquetWriter(stream.buffer, schema)  # type: ignore[attr-defined]
 
     def write(self, records: Iterable[Record]) -> None:
         rows = list(records)
         if rows:
-            self.writer.write_table(records_table(rows))
+            self.writer.write_table(records_table(rows, xmp_error=self.xmp_error))
 
     def close(self) -> None:
         self.writer.close()
@@ -549,20 +574,21 @@ def create_writer(
     header: bool = True,
     category: bool = False,
     true_label: bool = False,
+    xmp_error: bool = False,
 ) -> Writer:
     """The writer for a format name (``header``: whether a CSV starts with its header row;
-    ``category``, ``true_label``: whether a CSV has those columns; the other formats show
-    them wherever the records have them)."""
+    ``category``, ``true_label``, ``xmp_error``: whether a CSV has those columns, and a parquet
+    file the last; the other formats show them wherever the records have them)."""
     if fmt == "jsonl":
         return JsonlWriter(stream)
     if fmt == "json":
         return JsonWriter(stream)
     if fmt == "csv":
-        return CsvWriter(stream, header=header, category=category, true_label=true_label)
+        return CsvWriter(stream, header, category, true_label, xmp_error)
     if fmt == "table":
         return TableWriter(stream, color=color)
     if fmt == "parquet":
-        return ParquetWriter(stream)
+        return ParquetWriter(stream, xmp_error=xmp_error)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -610,11 +636,12 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     if tuple(header) not in CSV_HEADERS:
         raise ValueError(f"not a resnet-classify CSV: header is {header}")
     width = len(header)
-    category_at = header.index("category") if "category" in header else None
-    truth_at = header.index("true_label") if "true_label" in header else None
-    # (input, true label, predictions) for a record still collecting rows, or a finished
-    # failure Record.
-    entries: list[tuple[str, str | None, list[Prediction]] | Record] = []
+    category_at, truth_at, xmp_at = (
+        header.index(c) if c in header else None for c in CSV_OPTIONAL_COLUMNS
+    )
+    # (input, true label, xmp error, predictions) for a record still collecting rows, or a
+    # finished Record (a failure, or one left with no prediction).
+    entries: list[tuple[str, str | None, str | None, list[Prediction]] | Record] = []
     for row in iterator:
         if not row:  # a blank line (an editor's, a concatenation's): no record
             continue
@@ -622,18 +649,23 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
             raise ValueError(f"a row has {len(row)} fields, the header {width}")
         name, rank, label, score, class_id, error = row[:6]
         truth = (row[truth_at] or None) if truth_at is not None else None
+        xmp_error = (row[xmp_at] or None) if xmp_at is not None else None
         if error:
             entries.append(Record(input=name, error=error, true_label=truth))
+            continue
+        if not rank:
+            entries.append(Record(name, (), true_label=truth, xmp_error=xmp_error))
             continue
         category = (row[category_at] or None) if category_at is not None else None
         prediction = Prediction(int(rank), label, float(score), int(class_id), category)
         last = entries[-1] if entries else None
         if isinstance(last, tuple) and last[0] == name and prediction.rank > 1:
-            last[2].append(prediction)
+            last[3].append(prediction)
         else:
-            entries.append((name, truth, [prediction]))
+            entries.append((name, truth, xmp_error, [prediction]))
     return [
-        e if isinstance(e, Record) else Record(e[0], tuple(e[2]), true_label=e[1]) for e in entries
+        e if isinstance(e, Record) else Record(e[0], tuple(e[3]), true_label=e[1], xmp_error=e[2])
+        for e in entries
     ]
 
 
@@ -711,8 +743,13 @@ def complete_records(text: str, fmt: str, strict: bool = False) -> list[Record]:
             raise
         if body != text and records and records[-1].ok:
             records.pop()  # the last record's rows were being written when the run stopped
+        # Rows are appended in order, so only the last record can be cut short: one with
+        # fewer labels than the most any has is done again (with --min-score, records have
+        # fewer labels by design, and such a last record is done again needlessly, once).
         full = max((len(r.predictions) for r in records if r.ok), default=0)
-        return [r for r in records if not r.ok or len(r.predictions) == full]
+        if records and records[-1].ok and len(records[-1].predictions) < full:
+            records.pop()
+        return records
     raise ValueError(f"cannot resume a {fmt} file: use jsonl or csv")
 
 
@@ -720,9 +757,10 @@ def _is_record(line: str) -> bool:
     return not line.strip() or bool(json_line_records(line + "\n")[1])
 
 
-def csv_columns(text: str) -> tuple[bool, bool]:
-    """Whether the CSV results text has the category and the true_label column (``csv_header``
-    's arguments): a resumed run keeps the columns its file has."""
+def csv_columns(text: str) -> tuple[bool, bool, bool]:
+    """Whether the CSV results text has the category, the true_label and the xmp_error column
+    (``csv_header``'s arguments): a resumed run keeps the columns its file has."""
     first = next(csv.reader(io.StringIO(text, newline="")), None)
     header = first or []
-    return "category" in header, "true_label" in header
+    has = tuple(column in header for column in CSV_OPTIONAL_COLUMNS)
+    return has[0], has[1], has[2]
