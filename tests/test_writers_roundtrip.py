@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,8 @@ labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_si
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False).map(round_score)
 # An imagefolder's class, or none (most inputs); a CSV cell cannot tell "" from none.
 true_labels = st.one_of(st.none(), labels.filter(bool))
+# Why --xmp left an image's sidecar alone, or none (most records).
+xmp_errors = st.one_of(st.none(), labels.filter(bool))
 
 
 @st.composite
@@ -28,19 +31,21 @@ def records(draw: st.DrawFn) -> Record:
     if draw(st.booleans()):
         error = draw(st.text(min_size=1).filter(str.strip))
         return Record(input=name, error=error, true_label=truth)
-    count = draw(st.integers(min_value=1, max_value=4))
+    # none: --min-score left no label (the record is kept, with an empty list)
+    count = draw(st.integers(min_value=0, max_value=4))
     predictions = tuple(
         Prediction(
             rank=r + 1, label=draw(labels), score=draw(scores), class_id=draw(st.integers(0, 10**6))
         )
         for r in range(count)
     )
-    return Record(input=name, predictions=predictions, true_label=truth)
+    return Record(name, predictions, true_label=truth, xmp_error=draw(xmp_errors))
 
 
 def write(fmt: str, batch: list[Record]) -> str:
     stream = io.StringIO(newline="")
-    writer = create_writer(fmt, stream, true_label=any(r.true_label for r in batch))
+    truth, xmp = any(r.true_label for r in batch), any(r.xmp_error for r in batch)
+    writer = create_writer(fmt, stream, true_label=truth, xmp_error=xmp)
     writer.write(batch)
     writer.close()
     return stream.getvalue()
@@ -70,6 +75,7 @@ def _merge_adjacent(batch: list[Record]) -> list[Record]:
             and previous.ok
             and record.ok
             and previous.input == record.input
+            and record.predictions
             and record.predictions[0].rank > 1
         ):
             predictions = previous.predictions + record.predictions
@@ -97,7 +103,7 @@ def any_records(draw: st.DrawFn) -> Record:
         Prediction(rank=draw(ids), label=draw(labels), score=draw(any_scores), class_id=draw(ids))
         for _ in range(draw(st.integers(0, 5)))
     )
-    return Record(input=name, predictions=predictions, true_label=truth)
+    return Record(name, predictions, true_label=truth, xmp_error=draw(xmp_errors))
 
 
 @settings(max_examples=400, deadline=None)
@@ -115,3 +121,49 @@ def test_a_record_is_written_as_the_json_encoder_writes_its_dict(
     for prediction in data.get("predictions", ()):
         prediction["score"] = round_score(prediction["score"])
     assert record_json(record, index) == escape_text(json.dumps(data, ensure_ascii=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records(), max_size=5))
+def test_parquet_round_trip(batch: list[Record]) -> None:
+    import tempfile
+
+    from resnet_cli.output.writers import read_parquet_records
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "out.parquet")
+        with open(path, "w", encoding="utf-8", newline="") as stream:
+            xmp = any(r.xmp_error for r in batch)  # the column a run with --xmp has
+            writer = create_writer("parquet", stream, xmp_error=xmp)
+            writer.write(batch)
+            writer.close()
+        assert read_parquet_records(path) == batch
+
+
+def test_parquet_names_each_reopen_their_own_file(tmp_path: Path) -> None:
+    """Issue 24, case 8: names with U+2028 or U+0085 were stored as the text \\u2028; a name
+    with the byte 0xFF and a file literally named x\\udcff.jpg both became x\\udcff.jpg."""
+    import pyarrow.parquet as pq
+
+    from resnet_cli.output.writers import read_parquet_records
+
+    folder = os.fsencode(tmp_path)
+    names = [b"line\xe2\x80\xa8sep.jpg", b"nel\xc2\x85.jpg", b"x\xff.jpg", b"x\\udcff.jpg"]
+    for number, name in enumerate(names):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"photo %d" % number)
+    inputs = [os.fsdecode(os.path.join(folder, name)) for name in names]
+    out = tmp_path / "out.parquet"
+    with open(out, "w", encoding="utf-8", newline="") as stream:
+        writer = create_writer("parquet", stream)
+        writer.write([Record(input=name, error="not classified") for name in inputs])
+        writer.close()
+    assert [r.input for r in read_parquet_records(str(out))] == inputs
+    # A script reopens each file as docs/contract-additions.md says: input_bytes where it is
+    # set (a name that is not UTF-8), else input.
+    for number, row in enumerate(pq.read_table(out).to_pylist()):
+        path = row["input_bytes"] if row["input_bytes"] is not None else row["input"]
+        with open(path, "rb") as handle:
+            assert handle.read() == b"photo %d" % number, row
+    texts = [row["input"] for row in pq.read_table(out).to_pylist()]
+    assert texts[0].endswith("line\u2028sep.jpg") and texts[1].endswith("nel\x85.jpg")

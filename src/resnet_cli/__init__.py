@@ -72,7 +72,8 @@ def classify(
 
     An input is a path, folder or glob (str or PathLike), a PIL image, raw encoded bytes, a
     ``Source``, or a dataset from ``open_dataset`` (each of its rows).
-    Options: ``batch_size``, ``workers``, ``max_pixels``.
+    Options: ``batch_size``, ``workers``, ``max_pixels``, ``min_score`` (predictions scoring
+    under it are left out; a record may then have none).
     """
     from .pipeline.local import classify as run
 

@@ -18,20 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import __version__
-from ..errors import DatasetLoadError, OutputWriteError, UsageError
+from ..config import DEFAULT_MODEL, resolve_model
+from ..errors import TRY_OFFLINE, DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
-from ..models.transformers import DEFAULT_MODEL
-from ..models.zero_shot import (
-    DEFAULT_TEMPLATE,
-    DEFAULT_ZERO_SHOT_MODEL,
-    ZeroShot,
-    default_model,
-    zero_shot_options,
-)
-from ..output import organize
+from ..models.zero_shot import DEFAULT_TEMPLATE, ZeroShot, zero_shot_on_disk, zero_shot_options
+from ..output import organize, xmp
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
+from . import mistyped_command
 from ._console import (
     Format,
     _close_output,
@@ -51,6 +46,7 @@ from .report import check_report_path, write_report_file
 if TYPE_CHECKING:
     from ..output.files import ClaimedOutput
     from ..output.organize import Organizer
+    from ..output.xmp import SidecarWriter
 
 # Signals that stop a run as Ctrl-C does: finished records written, summary, exit 130.
 STOP_SIGNALS = tuple(
@@ -81,12 +77,15 @@ EPILOG = """\
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
     resnet-classify --demo                     # try it on a cat photo
     resnet-classify photos/ --report report.html   # and an HTML contact sheet
+    resnet-classify photos/ --xmp --min-score 0.2  # keywords for photo managers
     resnet-classify photos/ --engine ray --ray-address head:6379 -o results/
     resnet-classify report labels.jsonl -o report.html   # from earlier results
     resnet-classify env                        # versions, machine, the plan
     resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
+    resnet-classify config set model ./my-model    # the default for -m
 
-**Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
+**Exit codes**: 0 all classified, 1 some inputs failed (their records say why)
+or a file --organize or --xmp could not write,
 2 usage error (an output that exists, is in use or is not a results file to resume),
 3 model, device, hub dataset or Ray cluster could not be loaded or reached,
 4 the records could not be written (disk full), 130 interrupted, 141 output pipe closed.
@@ -103,6 +102,7 @@ class Precision(str, enum.Enum):
 # The choices organize.py defines, as the enums Typer wants.
 OrganizeBy = enum.Enum("OrganizeBy", {name: name for name in organize.BY}, type=str)  # type: ignore[misc]
 OrganizeMode = enum.Enum("OrganizeMode", {name: name for name in organize.MODES}, type=str)  # type: ignore[misc]
+XmpName = enum.Enum("XmpName", {name: name for name in xmp.NAMINGS}, type=str)  # type: ignore[misc]
 
 
 class Engine(str, enum.Enum):
@@ -202,7 +202,9 @@ def classify_command(
             metavar="MODEL",
             help="Hugging Face image-classification model: hub id or local folder; with "
             "--labels, a zero-shot one (CLIP, SigLIP, SigLIP 2). \\[default: "
-            f"{DEFAULT_MODEL}; with --labels, {DEFAULT_ZERO_SHOT_MODEL}]",
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50; "
+            "with --labels, OpenAI's CLIP ViT-B/32 instead of microsoft/resnet-50 and of a "
+            "set default that is an image classifier]",
             show_default=False,
             rich_help_panel=MODEL,
         ),
@@ -258,6 +260,19 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = 5,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            metavar="S",
+            help="Leave out labels scoring under S (0 to 1), in every format, --xmp and "
+            "--organize. An image left with none keeps its record, as one to review (review: "
+            "a top-1 under 0.5 or under 0.1 ahead of the next label kept; so above 0.5 the "
+            "floor is the review bar). \\[default: 0]",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = 0.0,
     exact: Annotated[
         bool,
         typer.Option(
@@ -278,6 +293,16 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            help="Let the model's own Python code run (a model whose config.json names code in "
+            "its auto_map needs it). Off: such a model is refused; nothing from a model's "
+            "files ever runs.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
     offline: Annotated[
         bool,
         typer.Option(
@@ -326,6 +351,28 @@ def classify_command(
             metavar="FILE",
             help="Also write an HTML contact sheet of the results: thumbnails grouped by label, "
             "doubtful ones first.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    xmp_sidecars: Annotated[
+        bool,
+        typer.Option(
+            "--xmp",
+            help="Also put each local image's labels in its XMP sidecar, for photo managers: "
+            "dc:subject (labels), lr:hierarchicalSubject (category|label), the model and date. "
+            "Updates only the keywords it added before; never changes the image or anything "
+            "else in a sidecar, and leaves one it cannot parse alone (the record's xmp_error).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    xmp_name: Annotated[
+        XmpName | None,
+        typer.Option(
+            "--xmp-name",
+            metavar="NAME",
+            help="The sidecar's name: full, IMG_1.jpg.xmp (darktable, digiKam), or stem, "
+            "IMG_1.xmp (Lightroom, exiftool). \\[default: full]",
             show_default=False,
             rich_help_panel=OUTPUT,
         ),
@@ -396,7 +443,8 @@ def classify_command(
             "--organize",
             metavar="DIR",
             help="Also sort the images into DIR/CATEGORY/NAME (or DIR/LABEL/NAME), failed ones "
-            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites.",
+            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites; files in DIR "
+            "(however DIR is named) are never inputs.",
             show_default=False,
             rich_help_panel=SORTING,
         ),
@@ -416,8 +464,10 @@ def classify_command(
         typer.Option(
             "--organize-mode",
             metavar="MODE",
-            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o; each "
-            "file moves once its record is on disk). \\[default: link]",
+            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o): a file "
+            "moves once its record is on disk, and its source is removed only once a regular "
+            "file at the destination holds its bytes (a symlink never does); only this run's "
+            "inputs are moved. \\[default: link]",
             show_default=False,
             rich_help_panel=SORTING,
         ),
@@ -469,12 +519,19 @@ def classify_command(
 
     Other commands, each with its own --help: `resnet-classify report` (an HTML contact sheet
     of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
-    merge` (one file of an --engine ray run's shards).
+    merge` (one file of an --engine ray run's shards), `resnet-classify config` (a default
+    model).
     """
+    mistyped = mistyped_command(inputs or [])
+    if mistyped is not None:  # before anything loads, or asks the hub
+        raise UsageError(mistyped)
     zero_shot = zero_shot_options(labels, labels_file, template)
     options = Options(
         top_k=top_k,
-        model=model or default_model(zero_shot),
+        min_score=min_score,
+        model=resolve_model(
+            model, zero_shot is not None, lambda name: zero_shot_on_disk(name, revision)
+        )[0],
         zero_shot=zero_shot,
         revision=revision,
         device=device,
@@ -496,6 +553,7 @@ def classify_command(
         streaming=streaming,
         demo=demo,
         offline=offline,
+        trust_remote_code=trust_remote_code,
         report=report,
         quiet=quiet,
         engine=engine.value,
@@ -505,6 +563,8 @@ def classify_command(
         organize_by=organize_by.value if organize_by else None,
         organize_mode=organize_mode.value if organize_mode else None,
         dry_run=dry_run,
+        xmp=xmp_sidecars,
+        xmp_name=xmp_name.value if xmp_name else None,
     )
     raise typer.Exit(run(inputs or [], options))
 
@@ -523,7 +583,8 @@ class Options:
     """The command's options, as parsed."""
 
     top_k: int = 5
-    model: str = "microsoft/resnet-50"
+    min_score: float = 0.0
+    model: str = DEFAULT_MODEL
     revision: str | None = None
     device: str = "auto"
     batch_size: int | None = None
@@ -544,6 +605,7 @@ class Options:
     streaming: bool = False
     demo: bool = False
     offline: bool = False
+    trust_remote_code: bool = False
     report: Path | None = None
     quiet: bool = False
     engine: str = "local"
@@ -553,6 +615,8 @@ class Options:
     organize_by: str | None = None
     organize_mode: str | None = None
     dry_run: bool = False
+    xmp: bool = False
+    xmp_name: str | None = None
     zero_shot: ZeroShot | None = None  # --labels: the user's classes, not the model's
 
     def model_options(self) -> dict[str, Any]:
@@ -567,6 +631,7 @@ class Options:
             "exact": self.exact,
             "offline": self.offline,
             "compile_model": self.compile_model,
+            "trust_remote_code": self.trust_remote_code,
         }
 
 
@@ -586,7 +651,11 @@ def run(inputs: list[str], options: Options) -> int:
     if o.null and "-" not in inputs:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
+    if not 0.0 <= o.min_score <= 1.0:  # NaN too
+        raise UsageError(f"--min-score is a score from 0 to 1, not {o.min_score:g}")
     _check_output_flags(o)
+    if o.trust_remote_code:
+        say(f"note: --trust-remote-code: Python code in {o.model}'s files may run")
     if o.report is not None:
         if o.output is not None and o.output.resolve() == o.report.resolve():
             raise UsageError("--report and --output name the same file: choose two names")
@@ -602,6 +671,9 @@ def run(inputs: list[str], options: Options) -> int:
         None if o.output is None else str(o.output),
         o.engine,
     )
+    sidecars = xmp.create_sidecar_writer(o.xmp, o.xmp_name, o.model, __version__, o.engine)
+    if organizer is not None and sidecars is not None:  # before --resume places done inputs
+        organizer.sidecar_naming = sidecars.naming  # a sidecar goes where its image goes
     if o.engine == "ray":
         if o.category is not None:
             raise UsageError("--category/--no-category apply to --engine local only")
@@ -612,7 +684,7 @@ def run(inputs: list[str], options: Options) -> int:
     fmt = _resolve_format(o.output_format, output, table_by_default=o.demo)
     claimed = _claim_output(fmt, o)  # before anything slow: the model, a dataset, a listing
     try:
-        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started)
+        code = classify_to(claimed, organizer, inputs, dataset, fmt, o, started, sidecars)
     except BaseException:
         if claimed is not None:
             claimed.abandon()
@@ -628,11 +700,14 @@ def classify_to(
     fmt: str,
     o: Options,
     started: float,
+    sidecars: SidecarWriter | None = None,
 ) -> int:
     """``run`` once the output is claimed (None: stdout): classify and write the records;
-    ``started``: when the command started (``time.perf_counter``), for the summary."""
+    ``started``: when the command started (``time.perf_counter``), for the summary;
+    ``sidecars``: --xmp's writer."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..output.files import DoneInputs, check_not_an_input
+    from ..output.organize import remaining_inputs
 
     output = o.output
     done = claimed.done if claimed is not None else DoneInputs()
@@ -642,34 +717,33 @@ def classify_to(
     total: int | None = 0
     if inputs:
         sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
-        if organizer is not None:  # what it sorted in an earlier run is not an input now
-            sources = (s for s in sources if not organizer.contains(s.path))
         if stdin is None:
             listed = list(sources)  # folders and globs are listed before the model loads
             if claimed is not None:
                 check_not_an_input(claimed, listed)
-            listed = [s for s in listed if s not in done]
+            # --resume with --organize: an input done before is placed now, by its record.
+            listed = list(remaining_inputs(listed, done, organizer))
             total, sources = len(listed), iter(listed)
         else:
             total = None
-            sources = (s for s in sources if s not in done)
+            sources = remaining_inputs(sources, done, organizer)
     if dataset is not None:
         rows = _open_dataset(dataset, o)
         if total is not None and rows.rows is not None:
             total += rows.rows - rows.rows_done(done, done.names)
         else:
             total = None
-        sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
-    if done and organizer is not None:  # --resume: first whatever the earlier run left
-        from ..output.writers import recover_records
-
-        assert claimed is not None
-        organizer.report(organizer.place(recover_records(claimed.target, fmt)))
+        files = bool(rows.image_files)  # an imagefolder's rows are files, placed as files
+        sources = itertools.chain(
+            sources, remaining_inputs(rows.sources(), done, organizer, files=files)
+        )
     if done:
         peeked = next(sources, None)
         if peeked is None:
             if not o.quiet:
                 say(f"nothing to do: every input is already in {output}")
+                if organizer is not None:  # what the earlier run had left to place
+                    say(organizer.summary())
             assert claimed is not None  # only a resumed file has inputs done
             claimed.finish()
             if o.report is not None:
@@ -679,7 +753,7 @@ def classify_to(
                 records = recover_records(claimed.target, fmt)
                 summary = ReportSummary(model=o.model)
                 write_report_file(records, o.report, summary, o.quiet, dataset=rows)
-            return EXIT_OK
+            return EXIT_FAILED if organizer is not None and organizer.failures else EXIT_OK
         sources = _prepend(peeked, sources)
     sources = require_an_image(sources)
     sources = _prepend(next(sources), sources)  # raises NoInputsError before the model loads
@@ -702,15 +776,21 @@ def classify_to(
         organizer.check_categories(with_category, o.model)
     with_truth = rows is not None and rows.classes is not None  # an imagefolder's classes
     append = claimed is not None and claimed.resumed
+    with_xmp = sidecars is not None
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
-            with_category, with_truth = claimed.csv_columns
+            with_category, with_truth, with_xmp = claimed.csv_columns
         claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
     writer = create_writer(
-        fmt, stream, header=not append, category=with_category, true_label=with_truth
+        fmt,
+        stream,
+        header=not append,
+        category=with_category,
+        true_label=with_truth,
+        xmp_error=with_xmp,
     )
     counts = {"inputs": 0, "failed": 0, "review": 0}
     # Kept for --report; after --resume the report is read back from the whole file instead.
@@ -728,14 +808,17 @@ def classify_to(
             workers=o.workers,
             max_pixels=o.max_pixels,
             categories=with_category,
+            min_score=o.min_score,
         ):
             with _interrupts_held(), _writing(claimed):  # a written record is counted
+                if sidecars is not None:  # before the records, which say where it failed
+                    batch = sidecars.write(batch)
                 writer.write(batch)
                 if claimed is not None:
                     os.fsync(stream.fileno())
                     claimed.written = True
                 if organizer is not None:  # only once the records are on disk
-                    organizer.report(organizer.place(batch))
+                    organizer.place(batch)
                 if keep_records:
                     finished.extend(batch)
                 counts["inputs"] += len(batch)
@@ -762,6 +845,17 @@ def classify_to(
                 say(f"interrupted: {claimed.name} is left as it was (--overwrite)")
         else:
             claimed.finish()
+    if classifier.plan.export_after and not interrupted:
+        # Once the records are written, and before the summary, which counts it: later runs
+        # start from it without torch. A second or a few; a spinner says so on a terminal.
+        status = None if o.quiet else _status("Saving the model's ONNX export for later runs ...")
+        try:
+            classifier.save_quick_start()
+        except KeyboardInterrupt:  # the records are all written; the export can wait
+            interrupted = True
+        finally:
+            if status is not None:
+                status.stop()
     elapsed = time.perf_counter() - started
     if o.report is not None:
         from ..output.report import ReportSummary
@@ -792,13 +886,14 @@ def classify_to(
         )
         say(line)
         if organizer is not None:
-            print(organizer.summary(), file=sys.stderr, flush=True)
+            say(organizer.summary())
+        if sidecars is not None:
+            say(sidecars.summary())
     if interrupted:
         return EXIT_INTERRUPTED
-    if classifier.plan.export_after:  # after the results: later runs start without torch
-        classifier.save_quick_start()
     organize_failed = organizer is not None and organizer.failures > 0
-    return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
+    xmp_failed = sidecars is not None and sidecars.left_alone > 0
+    return EXIT_FAILED if counts["failed"] or organize_failed or xmp_failed else EXIT_OK
 
 
 def _dataset_name(inputs: list[str], o: Options) -> str | None:
@@ -835,7 +930,8 @@ def _open_dataset(name: str, o: Options) -> Any:
         )
         raise DatasetLoadError(
             f"--demo needs the {DEMO_DATASET} dataset and the {o.model} model from the Hugging "
-            f"Face hub, but {reason}: run it once with network access"
+            f"Face hub, but {reason}: run it once with network access, or try the example "
+            f"photos with a model made offline ({TRY_OFFLINE})"
         ) from exc
 
 
@@ -950,6 +1046,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options, started: floa
             model=o.model,
             model_options=o.model_options(),
             top_k=o.top_k,
+            min_score=o.min_score,
             batch_size=o.batch_size,
             max_pixels=o.max_pixels,
             fmt=fmt,
@@ -999,6 +1096,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
         overwrite=o.overwrite,
         model=o.model,
         top_k=o.top_k,
+        min_score=o.min_score,
         zero_shot=None if o.zero_shot is None else o.zero_shot.meta(),
     )
 
@@ -1012,6 +1110,7 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "model": model_key(o.model),
         "revision": resolved_revision(o.model, o.revision),
         "top_k": o.top_k,
+        "min_score": o.min_score,
         "precision": str(classifier.precision),
         "runtime": str(classifier.runtime),
         "device": str(classifier.device),

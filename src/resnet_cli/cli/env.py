@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..config import resolve_model
 from ._console import create_app
 from ._errors import EXIT_OK, Command
 
@@ -29,7 +30,9 @@ def env_command(
         typer.Option(
             "--model",
             "-m",
-            help="The model to plan a run of: hub id or folder. \\[default: as for classifying]",
+            help="The model to plan a run of: hub id or folder. \\[default: as a run's: "
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50; "
+            "with --labels, as a run with --labels picks it]",
             show_default=False,
         ),
     ] = None,
@@ -57,14 +60,16 @@ def env_command(
 
     import json
 
-    from ..models.zero_shot import default_model, zero_shot_options
+    from ..models.zero_shot import zero_shot_on_disk, zero_shot_options
     from ..runtimes.classifier import check_model_options
     from ..runtimes.environment import describe, format_text
 
     check_model_options(device, precision, exact)
     zero_shot = zero_shot_options(labels, None, None)
-    chosen = model or default_model(zero_shot)
-    facts = describe(chosen, revision, device, precision, exact, zero_shot)
+    name, source = resolve_model(
+        model, zero_shot is not None, lambda chosen: zero_shot_on_disk(chosen, revision)
+    )
+    facts = describe(name, revision, device, precision, exact, zero_shot, model_from=source)
     if output_format == EnvFormat.json:
         print(json.dumps(facts, indent=2))
     else:

@@ -4,17 +4,19 @@ applies, and BatchNorm folding."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import os
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from ..errors import ModelLoadError, ResnetCliError, exception_chain, first_line
+from ..errors import TRY_OFFLINE, ModelLoadError, ResnetCliError, exception_chain, first_line
 from ..inputs.decode import ResizeRule
 from ..inputs.sources import looks_like_path, offline_mode
 
-DEFAULT_MODEL = "microsoft/resnet-50"
 # One part of a hub id, as huggingface_hub's validate_repo_id takes it (its "--" and ".."
 # rules are checked beside it).
 _HUB_ID_PART = re.compile(r"^\w(?:[\w.-]*\w)?$")
@@ -68,10 +70,13 @@ def fold_batchnorm(model: Any) -> int:
     return folded
 
 
-def load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
+def load_with_transformers(
+    model: str, revision: str | None, offline: bool, trust_remote_code: bool = False
+) -> tuple[Any, Any]:
     """(image processor, model) through transformers' Auto classes: cache first, then hub.
-    A zero-shot checkpoint (CLIP, SigLIP) is a UsageError saying to give it labels: loaded as
-    an image classifier it would get a random head."""
+    ``trust_remote_code``: run the Python code a model's files name (its config's
+    ``auto_map``); never without it. A zero-shot checkpoint (CLIP, SigLIP) is a UsageError
+    saying to give it labels: loaded as an image classifier it would get a random head."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
     from .zero_shot import check_model_kind
@@ -84,25 +89,35 @@ def load_with_transformers(model: str, revision: str | None, offline: bool) -> t
             AutoModelForImageClassification.from_pretrained(model, config=config, **kwargs),
         )
 
-    return load_local_first(model, revision, offline, load)
+    return load_local_first(model, revision, offline, trust_remote_code, load)
 
 
 def load_local_first(
-    model: str, revision: str | None, offline: bool, load: Callable[[dict[str, Any]], T]
+    model: str,
+    revision: str | None,
+    offline: bool,
+    trust_remote_code: bool,
+    load: Callable[[dict[str, Any]], T],
 ) -> T:
     """``load(from_pretrained's keyword arguments)``: from the local cache first, then from
-    the hub; a failure is a ModelLoadError that says what to do (a ResnetCliError ``load``
-    raises goes up as it is)."""
+    the hub, with ``trust_remote_code`` said outright and no terminal I/O while it runs
+    (``pretrained_options``, ``no_terminal_io``); a failure is a ModelLoadError that says
+    what to do (a ResnetCliError ``load`` raises goes up as it is)."""
     from transformers.utils import logging as transformers_logging
 
     # Our stderr is for our progress and summary; transformers' "Loading weights" bar is noise.
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     local_only = offline or offline_mode()
+
+    def attempt(local_files_only: bool) -> T:
+        with no_terminal_io():
+            return load(pretrained_options(revision, trust_remote_code, local_files_only))
+
     try:
         # A cached copy loads without a single request: a fast start, and no waiting on a
         # network that is down. Only a cache miss goes to the hub.
-        return load({"revision": revision, "local_files_only": True})
+        return attempt(local_files_only=True)
     except ResnetCliError:
         raise
     except Exception as exc:
@@ -110,11 +125,37 @@ def load_local_first(
             raise ModelLoadError(explain_load_failure(model, revision, local_only, exc)) from exc
     check_hub(model, revision)
     try:
-        return load({"revision": revision, "local_files_only": False})
+        return attempt(local_files_only=False)
     except ResnetCliError:
         raise
     except Exception as exc:
         raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
+
+
+def pretrained_options(
+    revision: str | None, trust_remote_code: bool = False, local_files_only: bool = True
+) -> dict[str, Any]:
+    """What every ``from_pretrained`` call of this tool passes: ``trust_remote_code`` always
+    said outright (left unset, transformers asks on the terminal, and reads the answer from
+    standard input: a path line ``y`` would consent)."""
+    return {
+        "revision": revision,
+        "local_files_only": local_files_only,
+        "trust_remote_code": trust_remote_code,
+    }
+
+
+@contextlib.contextmanager
+def no_terminal_io() -> Iterator[None]:
+    """While a model loads: standard input reads as empty and standard output goes to
+    standard error, so that no library can read the input list (which is on stdin) or write
+    a prompt among the records (which are on stdout)."""
+    stdin, stdout = sys.stdin, sys.stdout
+    sys.stdin, sys.stdout = io.StringIO(""), sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdin, sys.stdout = stdin, stdout
 
 
 def takes_device_tensors(processor: Any) -> bool:
@@ -175,6 +216,12 @@ def explain_load_failure(
     names = {type(e).__name__ for e in exception_chain(exc)}
     text = " ".join(str(e) for e in exception_chain(exc))
     is_folder = os.path.isdir(model)
+    if "trust_remote_code" in text:
+        where = f"model folder {model!r}" if is_folder else f"model {model!r}"
+        return (
+            f"{where} needs its own Python code to load (its config's auto_map): pass "
+            "--trust-remote-code to run it, only if you trust where it comes from"
+        )
     if is_folder:
         if not os.path.isfile(os.path.join(model, "config.json")):
             return (
@@ -204,8 +251,8 @@ def explain_load_failure(
     if offline or "LocalEntryNotFoundError" in names or "OfflineModeIsEnabled" in names:
         return (
             f"model {model!r} is not in the local cache and offline mode is on: run once with "
-            "network access, or pass --model PATH to a folder written by save_pretrained() "
-            "(the README's 'Try it offline' makes one)"
+            f"network access, or pass --model PATH to a folder written by save_pretrained() "
+            f"({TRY_OFFLINE} makes one)"
         )
     if "Unrecognized" in text or "image classification" in text.lower():
         return f"model {model!r} is not an image-classification model"
@@ -214,8 +261,8 @@ def explain_load_failure(
     ):
         return (
             f"could not reach the Hugging Face hub to download model {model!r}: check the "
-            "network, or pass --model PATH to a local copy and --offline (the README's "
-            "'Try it offline' makes one)"
+            f"network, or pass --model PATH to a local copy and --offline ({TRY_OFFLINE} "
+            "makes one)"
         )
     return f"could not load model {model!r}: {first_line(exc)}"
 

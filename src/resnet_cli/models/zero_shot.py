@@ -22,12 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import DEFAULT_ZERO_SHOT_MODEL
 from ..errors import UsageError
-from .transformers import DEFAULT_MODEL
 
-# The pipeline's own default model and hypothesis template (transformers' pipelines/__init__.py
-# and zero_shot_image_classification.py).
-DEFAULT_ZERO_SHOT_MODEL = "openai/clip-vit-base-patch32"
+# The pipeline's own hypothesis template (transformers' zero_shot_image_classification.py);
+# its default model is config.DEFAULT_ZERO_SHOT_MODEL.
 DEFAULT_TEMPLATE = "This is a photo of {}."
 # transformers' MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES, known without importing
 # it (a test keeps the two equal): what tells a zero-shot checkpoint from its config.json.
@@ -122,12 +121,6 @@ def read_labels_file(path: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def default_model(zero_shot: ZeroShot | None) -> str:
-    """The model when none is named: the zero-shot pipeline's default with labels, else
-    microsoft/resnet-50."""
-    return DEFAULT_MODEL if zero_shot is None else DEFAULT_ZERO_SHOT_MODEL
-
-
 def is_zero_shot(config: dict[str, Any]) -> bool:
     """Whether a config.json describes a zero-shot checkpoint (a dual encoder such as
     CLIPModel), not an image classifier (CLIPForImageClassification has labels of its own)."""
@@ -137,13 +130,22 @@ def is_zero_shot(config: dict[str, Any]) -> bool:
     return config.get("model_type") in ZERO_SHOT_MODELS
 
 
+def zero_shot_on_disk(model: str, revision: str | None = None) -> bool | None:
+    """Whether ``model`` is a zero-shot checkpoint, as its config.json in a local folder or
+    the hub cache says; None where it is not there (nothing is downloaded to find out)."""
+    from .checkpoint import local_config
+
+    config = local_config(model, revision)
+    return None if config is None else is_zero_shot(config)
+
+
 def check_model_kind(model: str, config: dict[str, Any], zero_shot: ZeroShot | None) -> None:
     """A UsageError where labels are given to a classifier, or none to a zero-shot model."""
     if zero_shot is not None and not is_zero_shot(config):
         raise UsageError(
             f"--labels needs a zero-shot model (CLIP, SigLIP), and {model!r} is an image "
-            f"classifier with labels of its own: drop --labels/--labels-file, or leave out -m "
-            f"for {DEFAULT_ZERO_SHOT_MODEL}"
+            f"classifier with labels of its own: drop --labels/--labels-file, or pass a "
+            f"zero-shot model, e.g. -m {DEFAULT_ZERO_SHOT_MODEL}"
         )
     if zero_shot is None and is_zero_shot(config):
         kind = config.get("model_type") or "zero-shot"
@@ -168,11 +170,16 @@ def tokenizer_options(model_type: str) -> dict[str, Any]:
 
 
 def load_zero_shot(
-    model: str, revision: str | None, offline: bool, zero_shot: ZeroShot
+    model: str,
+    revision: str | None,
+    offline: bool,
+    zero_shot: ZeroShot,
+    trust_remote_code: bool = False,
 ) -> tuple[Any, Any, bool]:
     """(image processor, the model as a classifier of ``zero_shot``'s labels, sigmoid scores)
-    through transformers' Auto classes, cache first, then the hub; the labels' text embedded
-    once, in fp32 on the CPU."""
+    through transformers' Auto classes, cache first, then the hub, as an image classifier
+    loads (``load_local_first``: ``trust_remote_code`` said outright, stdin never read); the
+    labels' text embedded once, in fp32 on the CPU."""
     from transformers import (
         AutoConfig,
         AutoImageProcessor,
@@ -192,7 +199,9 @@ def load_zero_shot(
             AutoModelForZeroShotImageClassification.from_pretrained(model, config=config, **kwargs),
         )
 
-    processor, tokenizer, network = load_local_first(model, revision, offline, load)
+    processor, tokenizer, network = load_local_first(
+        model, revision, offline, trust_remote_code, load
+    )
     network.eval()
     model_type = str(network.config.model_type)
     text = tokenizer(zero_shot.sentences(), return_tensors="pt", **tokenizer_options(model_type))

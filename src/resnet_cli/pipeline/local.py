@@ -66,7 +66,10 @@ class LaunchedBatch:
         self.slots = slots
         self.groups = [(indices, *to_host(scores, ids)) for indices, scores, ids in groups]
 
-    def records(self, labels: list[str], categories: Sequence[str] | None = None) -> list[Record]:
+    def records(
+        self, labels: list[str], categories: Sequence[str] | None = None, min_score: float = 0.0
+    ) -> list[Record]:
+        """The batch's records; predictions scoring under ``min_score`` are left out."""
         fetched: dict[int, tuple[list[float], list[int]]] = {}
         for indices, scores, ids, copied in self.groups:
             if copied is not None:
@@ -80,6 +83,9 @@ class LaunchedBatch:
                 out.append(Record(slot.name, error=slot.error, true_label=slot.true_label))
                 continue
             scores, ids = fetched[i]
+            if min_score > 0:  # scores come best first: the ones kept are a prefix
+                kept = sum(s >= min_score for s in scores)
+                scores, ids = scores[:kept], ids[:kept]
             # Positional, from a list: this runs five times an image.
             if categories is None:
                 predictions = [
@@ -105,11 +111,14 @@ def classify_batches(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device_decode: bool | None = None,
     categories: bool = True,
+    min_score: float = 0.0,
 ) -> Iterator[list[Record]]:
     """Classify sources in order, yielding the records of each batch as it finishes.
 
     ``categories``: give each prediction its coarse category when the model's labels are the
     ImageNet-1k classes (``categories.categories_for``); never for other label sets.
+    ``min_score``: leave out the predictions that score under it; a record may then have
+    none (``results.needs_review`` calls it doubtful).
 
     ``device_decode``: decode JPEGs in batches on the model's device (nvJPEG on CUDA) and
     preprocess there; default: on for CUDA unless the classifier is exact. Any image the
@@ -117,6 +126,8 @@ def classify_batches(
     """
     if top_k < 1:
         raise ValueError("top_k must be at least 1")
+    if not 0.0 <= min_score <= 1.0:
+        raise ValueError("min_score must be between 0 and 1")
     plan = classifier.plan
     size = batch_size or plan.batch_size
     table = categories_for(classifier.labels) if categories else None
@@ -169,7 +180,7 @@ def classify_batches(
             if previous is not None and not future.done():
                 # The next input is not ready: hand over the finished batch now rather than
                 # hold it back (an input that never arrives must not hide finished records).
-                yield previous.records(classifier.labels, table)
+                yield previous.records(classifier.labels, table, min_score)
                 previous = None
             for slot in future.result():
                 slots.append(slot)
@@ -178,15 +189,15 @@ def classify_batches(
                 if ready == size or len(slots) >= 4 * size:
                     launched = launch_batch(classifier, slots, top_k)
                     if previous is not None:
-                        yield previous.records(classifier.labels, table)
+                        yield previous.records(classifier.labels, table, min_score)
                     previous, slots, ready = launched, [], 0
         if slots:
             launched = launch_batch(classifier, slots, top_k)
             if previous is not None:
-                yield previous.records(classifier.labels, table)
+                yield previous.records(classifier.labels, table, min_score)
             previous = launched
         if previous is not None:
-            yield previous.records(classifier.labels, table)
+            yield previous.records(classifier.labels, table, min_score)
         finished = True
     finally:
         # Interrupted or abandoned: do not wait for a worker that may be stuck reading
@@ -325,11 +336,15 @@ def _preprocess(classifier: Classifier, slots: list[Slot]) -> None:
 
 
 def classify_slots(
-    classifier: Classifier, slots: list[Slot], top_k: int, categories: bool = True
+    classifier: Classifier,
+    slots: list[Slot],
+    top_k: int,
+    categories: bool = True,
+    min_score: float = 0.0,
 ) -> list[Record]:
     """One batch's step: preprocess, run the model and build each slot's record, in order."""
     table = categories_for(classifier.labels) if categories else None
-    return launch_batch(classifier, slots, top_k).records(classifier.labels, table)
+    return launch_batch(classifier, slots, top_k).records(classifier.labels, table, min_score)
 
 
 def launch_batch(classifier: Classifier, slots: list[Slot], top_k: int) -> LaunchedBatch:

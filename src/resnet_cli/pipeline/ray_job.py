@@ -27,10 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..atomic import replaced_atomically
-from ..errors import ClusterError, DeviceError, ModelLoadError, ResnetCliError, UsageError
+from ..config import DEFAULT_MODEL
+from ..errors import (
+    ClusterError,
+    DeviceError,
+    ModelLoadError,
+    ResnetCliError,
+    UsageError,
+    install_extra,
+)
 from ..inputs.decode import DEFAULT_MAX_PIXELS, ResizeRule
 from ..inputs.sources import Source
-from ..models.transformers import DEFAULT_MODEL
 from ..output.writers import (
     escape_text,
     json_line_records,
@@ -43,7 +50,7 @@ from ..results import Record, needs_review
 from ..runtimes.classifier import check_model_options
 
 RAY_FORMATS = ("parquet", "jsonl")
-NEEDS_RAY = "--engine ray needs Ray: pip install 'resnet-cli[ray]'"
+NEEDS_RAY = f"--engine ray needs Ray: {install_extra('ray')}"
 SHARD_SUFFIXES = (".parquet", ".jsonl")
 TORN_SUFFIX = ".torn"
 # A decode task takes this many batches' worth of inputs; each such block becomes one shard.
@@ -102,6 +109,7 @@ def classify_on_ray(
     model: str = DEFAULT_MODEL,
     model_options: Mapping[str, Any] | None = None,
     top_k: int = 5,
+    min_score: float = 0.0,
     batch_size: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     fmt: str = "parquet",
@@ -118,7 +126,8 @@ def classify_on_ray(
     Ray started on this machine; a process already connected keeps its connection. Inputs are
     numbered in order, counting those whose ``output_key`` is in ``skip`` (the ones
     ``prepare_output_folder`` found done), which are left out. Ctrl-C stops the job: the
-    shards written so far stay and the result says it was interrupted.
+    shards written so far stay and the result says it was interrupted. ``min_score``: as for
+    the local engine's ``classify_batches``.
     """
     if fmt not in RAY_FORMATS:
         raise UsageError(f"the Ray engine writes {' or '.join(RAY_FORMATS)}, not {fmt}")
@@ -152,7 +161,12 @@ def classify_on_ray(
             )
             dataset = dataset.map_batches(
                 ModelActor,
-                fn_constructor_kwargs={"model_options": actor_model, "top_k": top_k, "fmt": fmt},
+                fn_constructor_kwargs={
+                    "model_options": actor_model,
+                    "top_k": top_k,
+                    "min_score": min_score,
+                    "fmt": fmt,
+                },
                 batch_size=size,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=plan.actors),
@@ -177,7 +191,7 @@ class ModelActor:
     """A Ray Data actor: loads the model once, then classifies batches of decoded images with
     the local engine's ``classify_slots``."""
 
-    def __init__(self, model_options: dict[str, Any], top_k: int, fmt: str):
+    def __init__(self, model_options: dict[str, Any], top_k: int, fmt: str, min_score: float = 0.0):
         import ray
 
         from ..runtimes.classifier import load_classifier
@@ -188,6 +202,7 @@ class ModelActor:
         use_threads(int(cpus))
         self.classifier = load_classifier(**model_options)
         self.top_k = top_k
+        self.min_score = min_score
         self.fmt = fmt
 
     def __call__(self, batch: Any) -> Any:
@@ -205,7 +220,7 @@ class ModelActor:
             shape = (row["height"], row["width"], 3)
             pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(shape)
             slots.append(Slot(name, image=Image.fromarray(pixels), true_label=truth))
-        records = classify_slots(self.classifier, slots, self.top_k)
+        records = classify_slots(self.classifier, slots, self.top_k, min_score=self.min_score)
         return _shard_table(records, batch.column("index").to_pylist(), self.fmt)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..config import default_model
 from ..errors import DeviceError, ModelLoadError, UsageError
 from ..inputs.decode import ResizeRule
 from ..models.checkpoint import local_config
@@ -29,7 +30,7 @@ from ..models.transformers import (
     resize_rule,
     takes_device_tensors,
 )
-from ..models.zero_shot import ZeroShot, check_model_kind, default_model, load_zero_shot
+from ..models.zero_shot import ZeroShot, check_model_kind, load_zero_shot
 from .base import logits_of
 from .hardware import Hardware
 from .select import Checkpoint, Plan, Request
@@ -177,6 +178,7 @@ def load_classifier(
     compile_model: bool = False,
     images: int | None = None,
     runtime: str = "auto",
+    trust_remote_code: bool = False,
     labels: Sequence[str] | None = None,
     template: str | None = None,
 ) -> Classifier:
@@ -191,6 +193,8 @@ def load_classifier(
     run too short to earn back an ONNX export stays in torch; see ``runtimes.select``).
     ``runtime``: one of ``runtimes.select.RUNTIMES`` instead of the chooser's pick (a
     UsageError where it cannot run the model so), as sentence-transformers' ``backend=``.
+    ``trust_remote_code``: let transformers run the Python code a model's files name (its
+    config's ``auto_map``); off, such a model is a ModelLoadError.
     ``labels``: your own classes, for a zero-shot model (CLIP, SigLIP), each scored as
     ``template`` (default "This is a photo of {}.") with it, as
     ``pipeline("zero-shot-image-classification")`` scores it.
@@ -198,7 +202,7 @@ def load_classifier(
     zero_shot = None if labels is None else ZeroShot.of(labels, template)
     if zero_shot is None and template is not None:
         raise UsageError("a template applies to labels: give labels too")
-    model = model or default_model(zero_shot)
+    model = model or default_model(zero_shot is not None)
     check_model_options(device, precision, exact)
     missing = missing_model_folder(model)
     if missing is not None:  # before the hub, torch or transformers: a mistyped path is instant
@@ -251,10 +255,12 @@ def load_classifier(
         fields = label_fields(config)
     else:
         if zero_shot is not None:
-            processor, network, sigmoid = load_zero_shot(model, revision, offline, zero_shot)
+            processor, network, sigmoid = load_zero_shot(
+                model, revision, offline, zero_shot, trust_remote_code
+            )
             fields = {"labels": list(zero_shot.labels), "multi_label": sigmoid}
         else:
-            processor, network = load_with_transformers(model, revision, offline)
+            processor, network = load_with_transformers(model, revision, offline, trust_remote_code)
             # The live config: timm checkpoints' to_dict() holds label_names, not id2label.
             fields = label_fields(
                 {

@@ -33,9 +33,12 @@ def describe(
     precision: str,
     exact: bool,
     zero_shot: ZeroShot | None = None,
+    model_from: str = "--model",
 ) -> dict[str, Any]:
     """Versions, hardware, the plan for ``model`` (scoring ``zero_shot``'s labels, where
-    given) and the runtime cache, as plain data."""
+    given) and the runtime cache, as plain data; ``model_from``: where the model's name came
+    from (``config.resolve_model``)."""
+    from ..config import config_path
     from ..errors import UsageError
     from ..models.checkpoint import local_config
     from ..models.transformers import input_shape_of, missing_model_folder
@@ -93,6 +96,7 @@ def describe(
         },
         "model": {
             "name": model,
+            "from": model_from,
             "revision": revision,
             "on_disk": files is not None,
             "notes": notes,
@@ -109,6 +113,7 @@ def describe(
                 "device_decode",
             )
         },
+        "config_file": str(config_path()),
         "runtime_cache": {
             "folder": str(folder),
             "exports": len(exports),
@@ -132,7 +137,9 @@ def format_text(facts: dict[str, Any]) -> str:
         "CUDA: " + (", ".join(hardware["cuda"]) or "none"),
         f"MPS: {'yes' if hardware['mps'] else 'no'}",
         *(f"note: {note}" for note in hardware["notes"]),
-        f"model: {model['name']}" + (f" @ {model['revision']}" if model["revision"] else ""),
+        f"model: {model['name']}"
+        + (f" @ {model['revision']}" if model["revision"] else "")
+        + f" (from {model['from']})",
         *(f"note: {note}" for note in model["notes"]),
         "plan:",
     ]
@@ -143,6 +150,7 @@ def format_text(facts: dict[str, Any]) -> str:
     lines.append(
         f"runtime cache: {cache['folder']} ({cache['exports']} export(s), {cache['megabytes']} MB)"
     )
+    lines.append(f"config file: {facts['config_file']}")
     return "\n".join(lines)
 
 
@@ -151,7 +159,10 @@ def _local_processor(model: str, revision: str | None) -> Any:
     try:
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=True)
+        from ..models.transformers import no_terminal_io, pretrained_options
+
+        with no_terminal_io():  # env never runs a model's own code (trust_remote_code=False)
+            return AutoImageProcessor.from_pretrained(model, **pretrained_options(revision))
     except Exception:
         return None
 
