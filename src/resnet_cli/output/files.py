@@ -514,12 +514,29 @@ def _resume_meta(name: str, target: str) -> dict[str, Any] | None:
     for key, valid in (
         ("cwd", os.path.isabs(meta["cwd"])),
         ("min_score", valid_floor and 0.0 <= floor <= 1.0),  # NaN too
+        ("zero_shot", _valid_zero_shot(meta.get("zero_shot"))),
     ):
         if not valid:
             raise UsageError(
                 f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
             )
     return meta
+
+
+def _valid_zero_shot(value: Any) -> bool:
+    """Whether a metadata file's ``zero_shot`` is none (a model's own labels) or what
+    ``ZeroShot.meta()`` writes: a list of labels and a template, all text."""
+    if value is None:
+        return True
+    if not isinstance(value, dict):
+        return False
+    labels, template = value.get("labels"), value.get("template")
+    return (
+        isinstance(labels, list)
+        and bool(labels)
+        and all(isinstance(label, str) for label in labels)
+        and isinstance(template, str)
+    )
 
 
 def _check_same_folder(name: str, meta: dict[str, Any] | None) -> None:
