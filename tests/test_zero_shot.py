@@ -398,8 +398,139 @@ def test_env_shows_the_zero_shot_plan(models: dict[str, Path]) -> None:
     assert facts["plan"]["network"]["value"] == "zero-shot"
     assert "2 label(s) embedded once" in facts["plan"]["network"]["why"]
     assert facts["model"]["notes"] == []
+    assert facts["model"]["zero_shot"] == {
+        "labels": ["a", "b"],
+        "template": "This is a photo of {}.",
+    }
+    assert facts["model"]["from"] == "--model"
+    text = runner.invoke(env_app, ["-m", str(models["siglip"]), "--labels", "a, b"]).stdout
+    lines = text.splitlines()
+    model_line = lines.index(f"model: {models['siglip']} (from --model)")
+    assert lines[model_line + 1] == "labels: a, b (zero-shot, each as 'This is a photo of {}.')"
     bare = runner.invoke(env_app, ["-m", str(models["siglip"]), "-f", "json"])
     (note,) = json.loads(bare.stdout)["model"]["notes"]
+    assert json.loads(bare.stdout)["model"]["zero_shot"] is None
     assert "zero-shot model (siglip)" in note and "--labels" in note
     default = runner.invoke(env_app, ["--labels", "a, b", "-f", "json"])
     assert json.loads(default.stdout)["model"]["name"] == "openai/clip-vit-base-patch32"
+
+
+def test_loading_says_trust_remote_code_and_reads_no_stdin(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 24's rule for every from_pretrained, the zero-shot loader's four included: the
+    # flag said outright (left unset, transformers asks on the terminal), and the input list
+    # on stdin unread while the model loads ("y" would have been an answer).
+    import io
+    import sys
+
+    import transformers
+
+    from resnet_cli.models.zero_shot import ZeroShot, load_zero_shot
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\nphotos/001.jpg\n"))
+    calls: list[tuple[str, Any, str]] = []
+    autos = (
+        transformers.AutoConfig,
+        transformers.AutoImageProcessor,
+        transformers.AutoTokenizer,
+        transformers.AutoModelForZeroShotImageClassification,
+    )
+    for auto in autos:
+        real = auto.from_pretrained
+
+        def recording(*args: Any, _real: Any = real, _name: str = auto.__name__, **kw: Any) -> Any:
+            calls.append((_name, kw.get("trust_remote_code", "unset"), sys.stdin.read()))
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(auto, "from_pretrained", recording)
+    zero_shot = ZeroShot.of(LABELS)
+    load_zero_shot(str(models["clip"]), None, True, zero_shot)
+    first = len(calls)
+    load_zero_shot(str(models["clip"]), None, True, zero_shot, trust_remote_code=True)
+    assert {name for name, _, _ in calls} == {auto.__name__ for auto in autos}
+    assert [(flag, read) for _, flag, read in calls[:first]] == [(False, "")] * first
+    assert [(flag, read) for _, flag, read in calls[first:]] == [(True, "")] * first
+    assert sys.stdin.read() == "y\nphotos/001.jpg\n"  # all of it left for the input list
+
+
+def test_a_default_model_set_for_classifiers_is_passed_over_with_labels(
+    models: dict[str, Path],
+    tiny_model: Path,
+    photos: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resnet_cli.cli.config import config_app
+    from resnet_cli.cli.env import env_app
+    from resnet_cli.config import DEFAULT_ZERO_SHOT_MODEL, resolve_model
+    from resnet_cli.models.zero_shot import zero_shot_on_disk
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("RESNET_CLI_MODEL", raising=False)
+
+    def labelled() -> tuple[str, str]:
+        return resolve_model(None, True, zero_shot_on_disk)
+
+    assert labelled() == (DEFAULT_ZERO_SHOT_MODEL, "default for --labels")
+    assert runner.invoke(config_app, ["set", "model", str(tiny_model)]).exit_code == 0
+    path = tmp_path / "xdg" / "resnet-cli" / "config.json"
+    assert resolve_model(None) == (str(tiny_model), f"config file {path}")  # without labels
+    assert labelled() == (
+        DEFAULT_ZERO_SHOT_MODEL,
+        f"default for --labels; config file {path} names {tiny_model}, an image classifier",
+    )
+    monkeypatch.setenv("RESNET_CLI_MODEL", str(models["siglip"]))
+    assert labelled() == (str(models["siglip"]), "RESNET_CLI_MODEL")  # zero-shot: used
+    monkeypatch.setenv("RESNET_CLI_MODEL", "org/not-downloaded")
+    assert labelled() == ("org/not-downloaded", "RESNET_CLI_MODEL")  # its load will tell
+    assert resolve_model(str(tiny_model), True, zero_shot_on_disk)[0] == str(tiny_model)
+
+    # A run: the variable's zero-shot model scores the labels; the file's classifier is
+    # passed over (offline, the CLIP default is not there: exit 3, not a usage error).
+    monkeypatch.setenv("RESNET_CLI_MODEL", str(models["clip"]))
+    run = invoke("--offline", "-q", "--labels", ", ".join(LABELS), "-k", "1", photos[0])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["predictions"][0]["label"] in LABELS
+    monkeypatch.delenv("RESNET_CLI_MODEL")
+    passed_over = invoke("--offline", "-q", "--labels", ", ".join(LABELS), photos[0])
+    assert passed_over.exit_code == 3, passed_over.output
+    assert f"model {DEFAULT_ZERO_SHOT_MODEL!r} is not in the local cache" in passed_over.stderr
+    plain = invoke("--offline", "-q", "-k", "1", photos[0])  # without labels: the file's
+    assert plain.exit_code == 0, plain.output
+    facts = json.loads(runner.invoke(env_app, ["--labels", "a, b", "-f", "json"]).stdout)
+    assert facts["model"]["name"] == DEFAULT_ZERO_SHOT_MODEL
+    assert facts["model"]["from"].startswith("default for --labels; config file ")
+
+
+def test_the_metadata_keeps_the_labels_and_the_score_floor_and_resume_checks_both(
+    models: dict[str, Path], photos: list[Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "labels.jsonl"
+    first = invoke(*zero_shot_args(models["clip"], "-o", output, "--min-score", "0.1"), *photos[:4])
+    assert first.exit_code == 0, first.output
+    meta = json.loads((tmp_path / "labels.jsonl.meta.json").read_text())["resnet_classify"]
+    assert meta["zero_shot"] == {"labels": LABELS, "template": "This is a photo of {}."}
+    assert meta["min_score"] == 0.1
+    before = output.read_bytes()
+    for args, said in [
+        (zero_shot_args(models["clip"], "--min-score", "0.2"), "--min-score 0.1"),
+        (zero_shot_args(models["clip"]), "--min-score 0.1"),
+        (
+            ["-m", models["clip"], "--offline", "-q", "--labels", "cat, dog", "--min-score", "0.1"],
+            "--labels 'cat, dog, person, receipt, screenshot, food'",
+        ),
+    ]:
+        refused = invoke(*args, "-o", output, "--resume", *photos)
+        assert refused.exit_code == 2, refused.output
+        (line,) = refused.output.strip().splitlines()
+        assert line.startswith(f"Error: cannot resume '{output}': it was made with ")
+        assert said in line
+    assert output.read_bytes() == before
+    resumed = invoke(
+        *zero_shot_args(models["clip"], "-o", output, "--min-score", "0.1", "--resume"), *photos
+    )
+    assert resumed.exit_code == 0, resumed.output
+    records = read_records(output.read_text(), "jsonl")
+    assert [r.input for r in records] == [str(p) for p in photos]
+    assert all(p.score >= 0.1 and p.label in LABELS for r in records for p in r.predictions)

@@ -98,6 +98,7 @@ def describe(
             "name": model,
             "from": model_from,
             "revision": revision,
+            "zero_shot": None if zero_shot is None else zero_shot.meta(),
             "on_disk": files is not None,
             "notes": notes,
         },
@@ -140,6 +141,14 @@ def format_text(facts: dict[str, Any]) -> str:
         f"model: {model['name']}"
         + (f" @ {model['revision']}" if model["revision"] else "")
         + f" (from {model['from']})",
+        *(
+            [
+                f"labels: {', '.join(model['zero_shot']['labels'])} (zero-shot, each as "
+                f"{model['zero_shot']['template']!r})"
+            ]
+            if model.get("zero_shot")
+            else []
+        ),
         *(f"note: {note}" for note in model["notes"]),
         "plan:",
     ]
