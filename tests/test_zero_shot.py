@@ -223,6 +223,15 @@ def test_a_gpu_run_plans_fp16_and_nvjpeg_and_keeps_the_labels_in_fp32(
     assert next(head.model.vision_model.parameters()).dtype == torch.float16
     # The labels' embeddings are not cast with the weights: the cosine's last step is fp32.
     assert head.text_embeds.dtype == torch.float32
+    # They moved with the weights (to the fake GPU's "meta" device), before any forward: a
+    # CUDA graph captured from this head reads them on the GPU, never copies them in.
+    assert head.text_embeds.device == torch.device("meta")
+    # The chooser's runtime on CUDA is a classifier's, the CUDA graph (kept where it gives
+    # eager torch's logits at load); on the meta device it cannot be built, and says so.
+    assert (plan.runtime, plan.reasons["runtime"]) == (
+        "torch",
+        "torch: cudagraph could not be built, or disagreed",
+    )
 
 
 def zero_shot_args(folder: Path, *extra: object) -> list[object]:

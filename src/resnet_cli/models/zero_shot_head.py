@@ -29,8 +29,18 @@ class ZeroShotHead(torch.nn.Module):
         self.config = model.config
         self.scale, self.bias = logit_scale_and_bias(model)
         # A plain attribute, not a buffer: casting the model to fp16 must not round it. It
-        # follows the images to their device on first use.
+        # follows the weights to their device (``_apply``), and the images on first use.
         self.text_embeds = text_embeds.float()
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        """``.to()``, ``.cuda()``, ``.half()``: the weights as asked, and the labels'
+        embeddings onto the weights' device, still in fp32. So they are on the GPU before a
+        CUDA graph of this forward is captured, which must read them where they stay."""
+        moved = super()._apply(fn, recurse)
+        device = next(self.model.parameters()).device
+        if self.text_embeds.device != device:
+            self.text_embeds = self.text_embeds.to(device)
+        return moved
 
     def forward(self, pixel_values: torch.Tensor | None = None, **inputs: Any) -> torch.Tensor:
         image = pooled(self.model.get_image_features(pixel_values=pixel_values, **inputs))
