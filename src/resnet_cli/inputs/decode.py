@@ -309,21 +309,8 @@ def check_jpeg_frame(data: bytes, width: int, height: int, max_pixels: int | Non
 
 def jpeg_frame_marker(data: bytes) -> int | None:
     """The SOFn marker of a JPEG (0xC0 baseline, 0xC2 progressive, ...), from its headers."""
-    at = 2
-    while at + 4 <= len(data):
-        if data[at] != 0xFF:
-            return None
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return marker
-        if marker == 0xDA:  # scan data before any frame header
-            return None
-        (length,) = struct.unpack_from(">H", data, at + 2)
-        at += 2 + length
-    return None
+    frame = jpeg_frame(data)
+    return frame.sof if frame is not None else None
 
 
 def check_icon_frames(data: bytes, max_pixels: int) -> None:
