@@ -1,10 +1,13 @@
 """The baseline bench.py compares against: transformers' pipeline, called the way users call it.
 
     python benchmarks/pipeline_classify.py MODEL PATHS_FILE OUTPUT [--batch-size N] [--device N]
+        [--labels "a, b, c"]
 
 PATHS_FILE holds one image path per line. The pipeline gets the whole list in one call, with
-its defaults (batch_size=1, num_workers=0, top_k=5) unless --batch-size is given. One JSON line
-per image goes to OUTPUT; a JSON line with this script's own timings goes to stderr.
+its defaults (batch_size=1, num_workers=0, top_k=5) unless --batch-size is given; with
+--labels, pipeline("zero-shot-image-classification") and those candidate labels (every label's
+score). One JSON line per image goes to OUTPUT; a JSON line with this script's own timings
+goes to stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", help="JSON-lines file to write (must not exist)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the pipeline's")
     parser.add_argument("--device", type=int, default=-1, help="-1: CPU (default); 0: cuda:0")
+    parser.add_argument("--labels", default=None, help="comma-separated: zero-shot classes")
     args = parser.parse_args(argv)
 
     from transformers import pipeline
@@ -31,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.paths_file, encoding="utf-8") as handle:
         paths = [line.rstrip("\n") for line in handle if line.strip()]
 
-    classifier = pipeline("image-classification", model=args.model, device=args.device)
+    task = "image-classification" if args.labels is None else "zero-shot-image-classification"
+    classifier = pipeline(task, model=args.model, device=args.device)
     loaded = time.perf_counter()
-    options = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    options: dict[str, object] = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    if args.labels is not None:
+        options["candidate_labels"] = [label.strip() for label in args.labels.split(",")]
     results = classifier(paths, **options)
     finished = time.perf_counter()
 

@@ -599,8 +599,27 @@ def test_a_users_own_meta_json_is_never_replaced_or_removed(
             '{"resnet_classify": {"model": "m", "top_k": 5, "cwd": "/", "min_score": NaN}}',
             "has no valid 'min_score'",
         ),
+        (
+            '{"resnet_classify": {"model": "m", "top_k": 5, "cwd": "/", "zero_shot": '
+            '{"labels": 5, "template": "{}"}}}',
+            "has no valid 'zero_shot'",
+        ),
+        (
+            '{"resnet_classify": {"model": "m", "top_k": 5, "cwd": "/", "zero_shot": "cat"}}',
+            "has no valid 'zero_shot'",
+        ),
     ],
-    ids=["corrupt", "foreign", "no-model", "no-top-k", "no-cwd", "text-floor", "nan-floor"],
+    ids=[
+        "corrupt",
+        "foreign",
+        "no-model",
+        "no-top-k",
+        "no-cwd",
+        "text-floor",
+        "nan-floor",
+        "zero-shot-labels",
+        "zero-shot-text",
+    ],
 )
 def test_resume_refuses_a_damaged_metadata_file(
     sidecar: str, why: str, tiny_model: Path, other_model: Path, photos: Path, tmp_path: Path

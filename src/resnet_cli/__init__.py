@@ -6,6 +6,8 @@ The public API, importable without loading torch (heavy modules load on first us
     classifier = load_classifier("microsoft/resnet-50")
     for record in classify(classifier, ["cat.jpg", "photos/"], top_k=3):
         print(record.input, record.predictions[0].label)
+
+    zero_shot = load_classifier(labels=["person", "receipt", "screenshot"])  # CLIP
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ if TYPE_CHECKING:
     from .runtimes.classifier import Classifier
 
 
-def load_classifier(model: str = "microsoft/resnet-50", **options: Any) -> Classifier:
-    """Load a model and its image processor (see ``resnet_cli.model.load_classifier``)."""
+def load_classifier(model: str | None = None, **options: Any) -> Classifier:
+    """Load a model and its image processor (see ``resnet_cli.runtimes.classifier.
+    load_classifier``): microsoft/resnet-50 by default; with ``labels=["cat", "receipt"]``,
+    a zero-shot model (openai/clip-vit-base-patch32 by default) scoring your own labels."""
     from .runtimes.classifier import load_classifier as load
 
     return load(model, **options)

@@ -2,13 +2,16 @@
 
 A run's model is ``--model``, else ``$RESNET_CLI_MODEL``, else the config file's ``model``
 (``$XDG_CONFIG_HOME/resnet-cli/config.json``, else ``~/.config/resnet-cli/config.json``,
-which ``resnet-classify config set model NAME`` writes), else microsoft/resnet-50.
+which ``resnet-classify config set model NAME`` writes), else microsoft/resnet-50. With
+``--labels`` (zero-shot) the last is openai/clip-vit-base-patch32, and a default set by the
+variable or the file that is an image classifier is passed over for it (``resolve_model``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ from .atomic import replaced_atomically
 from .errors import UsageError
 
 DEFAULT_MODEL = "microsoft/resnet-50"
+# A run with --labels: the zero-shot pipeline's own default (transformers' pipelines/__init__.py).
+DEFAULT_ZERO_SHOT_MODEL = "openai/clip-vit-base-patch32"
 MODEL_ENV = "RESNET_CLI_MODEL"
 # What the config file may set, and what each means (for `config list` and its --help).
 KEYS = {"model": "the model a run uses without --model: hub id or local folder"}
@@ -71,19 +76,43 @@ def check_key(key: str) -> None:
         raise UsageError(f"unknown setting {key!r}: the settings are {', '.join(KEYS)}")
 
 
-def resolve_model(option: str | None) -> tuple[str, str]:
+def default_model(zero_shot: bool = False) -> str:
+    """The model when none is set anywhere: microsoft/resnet-50, or with labels (a zero-shot
+    run) the zero-shot pipeline's default."""
+    return DEFAULT_ZERO_SHOT_MODEL if zero_shot else DEFAULT_MODEL
+
+
+def resolve_model(
+    option: str | None,
+    zero_shot: bool = False,
+    is_zero_shot: Callable[[str], bool | None] | None = None,
+) -> tuple[str, str]:
     """The model a run uses and where it came from: ``--model`` (``option``), else
-    ``$RESNET_CLI_MODEL``, else the config file's (``config file PATH``), else the default."""
+    ``$RESNET_CLI_MODEL``, else the config file's (``config file PATH``), else the default
+    (``default_model``).
+
+    ``zero_shot``: a run with --labels. Its default is the zero-shot one, and a model set by
+    the variable or the file is used only where it may be zero-shot: one that
+    ``is_zero_shot(name)`` finds to be an image classifier (False, from its config.json on
+    disk) is the default of runs without labels, so the zero-shot default is used instead,
+    and the source says so. True, or None (not on disk yet: loading it will tell), keeps it."""
     if option:
         return option, "--model"
     if os.environ.get(MODEL_ENV):
-        return os.environ[MODEL_ENV], MODEL_ENV
-    configured = read_config().get("model")
-    if configured is None:
-        return DEFAULT_MODEL, "default"
-    if not isinstance(configured, str) or not configured:
-        raise UsageError(
-            f"the config file {str(config_path())!r} has model {configured!r}, not a model's "
-            "name: resnet-classify config set model NAME"
+        name, source = os.environ[MODEL_ENV], MODEL_ENV
+    else:
+        configured = read_config().get("model")
+        if configured is None:
+            return default_model(zero_shot), "default for --labels" if zero_shot else "default"
+        if not isinstance(configured, str) or not configured:
+            raise UsageError(
+                f"the config file {str(config_path())!r} has model {configured!r}, not a "
+                "model's name: resnet-classify config set model NAME"
+            )
+        name, source = configured, f"config file {config_path()}"
+    if zero_shot and is_zero_shot is not None and is_zero_shot(name) is False:
+        return (
+            DEFAULT_ZERO_SHOT_MODEL,
+            f"default for --labels; {source} names {name}, an image classifier",
         )
-    return configured, f"config file {config_path()}"
+    return name, source

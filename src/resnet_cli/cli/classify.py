@@ -22,6 +22,7 @@ from ..config import DEFAULT_MODEL, resolve_model
 from ..errors import TRY_OFFLINE, DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
+from ..models.zero_shot import DEFAULT_TEMPLATE, ZeroShot, zero_shot_on_disk, zero_shot_options
 from ..output import organize, xmp
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
@@ -72,6 +73,7 @@ EPILOG = """\
     resnet-classify 'photos/**/*.png' -k 1 -f csv
     find photos -name '*.jpg' -print0 | resnet-classify - -0 > labels.jsonl
     resnet-classify --model ./my-model --offline img.webp
+    resnet-classify photos/ --labels 'person, receipt, screenshot, food'
     resnet-classify --dataset ./saved-dataset --split test -o labels.parquet
     resnet-classify --demo                     # try it on a cat photo
     resnet-classify photos/ --report report.html   # and an HTML contact sheet
@@ -198,8 +200,43 @@ def classify_command(
             "--model",
             "-m",
             metavar="MODEL",
-            help="Hugging Face image-classification model: hub id or local folder. \\[default: "
-            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50]",
+            help="Hugging Face image-classification model: hub id or local folder; with "
+            "--labels, a zero-shot one (CLIP, SigLIP, SigLIP 2). \\[default: "
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50; "
+            "with --labels, OpenAI's CLIP ViT-B/32 instead of microsoft/resnet-50 and of a "
+            "set default that is an image classifier]",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            metavar="TEXT",
+            help="Your own classes, comma-separated ('person, receipt, cat'), scored "
+            "zero-shot by a CLIP or SigLIP model as transformers' zero-shot pipeline does.",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    labels_file: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-file",
+            metavar="FILE",
+            help="Your own classes from a text file, one a line.",
+            show_default=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            metavar="TEXT",
+            help="With --labels: the sentence each label is put in ({} is the label). "
+            f"\\[default: '{DEFAULT_TEMPLATE}']",
             show_default=False,
             rich_help_panel=MODEL,
         ),
@@ -488,10 +525,14 @@ def classify_command(
     mistyped = mistyped_command(inputs or [])
     if mistyped is not None:  # before anything loads, or asks the hub
         raise UsageError(mistyped)
+    zero_shot = zero_shot_options(labels, labels_file, template)
     options = Options(
         top_k=top_k,
         min_score=min_score,
-        model=resolve_model(model)[0],
+        model=resolve_model(
+            model, zero_shot is not None, lambda name: zero_shot_on_disk(name, revision)
+        )[0],
+        zero_shot=zero_shot,
         revision=revision,
         device=device,
         batch_size=batch_size,
@@ -576,10 +617,14 @@ class Options:
     dry_run: bool = False
     xmp: bool = False
     xmp_name: str | None = None
+    zero_shot: ZeroShot | None = None  # --labels: the user's classes, not the model's
 
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
+        zero_shot = self.zero_shot
         return {
+            "labels": None if zero_shot is None else list(zero_shot.labels),
+            "template": None if zero_shot is None else zero_shot.template,
             "revision": self.revision,
             "device": self.device,
             "precision": self.precision,
@@ -1052,6 +1097,7 @@ def _claim_output(fmt: str, o: Options) -> ClaimedOutput | None:
         model=o.model,
         top_k=o.top_k,
         min_score=o.min_score,
+        zero_shot=None if o.zero_shot is None else o.zero_shot.meta(),
     )
 
 
@@ -1072,4 +1118,5 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "max_pixels": o.max_pixels,
         "cwd": os.getcwd(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({} if o.zero_shot is None else {"zero_shot": o.zero_shot.meta()}),
     }

@@ -21,7 +21,8 @@ class EnvFormat(str, enum.Enum):
 
 @env_app.command(
     cls=Command,
-    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json",
+    epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json\n\n"
+    "    resnet-classify env --labels 'cat, dog'",
 )
 def env_command(
     model: Annotated[
@@ -30,9 +31,14 @@ def env_command(
             "--model",
             "-m",
             help="The model to plan a run of: hub id or folder. \\[default: as a run's: "
-            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50]",
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50; "
+            "with --labels, as a run with --labels picks it]",
             show_default=False,
         ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option("--labels", help="Plan a zero-shot run of these labels.", show_default=False),
     ] = None,
     revision: Annotated[
         str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
@@ -54,12 +60,16 @@ def env_command(
 
     import json
 
+    from ..models.zero_shot import zero_shot_on_disk, zero_shot_options
     from ..runtimes.classifier import check_model_options
     from ..runtimes.environment import describe, format_text
 
     check_model_options(device, precision, exact)
-    name, source = resolve_model(model)
-    facts = describe(name, revision, device, precision, exact, model_from=source)
+    zero_shot = zero_shot_options(labels, None, None)
+    name, source = resolve_model(
+        model, zero_shot is not None, lambda chosen: zero_shot_on_disk(chosen, revision)
+    )
+    facts = describe(name, revision, device, precision, exact, zero_shot, model_from=source)
     if output_format == EnvFormat.json:
         print(json.dumps(facts, indent=2))
     else:

@@ -39,6 +39,18 @@ def local_files(model: str, revision: str | None) -> dict[str, str] | None:
     return found
 
 
+def local_config(model: str, revision: str | None) -> dict[str, Any] | None:
+    """The checkpoint's config.json, read from a local folder or the hub cache; None where
+    it is not there (or unreadable: loading it will say why). Never downloads."""
+    path = _local_file(model, revision, "config.json")
+    if path is None:
+        return None
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
 def _local_file(model: str, revision: str | None, name: str) -> str | None:
     if os.path.isdir(model):
         path = os.path.join(model, name)

@@ -10,16 +10,17 @@ import io
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from ..errors import TRY_OFFLINE, ModelLoadError, exception_chain, first_line
+from ..errors import TRY_OFFLINE, ModelLoadError, ResnetCliError, exception_chain, first_line
 from ..inputs.decode import ResizeRule
 from ..inputs.sources import looks_like_path, offline_mode
 
 # One part of a hub id, as huggingface_hub's validate_repo_id takes it (its "--" and ".."
 # rules are checked beside it).
 _HUB_ID_PART = re.compile(r"^\w(?:[\w.-]*\w)?$")
+T = TypeVar("T")
 
 
 def input_shape_of(model: str, processor: Any) -> tuple[int, ...] | None:
@@ -33,17 +34,22 @@ def input_shape_of(model: str, processor: Any) -> tuple[int, ...] | None:
     shapes = set()
     for size in ((64, 48), (48, 64)):
         picture = Image.new("RGB", size, (127, 127, 127))
-        try:
-            inputs = model_inputs(processor(images=[picture], return_tensors="pt"))
-        except Exception as exc:
-            raise ModelLoadError(
-                f"the image processor of model {model!r} cannot prepare an RGB image: "
-                f"{first_line(exc)}"
-            ) from exc
+        inputs = model_inputs(processed(model, processor, [picture]))
         if isinstance(inputs, ModelInputs):
             return None
         shapes.add(tuple(inputs.shape[1:]))
     return shapes.pop() if len(shapes) == 1 else None
+
+
+def processed(model: str, processor: Any, pictures: list[Any]) -> Any:
+    """The processor's output for ``pictures`` (PIL images, made up to probe it): a
+    processor that fails on them would fail on every image, so that is a ModelLoadError."""
+    try:
+        return processor(images=pictures, return_tensors="pt")
+    except Exception as exc:
+        raise ModelLoadError(
+            f"the image processor of model {model!r} cannot prepare an RGB image: {first_line(exc)}"
+        ) from exc
 
 
 def fold_batchnorm(model: Any) -> int:
@@ -69,8 +75,34 @@ def load_with_transformers(
 ) -> tuple[Any, Any]:
     """(image processor, model) through transformers' Auto classes: cache first, then hub.
     ``trust_remote_code``: run the Python code a model's files name (its config's
-    ``auto_map``); never without it."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    ``auto_map``); never without it. A zero-shot checkpoint (CLIP, SigLIP) is a UsageError
+    saying to give it labels: loaded as an image classifier it would get a random head."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+    from .zero_shot import check_model_kind
+
+    def load(kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        config = AutoConfig.from_pretrained(model, **kwargs)
+        check_model_kind(model, config.to_dict(), None)
+        return (
+            AutoImageProcessor.from_pretrained(model, **kwargs),
+            AutoModelForImageClassification.from_pretrained(model, config=config, **kwargs),
+        )
+
+    return load_local_first(model, revision, offline, trust_remote_code, load)
+
+
+def load_local_first(
+    model: str,
+    revision: str | None,
+    offline: bool,
+    trust_remote_code: bool,
+    load: Callable[[dict[str, Any]], T],
+) -> T:
+    """``load(from_pretrained's keyword arguments)``: from the local cache first, then from
+    the hub, with ``trust_remote_code`` said outright and no terminal I/O while it runs
+    (``pretrained_options``, ``no_terminal_io``); a failure is a ModelLoadError that says
+    what to do (a ResnetCliError ``load`` raises goes up as it is)."""
     from transformers.utils import logging as transformers_logging
 
     # Our stderr is for our progress and summary; transformers' "Loading weights" bar is noise.
@@ -78,24 +110,24 @@ def load_with_transformers(
     transformers_logging.set_verbosity_error()
     local_only = offline or offline_mode()
 
-    def load(local_files_only: bool) -> tuple[Any, Any]:
-        kwargs = pretrained_options(revision, trust_remote_code, local_files_only)
+    def attempt(local_files_only: bool) -> T:
         with no_terminal_io():
-            return (
-                AutoImageProcessor.from_pretrained(model, **kwargs),
-                AutoModelForImageClassification.from_pretrained(model, **kwargs),
-            )
+            return load(pretrained_options(revision, trust_remote_code, local_files_only))
 
     try:
         # A cached copy loads without a single request: a fast start, and no waiting on a
         # network that is down. Only a cache miss goes to the hub.
-        return load(local_files_only=True)
+        return attempt(local_files_only=True)
+    except ResnetCliError:
+        raise
     except Exception as exc:
         if local_only or os.path.isdir(model):
             raise ModelLoadError(explain_load_failure(model, revision, local_only, exc)) from exc
     check_hub(model, revision)
     try:
-        return load(local_files_only=False)
+        return attempt(local_files_only=False)
+    except ResnetCliError:
+        raise
     except Exception as exc:
         raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
 

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from ..errors import OutputExistsError, OutputWriteError, UsageError
 from ..inputs.sources import Source, file_kind, is_url, looks_like_path
+from ..models.zero_shot import DEFAULT_TEMPLATE
 from ..results import Record
 from .writers import (
     RESUMABLE_FORMATS,
@@ -257,8 +258,11 @@ def claim_output(
     model: str,
     top_k: int,
     min_score: float = 0.0,
+    zero_shot: dict[str, Any] | None = None,
 ) -> ClaimedOutput:
-    """Check the output and take it, before the model loads; UsageError for any problem."""
+    """Check the output and take it, before the model loads; UsageError for any problem.
+    ``zero_shot``: the run's labels and template (``ZeroShot.meta()``), None for a model's
+    own labels: --resume continues only a file made with the same."""
     name = os.fspath(path)
     if name.endswith(os.sep) or os.path.isdir(name):
         raise UsageError(f"output {name!r} is a folder: name a file")
@@ -284,7 +288,7 @@ def claim_output(
     if resume:
         if fmt not in RESUMABLE_FORMATS:
             raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
-        return _resume(name, target, fmt, model_key(model), top_k, min_score)
+        return _resume(name, target, fmt, model_key(model), top_k, min_score, zero_shot)
     if overwrite:
         _check_meta_free(name, target)
         return _replace(name, target)
@@ -427,7 +431,13 @@ def _replace(name: str, target: str) -> ClaimedOutput:
 
 
 def _resume(
-    name: str, target: str, fmt: str, model: str, top_k: int, min_score: float
+    name: str,
+    target: str,
+    fmt: str,
+    model: str,
+    top_k: int,
+    min_score: float,
+    zero_shot: dict[str, Any] | None,
 ) -> ClaimedOutput:
     """--resume: check the file, then rewrite its classified records to continue from."""
     held = _lock_existing(name, target, os.O_RDONLY)
@@ -443,6 +453,7 @@ def _resume(
             ) from None
         meta = _resume_meta(name, target)
         _check_same_run(name, meta, records, model, top_k, min_score)
+        _check_same_labels(name, meta, records, zero_shot)
         _check_same_folder(name, meta)
         kept = [r for r in records if r.ok]
         previous = os.fstat(held)
@@ -503,12 +514,29 @@ def _resume_meta(name: str, target: str) -> dict[str, Any] | None:
     for key, valid in (
         ("cwd", os.path.isabs(meta["cwd"])),
         ("min_score", valid_floor and 0.0 <= floor <= 1.0),  # NaN too
+        ("zero_shot", _valid_zero_shot(meta.get("zero_shot"))),
     ):
         if not valid:
             raise UsageError(
                 f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
             )
     return meta
+
+
+def _valid_zero_shot(value: Any) -> bool:
+    """Whether a metadata file's ``zero_shot`` is none (a model's own labels) or what
+    ``ZeroShot.meta()`` writes: a list of labels and a template, all text."""
+    if value is None:
+        return True
+    if not isinstance(value, dict):
+        return False
+    labels, template = value.get("labels"), value.get("template")
+    return (
+        isinstance(labels, list)
+        and bool(labels)
+        and all(isinstance(label, str) for label in labels)
+        and isinstance(template, str)
+    )
 
 
 def _check_same_folder(name: str, meta: dict[str, Any] | None) -> None:
@@ -562,6 +590,41 @@ def _check_same_run(
             f"{min_score:g}: pass --min-score {made_floor:g} to continue it, or choose another "
             "output name"
         )
+
+
+def _check_same_labels(
+    name: str, meta: dict[str, Any] | None, records: list[Record], zero_shot: dict[str, Any] | None
+) -> None:
+    """Refuse to mix records of another zero-shot label set (or template) into the file, or
+    of a model's own labels into a zero-shot file and back."""
+    if meta is None:  # no metadata: a zero-shot run continues only records of its labels
+        given = set(zero_shot["labels"]) if zero_shot else None
+        if given is not None and any(p.label not in given for r in records for p in r.predictions):
+            raise UsageError(
+                f"cannot resume {name!r}: its records have labels that are not among yours: "
+                "give the labels it was made with, or choose another output name"
+            )
+        return
+    theirs = meta.get("zero_shot")
+    if theirs == zero_shot:
+        return
+    if not isinstance(theirs, dict):
+        advice = "the model's own labels, not zero-shot ones: drop --labels/--labels-file"
+    else:
+        listed = [str(label) for label in theirs.get("labels") or []]
+        template = theirs.get("template")
+        joined = ", ".join(listed)
+        which = "other labels" if zero_shot else "zero-shot labels"
+        if any("," in label for label in listed) or len(joined) > 100:  # not a short option
+            advice = f"{which} (listed in {meta_path(name)!r}): give the same ones"
+        else:
+            advice = f"{which}: pass --labels {joined!r}"
+        if template != (zero_shot.get("template") if zero_shot else DEFAULT_TEMPLATE):
+            advice += f" --template {template!r}"
+    raise UsageError(
+        f"cannot resume {name!r}: it was made with {advice} to continue it, or choose another "
+        "output name"
+    )
 
 
 def _open_locked(name: str, path: str, flags: int) -> int:

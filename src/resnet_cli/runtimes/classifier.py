@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_MODEL
+from ..config import default_model
 from ..errors import DeviceError, ModelLoadError, UsageError
 from ..inputs.decode import ResizeRule
+from ..models.checkpoint import local_config
 from ..models.transformers import (
     ModelInputs,
     fold_batchnorm,
@@ -29,6 +30,7 @@ from ..models.transformers import (
     resize_rule,
     takes_device_tensors,
 )
+from ..models.zero_shot import ZeroShot, check_model_kind, load_zero_shot
 from .base import logits_of
 from .hardware import Hardware
 from .select import Checkpoint, Plan, Request
@@ -60,6 +62,7 @@ class Classifier:
     files: dict[str, str] | None = None  # the checkpoint's files, for the runtime cache
     input_shape: tuple[int, ...] | None = None  # one image's model input, where fixed
     offline: bool = False  # no network at all: URL inputs are not downloaded either
+    zero_shot: ZeroShot | None = None  # the labels are the user's, scored zero-shot
 
     @property
     def num_labels(self) -> int:
@@ -165,7 +168,7 @@ class Classifier:
 
 
 def load_classifier(
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     *,
     revision: str | None = None,
     device: str = "auto",
@@ -176,8 +179,11 @@ def load_classifier(
     images: int | None = None,
     runtime: str = "auto",
     trust_remote_code: bool = False,
+    labels: Sequence[str] | None = None,
+    template: str | None = None,
 ) -> Classifier:
-    """Load an image-classification model and its processor from the hub or a local folder.
+    """Load an image-classification model and its processor from the hub or a local folder
+    (default: microsoft/resnet-50; with ``labels``, openai/clip-vit-base-patch32).
 
     ``exact`` keeps the pipeline's arithmetic (fp32, no folding, full decodes); otherwise
     BatchNorm is folded and the model runs in the plan's precision and runtime.
@@ -189,7 +195,14 @@ def load_classifier(
     UsageError where it cannot run the model so), as sentence-transformers' ``backend=``.
     ``trust_remote_code``: let transformers run the Python code a model's files name (its
     config's ``auto_map``); off, such a model is a ModelLoadError.
+    ``labels``: your own classes, for a zero-shot model (CLIP, SigLIP), each scored as
+    ``template`` (default "This is a photo of {}.") with it, as
+    ``pipeline("zero-shot-image-classification")`` scores it.
     """
+    zero_shot = None if labels is None else ZeroShot.of(labels, template)
+    if zero_shot is None and template is not None:
+        raise UsageError("a template applies to labels: give labels too")
+    model = model or default_model(zero_shot is not None)
     check_model_options(device, precision, exact)
     missing = missing_model_folder(model)
     if missing is not None:  # before the hub, torch or transformers: a mistyped path is instant
@@ -198,6 +211,9 @@ def load_classifier(
         model = os.path.expanduser(model)
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # for the hub; URL inputs see Classifier.offline
+    on_disk = local_config(model, revision)
+    if on_disk is not None:  # labels for a classifier, or none for CLIP: said before torch
+        check_model_kind(model, on_disk, zero_shot)
     planning = plan_inputs(
         model,
         revision=revision,
@@ -207,6 +223,7 @@ def load_classifier(
         compile_model=compile_model,
         images=images,
         runtime=runtime,
+        zero_shot=zero_shot,
     )
     checkpoint, files = planning.checkpoint, planning.files
     plan = planning.plan()
@@ -235,14 +252,23 @@ def load_classifier(
     if native is not None:
         network, processor, config, files = native
         input_shape = input_shape_of(model, processor)
+        fields = label_fields(config)
     else:
-        processor, network = load_with_transformers(model, revision, offline, trust_remote_code)
-        # The live config: timm checkpoints' to_dict() holds label_names, not id2label.
-        config = {
-            **network.config.to_dict(),
-            "id2label": dict(network.config.id2label),
-            "num_labels": network.config.num_labels,
-        }
+        if zero_shot is not None:
+            processor, network, sigmoid = load_zero_shot(
+                model, revision, offline, zero_shot, trust_remote_code
+            )
+            fields = {"labels": list(zero_shot.labels), "multi_label": sigmoid}
+        else:
+            processor, network = load_with_transformers(model, revision, offline, trust_remote_code)
+            # The live config: timm checkpoints' to_dict() holds label_names, not id2label.
+            fields = label_fields(
+                {
+                    **network.config.to_dict(),
+                    "id2label": dict(network.config.id2label),
+                    "num_labels": network.config.num_labels,
+                }
+            )
         input_shape = input_shape_of(model, processor)
         checkpoint = dataclasses.replace(
             checkpoint,
@@ -252,6 +278,9 @@ def load_classifier(
         )
         files = files if checkpoint.cacheable else None
     plan = dataclasses.replace(planning, checkpoint=checkpoint).plan()
+    note = getattr(network, "plan_note", None)  # a zero-shot model's scores need its forward
+    if note is not None:
+        plan = dataclasses.replace(plan, reasons={**plan.reasons, "network": note})
     torch_device = _torch_device(plan.device)
     dtype = torch_dtype(plan.precision)
     tune_backends(torch_device, exact)
@@ -289,7 +318,8 @@ def load_classifier(
         resize=None if exact else resize_rule(processor),
         input_shape=input_shape,
         offline=offline,
-        **label_fields(config),
+        zero_shot=zero_shot,
+        **fields,
     )
 
 
@@ -323,10 +353,12 @@ def plan_inputs(
     images: int | None = None,
     runtime: str = "auto",
     hardware: Hardware | None = None,
+    zero_shot: ZeroShot | None = None,
 ) -> PlanInputs:
     """The plan's inputs for a run of ``model``, read without torch (``hardware``: a probe
     already made, else this device's); ``load_classifier`` and ``resnet-classify env`` both
-    start here, so env shows the plan a run would get."""
+    start here, so env shows the plan a run would get. ``zero_shot``: the labels the run
+    scores, where they are not the model's own."""
     from .onnx_runtime import enabled
 
     request = Request(
@@ -337,6 +369,7 @@ def plan_inputs(
         images=images,
         onnx=enabled(),
         runtime=runtime,
+        labels=0 if zero_shot is None else len(zero_shot.labels),
     )
     checkpoint, files = read_checkpoint(model, revision, exact)
     return PlanInputs(request, hardware or _probe(device), checkpoint, files)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..models.zero_shot import ZeroShot
 
 PACKAGES = (
     "resnet-cli",
@@ -29,23 +32,40 @@ def describe(
     device: str,
     precision: str,
     exact: bool,
+    zero_shot: ZeroShot | None = None,
     model_from: str = "--model",
 ) -> dict[str, Any]:
-    """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data;
-    ``model_from``: where the model's name came from (``config.resolve_model``)."""
+    """Versions, hardware, the plan for ``model`` (scoring ``zero_shot``'s labels, where
+    given) and the runtime cache, as plain data; ``model_from``: where the model's name came
+    from (``config.resolve_model``)."""
     from ..config import config_path
+    from ..errors import UsageError
+    from ..models.checkpoint import local_config
     from ..models.transformers import input_shape_of, missing_model_folder
+    from ..models.zero_shot import check_model_kind
     from .classifier import plan_inputs
     from .hardware import probe
     from .onnx_runtime import cache_dir
 
     hardware = probe(cuda=True).with_torch()
     planning = plan_inputs(
-        model, revision=revision, device=device, precision=precision, exact=exact, hardware=hardware
+        model,
+        revision=revision,
+        device=device,
+        precision=precision,
+        exact=exact,
+        hardware=hardware,
+        zero_shot=zero_shot,
     )
     files, changes = planning.files, {}
     notes = []
     missing = missing_model_folder(model)
+    config = local_config(model, revision)
+    if config is not None:  # labels for a classifier, or none for CLIP: a run would stop
+        try:
+            check_model_kind(model, config, zero_shot)
+        except UsageError as exc:
+            notes.append(str(exc))
     if missing is not None:  # what a run would stop on, said here too
         notes.append(missing)
     elif files is None:
@@ -78,6 +98,7 @@ def describe(
             "name": model,
             "from": model_from,
             "revision": revision,
+            "zero_shot": None if zero_shot is None else zero_shot.meta(),
             "on_disk": files is not None,
             "notes": notes,
         },
@@ -120,6 +141,14 @@ def format_text(facts: dict[str, Any]) -> str:
         f"model: {model['name']}"
         + (f" @ {model['revision']}" if model["revision"] else "")
         + f" (from {model['from']})",
+        *(
+            [
+                f"labels: {', '.join(model['zero_shot']['labels'])} (zero-shot, each as "
+                f"{model['zero_shot']['template']!r})"
+            ]
+            if model.get("zero_shot")
+            else []
+        ),
         *(f"note: {note}" for note in model["notes"]),
         "plan:",
     ]

@@ -41,6 +41,7 @@ class Request:
     images: int | None = None  # how many images the run will classify, where known
     onnx: bool = True  # ONNX Runtime installed and not turned off (RESNET_CLI_ONNX=0)
     runtime: str = "auto"  # or one of RUNTIMES, as sentence-transformers' backend=
+    labels: int = 0  # zero-shot labels given (--labels): the model scores them, not its own
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,21 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
         and checkpoint.image_batch
         and checkpoint.cacheable
         and request.onnx
+        and not request.labels  # the cache's key has no labels in it
     )
     batch, batch_why = _batch_size(request, device, precision)
     runtime, runtime_why, export_after = _runtime(
         request, checkpoint, hardware, device, precision, quick_start, batch
     )
-    if runtime == "onnxruntime" and checkpoint.cached:
+    if request.labels:
+        network, network_why = (
+            "zero-shot",
+            (
+                f"AutoModelForZeroShotImageClassification: the text of your {request.labels} "
+                "label(s) embedded once, each image's embedding scored against them"
+            ),
+        )
+    elif runtime == "onnxruntime" and checkpoint.cached:
         network, network_why = "onnx cache", "the cached export runs without torch"
     elif checkpoint.native:
         network, network_why = "native", "a ResNet checkpoint on disk: built without transformers"
@@ -246,7 +256,7 @@ def _runtime(
             else "only ResNets have a packed oneDNN build"
         )
         return "torch", f"eager autocast to {precision} ({why})", False
-    if request.onnx and checkpoint.cached:
+    if request.onnx and checkpoint.cached and not request.labels:
         return "onnxruntime", "the export an earlier run left in the cache", False
     if request.images is not None and request.images < EXPORT_WORTH_IMAGES:
         return (
