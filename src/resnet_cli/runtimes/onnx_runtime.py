@@ -65,13 +65,20 @@ def cache_path(files: dict[str, str]) -> Path:
     real path (a hub cache's blobs are named by their hash), size and modification time, so
     an edited or re-downloaded checkpoint never meets a stale export; and the CPU and ONNX
     Runtime it was optimized for (a cache in a home shared by different machines)."""
-    identity: list[Any] = [FORMAT, hardware()]
+    identity: list[Any] = [FORMAT, hardware(), *checkpoint_identity(files)]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    return cache_dir() / "onnx" / f"{key}.onnx"
+
+
+def checkpoint_identity(files: dict[str, str]) -> list[list[Any]]:
+    """Each checkpoint file's name, real path, size and modification time: what a cache
+    entry made from them is keyed by."""
+    identity = []
     for name in sorted(files):
         real = os.path.realpath(files[name])
         info = os.stat(real)
         identity.append([name, real, info.st_size, info.st_mtime_ns])
-    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
-    return cache_dir() / "onnx" / f"{key}.onnx"
+    return identity
 
 
 def hardware() -> list[str]:
@@ -217,11 +224,7 @@ def top_k(logits: Any, k: int, multi_label: bool) -> tuple[Any, Any]:
     import numpy as np
 
     logits = np.asarray(logits, dtype=np.float32)
-    if multi_label:
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-    else:
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+    probabilities = scores_of(logits, multi_label)
     k = min(k, logits.shape[-1])
     # Each row's k best labels, found without sorting all of them: a full sort of 1000 labels
     # per image costs more than the rest of the engine's bookkeeping together.
@@ -235,6 +238,17 @@ def top_k(logits: Any, k: int, multi_label: bool) -> tuple[Any, Any]:
     # Best first, equal scores in label order: what a stable sort of the whole row gives.
     ids = np.take_along_axis(candidates, np.argsort(-best, axis=-1, kind="stable"), axis=-1)
     return np.take_along_axis(probabilities, ids, axis=-1), ids
+
+
+def scores_of(logits: Any, multi_label: bool) -> Any:
+    """Softmax (sigmoid for multi-label models) of each row, in float32, in NumPy."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=np.float32)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class _Cpu:
@@ -273,11 +287,8 @@ def build_export(model: Any, example: Any, optimized_to: str | None = None) -> t
 
 @dataclass
 class OnnxClassifier(Classifier):
-    """A cached export run by ONNX Runtime, with NumPy preprocessing: no torch anywhere."""
-
-    @property
-    def precision(self) -> str:
-        return "fp32"
+    """A cached export run by ONNX Runtime (or a cached INT8 model run by OpenVINO), with
+    NumPy preprocessing: no torch anywhere."""
 
     def preprocess(self, images: Sequence[Any]) -> Any:
         return self.processor(images)["pixel_values"]
@@ -317,9 +328,28 @@ def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier 
     path = cached_path(files)
     if path is None:
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: the last to be pruned
+
+    def forward() -> Any:
+        try:
+            return OnnxForward(str(path))
+        except Exception:
+            # Corrupt (a full disk, a crash mid-write elsewhere): torch loads the model, and
+            # this run's export takes the file's place.
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+
+    return array_classifier(model, files, plan, forward)
+
+
+def array_classifier(
+    model: str, files: dict[str, str], plan: Any, forward: Callable[[], Any]
+) -> OnnxClassifier | None:
+    """A torch-free classifier of the checkpoint made of ``files``: ``forward()`` builds its
+    runtime from a cache entry (None: unusable), the processor is the one in NumPy."""
     try:
-        with contextlib.suppress(OSError):
-            os.utime(path)  # recently used: the last to be pruned
         config = read_json(files["config.json"])
         # The export was checked against the torch model when it was made; what is needed
         # here is the processor's arithmetic without torch.
@@ -328,13 +358,8 @@ def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier 
             return None
     except Exception:
         return None
-    try:
-        forward = OnnxForward(str(path))
-    except Exception:
-        # Corrupt (a full disk, a crash mid-write elsewhere): torch loads the model, and this
-        # run's export takes the file's place.
-        with contextlib.suppress(OSError):
-            path.unlink()
+    runtime = forward()
+    if runtime is None:
         return None
     # No torch model, device or dtype: stand-ins where a torch classifier holds them.
     stand_ins: dict[str, Any] = {"model": None, "device": _Cpu(), "dtype": None}
@@ -343,7 +368,7 @@ def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier 
         processor=processor,
         resize=resize_rule(processor),
         plan=plan,
-        forward=forward,
+        forward=runtime,
         files=files,
         **stand_ins,
         **label_fields(config),
