@@ -35,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -214,32 +215,43 @@ def _prune(folder: Path, keep: Path, most: int = KEEP) -> None:
 
 
 def import_openvino() -> Any:
-    import openvino
-
+    """OpenVINO, without its telemetry: ``import openvino`` imports its model converter, which
+    starts an openvino_telemetry client, writes a client id under ~/intel and sends an
+    "import" event unless the user opted out. A tool that promises --offline and no files
+    beside its outputs hides that package while OpenVINO loads: the converter then takes its
+    own stand-in, which sends nothing."""
+    with _telemetry_hidden():
+        import openvino
     return openvino
 
 
 def import_nncf() -> Any:
-    """NNCF, without its telemetry: it builds an openvino_telemetry client when it is
-    imported, which writes a client id under ~/intel and sends usage events unless it is
-    told not to. A tool that promises --offline and no files beside its outputs tells it
-    not to (a user's own NNCF_CI setting wins), and hides that package while NNCF loads. Its
-    INFO lines (the layers it skipped) are not for our users, nor torch's note that no CUDA
+    """NNCF, without its telemetry (its client is openvino_telemetry too, started when NNCF is
+    imported; NNCF_CI=1 also turns it off, and a user's own setting of it wins). Its INFO
+    lines (the layers it skipped) are not for our users, nor torch's note that no CUDA
     runtime is found (NNCF imports torch's C++ extension helper)."""
     import logging
 
+    import_openvino()
     os.environ.setdefault("NNCF_CI", "1")
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    with _telemetry_hidden():
+        import nncf
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
+@contextlib.contextmanager
+def _telemetry_hidden() -> Iterator[None]:
+    """``import openvino_telemetry`` fails in here (unless something imported it before)."""
     hidden = "openvino_telemetry" not in sys.modules
     if hidden:
         sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # ImportError
     try:
-        import nncf
+        yield
     finally:
         if hidden:
             sys.modules.pop("openvino_telemetry", None)
-    nncf.set_log_level(logging.ERROR)
-    return nncf
 
 
 class OpenVinoForward:
