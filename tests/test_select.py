@@ -9,7 +9,13 @@ import pytest
 from resnet_cli.errors import DeviceError, UsageError
 from resnet_cli.runtimes.hardware import Hardware
 from resnet_cli.runtimes.int8 import Check
-from resnet_cli.runtimes.select import EXPORT_WORTH_IMAGES, Checkpoint, Request, choose_plan
+from resnet_cli.runtimes.select import (
+    EXPORT_WORTH_IMAGES,
+    Checkpoint,
+    Plan,
+    Request,
+    choose_plan,
+)
 
 AVX2 = Hardware(cores=2, features=frozenset({"avx2"}), onednn=frozenset())
 AMX = Hardware(
@@ -51,14 +57,18 @@ TABLE = [
 ]  # fmt: skip
 
 
+def facts(plan: Plan) -> tuple[str, str, str, str, int]:
+    """What the tables check of a plan; only a cache entry's plan starts without torch."""
+    assert plan.needs_torch == (plan.network not in ("onnx cache", "int8 cache"))
+    return (plan.device, plan.precision, plan.runtime, plan.network, plan.batch_size)
+
+
 @pytest.mark.parametrize(("hardware", "request_", "checkpoint", "expected"), TABLE)
 def test_the_plan_for_each_machine_and_option(
     hardware: Hardware, request_: Request, checkpoint: Checkpoint, expected: tuple
 ) -> None:
     plan = choose_plan(request_, checkpoint, hardware)
-    got = (plan.device, plan.precision, plan.runtime, plan.network, plan.batch_size)
-    assert (*got, plan.export_after) == expected
-    assert plan.needs_torch == (plan.network != "onnx cache")
+    assert (*facts(plan), plan.export_after) == expected
     assert set(plan.reasons) >= {"device", "precision", "runtime", "batch_size", "workers"}
     assert all(plan.reasons.values())  # every choice says why
     # JPEGs go to nvJPEG only where the processor takes the tensors it gives (not timm's).
@@ -125,9 +135,7 @@ def test_int8_is_planned_only_where_asked_and_says_why_not(
     hardware: Hardware, request_: Request, checkpoint: Checkpoint, expected: tuple
 ) -> None:
     plan = choose_plan(request_, checkpoint, hardware)
-    got = (plan.device, plan.precision, plan.runtime, plan.network, plan.batch_size)
-    assert (*got, plan.calibrate) == expected
-    assert plan.needs_torch == (plan.network not in ("onnx cache", "int8 cache"))
+    assert (*facts(plan), plan.calibrate) == expected
     if plan.precision == "fp32":  # asked for int8, given fp32: one line says why
         assert plan.note is not None and plan.note == plan.reasons["precision"]
         assert plan.note.startswith("int8")
