@@ -321,13 +321,18 @@ def commands_table(
         "| fp32 command / fp32 model only | int8 command / int8 model only |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    verdicts = []
     for model in models:
         runner = Runner(model.folder, runs_dir / model.name)
+        # The speed of INT8 whatever the guard says of bench.py's photos (crops and textures
+        # the models are unsure of): its verdict on them is reported beside the table.
+        runner.env["RESNET_CLI_INT8_AGREEMENT"] = "0"
         (runs_dir / model.name).mkdir(parents=True, exist_ok=True)
         say(f"commands: {model.name}: first runs (untimed) fill the runtime cache ...")
         runner.ours_run("warm-fp32", files[: BATCH * 5], 0, extra_args=("-p", "fp32"))
         first = runner.ours_run("warm-int8", calibration, 0, quiet=False, extra_args=("-p", "int8"))
         say(f"  -p int8 first run: {first.extra.get('summary', '').strip()}")
+        verdicts.append(f"- {model.name}: {guard_verdict(Path(first.output))}")
         got: dict[str, list[float]] = {PIPE: [], "fp32": [], "int8": []}
         for round_ in range(1, rounds + 1):
             got["fp32"].append(
@@ -351,7 +356,27 @@ def commands_table(
             f"| {model.name} | {pipe:.1f} | {fp32:.1f} | {int8_rate:.1f} | {int8_rate / fp32:.2f}x "
             f"| {int8_rate / pipe:.2f}x | {shares[0]} | {shares[1]} |"
         )
+    lines += [
+        "",
+        f"The guard's verdict on the {len(calibration)} photos the first -p int8 run calibrated "
+        "on (the threshold was set to 0 for these speed runs, so that INT8 runs whatever it "
+        "says):",
+        "",
+        *verdicts,
+    ]
     return lines
+
+
+def guard_verdict(output: Path) -> str:
+    """What the first run's metadata says of its calibration."""
+    import json
+
+    meta = json.loads(Path(f"{output}.meta.json").read_text())["resnet_classify"]["int8"]
+    return (
+        f"same top-1 as fp32 on {meta['same_top1']}% of {meta['images']} images, largest "
+        f"score gap {meta['max_score_gap']} (at the default 95% threshold: "
+        f"{'accepted' if meta['same_top1'] >= 95 else 'refused'})"
+    )
 
 
 # --------------------------------------------------------------------------- stages
