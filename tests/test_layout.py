@@ -12,15 +12,16 @@ from pathlib import Path
 import resnet_cli
 
 PACKAGE = Path(resnet_cli.__file__).parent
-# Lower layers never import higher ones. Records (errors, results, categories and two small
-# helpers) are the bottom; the entry points (the package's API, __main__, the old
-# ray_engine name) the top.
+# Lower layers never import higher ones. Records (errors, results, categories, the user's
+# config and two small helpers) are the bottom; the entry points (the package's API,
+# __main__, the old ray_engine name) the top.
 LAYERS = {
     "errors": 0,
     "results": 0,
     "categories": 0,
     "text": 0,
     "atomic": 0,
+    "config": 0,
     "inputs": 1,
     "models": 2,
     "runtimes": 3,

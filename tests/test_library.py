@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,3 +242,55 @@ def test_only_a_whole_jpeg_is_sent_to_the_device_decoder(images: list[Path]) -> 
     assert _device_decodable(whole, None) == 1
     assert _device_decodable(whole[:2000], None) is None  # cut off: the CPU says so
     assert _device_decodable(whole + b"trailer", None) is None  # data after EOI: the CPU's
+
+
+def pillow_device_decodable(data: bytes) -> int | None:
+    """What the GPU path asked Pillow before it read the markers itself: the reference."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            if header.mode not in ("RGB", "L") or header.format != "JPEG":
+                return None
+            orientation = header.getexif().get(0x0112, 1)
+            return orientation if orientation in range(1, 9) else 1
+    except Exception:
+        return None
+
+
+def jpeg_variants() -> list[tuple[str, bytes]]:
+    from PIL import Image
+
+    picture = scene(64, 48, seed=3)
+    variants = []
+
+    def saved(name: str, image: Any, **options: Any) -> None:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **options)
+        variants.append((name, buffer.getvalue()))
+
+    saved("plain", picture)
+    saved("progressive", picture, progressive=True)
+    saved("grey", picture.convert("L"))
+    saved("cmyk", picture.convert("CMYK"))
+    saved("optimized, no subsampling", picture, optimize=True, subsampling=0)
+    for turn in [*range(0, 10), 300]:
+        exif = Image.Exif()
+        exif[0x0112] = turn
+        saved(f"orientation {turn}", picture, exif=exif.tobytes())
+    exif = Image.Exif()
+    exif[0x010F] = "Maker"  # EXIF without an orientation
+    saved("exif, no orientation", picture, exif=exif.tobytes())
+    # The same tag as Motorola-order EXIF writes it (cameras of many makes): "MM", one entry.
+    motorola = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x08\0\0\0\0\0\0"
+    saved("orientation 8, big-endian", picture, exif=b"Exif\0\0" + motorola)
+    return variants
+
+
+@pytest.mark.parametrize(("name", "data"), jpeg_variants())
+def test_the_jpeg_markers_say_what_pillow_says(name: str, data: bytes) -> None:
+    # The GPU path's decode threads read each JPEG's markers themselves (Pillow's parser holds
+    # the GIL for 200 us an image, which starved the main thread); same answers as Pillow's.
+    from resnet_cli.pipeline.local import _device_decodable
+
+    assert _device_decodable(data, None) == pillow_device_decodable(data), name

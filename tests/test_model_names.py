@@ -95,7 +95,7 @@ def test_hub_shaped_names_without_a_folder_like_them_go_to_the_hub(
 ) -> None:
     asked: list[str] = []
 
-    def hub(name: str, revision: str | None, offline: bool) -> None:
+    def hub(name: str, revision: str | None, offline: bool, trust_code: bool = False) -> None:
         asked.append(name)
         raise ModelLoadError(f"the hub was asked for {name}")
 

@@ -313,3 +313,29 @@ def test_cpu_runs_preprocess_in_the_decode_threads(
     assert isinstance(rows[0], np.ndarray)  # no torch in the decode threads
     batch = classifier.stack(rows)
     assert torch.equal(batch, classifier.preprocess(images))
+
+
+@pytest.mark.parametrize("resample", [2, 3])  # bilinear, bicubic
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_images_of_one_size_are_resized_as_a_batch_exactly_as_one_by_one(
+    resample: int, layout: str, tmp_path: Path
+) -> None:
+    # A GPU run hands the processor nvJPEG's tensors; those of one size are resized in one
+    # call. Each must come out as it would alone (both layouts nvJPEG and torchvision give).
+    ConvNextImageProcessor(
+        size={"shortest_edge": 224}, crop_pct=0.875, resample=resample
+    ).save_pretrained(tmp_path)
+    ours = NativeConvNextProcessor.from_config(
+        json.loads((tmp_path / "preprocessor_config.json").read_text())
+    )
+    assert ours is not None
+
+    def frame(seed: int, height: int, width: int) -> torch.Tensor:
+        pixels = torch.from_numpy(np.array(scene(width, height, seed=seed))).permute(2, 0, 1)
+        return pixels if layout == "channels_last" else pixels.contiguous()
+
+    frames = [frame(i, 375, 500) for i in range(3)] + [frame(9, 333, 500), frame(7, 375, 500)]
+    together = ours(frames)["pixel_values"]
+    alone = torch.cat([ours([f])["pixel_values"] for f in frames])
+    assert together.shape == (5, 3, 224, 224)
+    assert torch.equal(together, alone)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import as_foreground, run_cli, scene
-from resnet_cli.output.organize import FAILED, REVIEW, Organizer, folder_name
+from resnet_cli.inputs.sources import Source
+from resnet_cli.output.organize import FAILED, REVIEW, Organizer, Placement, folder_name
 from resnet_cli.results import Prediction, Record
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
@@ -26,6 +27,13 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
 def _sure(name: str, label: str = "espresso", category: str | None = "food") -> Record:
     predictions = (Prediction(1, label, 0.95, 967, category), Prediction(2, "cup", 0.01, 968))
     return Record(input=name, predictions=predictions)
+
+
+def place(organizer: Organizer, *records: Record) -> list[Placement]:
+    """Place ``records`` as a run does: each one's file noted as an input of the run first."""
+    for record in records:
+        organizer.note(Source(name=record.input, path=record.input))
+    return organizer.place(records)
 
 
 @pytest.fixture
@@ -130,7 +138,7 @@ def test_a_read_only_destination_loses_nothing(
 
     for name in ("link", "symlink", "mkdir"):
         monkeypatch.setattr(os, name, read_only)
-    assert organizer.place([_sure(str(photo))]) == []
+    assert place(organizer, _sure(str(photo))) == []
     assert organizer.failures == 1 and photo.read_bytes() == (EXAMPLES / "coffee.jpg").read_bytes()
     assert "not organized: Read-only file system" in capsys.readouterr().err
 
@@ -143,7 +151,7 @@ def test_a_move_across_filesystems_copies_syncs_then_removes(tmp_path: Path) -> 
         photo = tmp_path / "coffee.jpg"
         photo.write_bytes((EXAMPLES / "coffee.jpg").read_bytes())
         organizer = Organizer(str(other / "sorted"), mode="move")
-        (placed,) = organizer.place([_sure(str(photo))])
+        (placed,) = place(organizer, _sure(str(photo)))
         assert placed.how == "move" and not photo.exists()
         moved = other / "sorted" / "food" / "coffee.jpg"
         assert moved.read_bytes() == (EXAMPLES / "coffee.jpg").read_bytes()

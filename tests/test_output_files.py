@@ -546,3 +546,157 @@ def test_sighup_is_handled_like_sigterm(tiny_model: Path, many: Path, tmp_path: 
     assert process.returncode == 130, stderr
     assert b"interrupted after" in stderr and b"Traceback" not in stderr
     assert out.read_text().endswith("\n")
+
+
+# --------------------------------------------------------------------------- issue 24: case 5
+
+
+def test_a_users_own_meta_json_is_never_replaced_or_removed(
+    tiny_model: Path, photos: Path, tmp_path: Path
+) -> None:
+    """FILE.meta.json is the tool's only where the tool wrote it: a user's own file of that
+    name was replaced by a run, and removed by a run that failed early."""
+    out, meta = tmp_path / "labels.jsonl", tmp_path / "labels.jsonl.meta.json"
+    meta.write_text("my own notes\n")
+    for model, flags in ((tiny_model, []), (MISSING, []), (tiny_model, ["--overwrite"])):
+        if flags:
+            out.write_text("")  # an output to overwrite
+        result = cli(model, photos, "-o", out, *flags)
+        assert result.exit_code == 2, result.output  # before anything: not 0, not 3
+        [line] = error_lines(result.stderr)
+        assert line == (
+            f"Error: cannot write {str(meta)!r}, the metadata file of output {str(out)!r}: a "
+            "file of that name is there that resnet-classify did not write (it is not JSON: "
+            "Expecting value: line 1 column 1 (char 0)): move it away, or choose another "
+            "output name"
+        )
+        assert meta.read_text() == "my own notes\n"
+    # A metadata file the tool wrote (its output since removed) is its own to replace.
+    out.unlink()
+    meta.write_text(json.dumps({"resnet_classify": {"model": "old"}}))
+    assert cli(tiny_model, photos, "-o", out).exit_code == 0
+    assert json.loads(meta.read_text())["resnet_classify"]["model"] == str(tiny_model.resolve())
+    # A run that fails early removes only what it made: no records, no metadata file left.
+    failed = cli(MISSING, photos, "-o", tmp_path / "new.jsonl")
+    assert failed.exit_code == 3
+    assert not (tmp_path / "new.jsonl").exists()
+    assert not (tmp_path / "new.jsonl.meta.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "why"),
+    [
+        ("{not json", "is not one resnet-classify wrote (it is not JSON: "),
+        ('{"other": 1}', "is not one resnet-classify wrote (it has no 'resnet_classify' object)"),
+        ('{"resnet_classify": {"top_k": 5, "cwd": "/"}}', "has no valid 'model'"),
+        ('{"resnet_classify": {"model": "m", "cwd": "/"}}', "has no valid 'top_k'"),
+        ('{"resnet_classify": {"model": "m", "top_k": 5}}', "has no valid 'cwd'"),
+    ],
+    ids=["corrupt", "foreign", "no-model", "no-top-k", "no-cwd"],
+)
+def test_resume_refuses_a_damaged_metadata_file(
+    sidecar: str, why: str, tiny_model: Path, other_model: Path, photos: Path, tmp_path: Path
+) -> None:
+    """A damaged metadata file turned resume's model check off (two models' records mixed,
+    exit 0), or said "pass --model None"."""
+    out = tmp_path / "labels.jsonl"
+    classify_the_first(tiny_model, 2, photos, out)
+    before = out.read_bytes()
+    (tmp_path / "labels.jsonl.meta.json").write_text(sidecar)
+    result = cli(other_model, photos, "-o", out, "--resume")
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result.stderr)
+    meta = str(tmp_path / "labels.jsonl.meta.json")
+    assert line.startswith(f"Error: cannot resume {str(out)!r}: its metadata file {meta!r} ")
+    assert why in line and "None" not in line
+    assert line.endswith(
+        ": move it away to resume checked by the records alone, or choose another output name"
+    )
+    assert out.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- issue 24: case 9
+
+
+def test_report_takes_a_csv_cut_short_and_refuses_json_that_is_not_records(
+    tiny_model: Path, photos: Path, tmp_path: Path
+) -> None:
+    from resnet_cli.cli.report import report_app
+
+    out = tmp_path / "labels.csv"
+    assert cli(tiny_model, photos, "-o", out, "-k", "2").exit_code == 0
+    whole = out.read_bytes()
+    out.write_bytes(whole[: whole.rindex(b"\r\n", 0, len(whole) - 2) + 10])  # a full disk's cut
+    page = tmp_path / "report.html"
+    cut = runner.invoke(report_app, [str(out), "-o", str(page), "-q"])
+    assert cut.exit_code == 0, cut.output
+    assert page.read_text().count("photos/") >= 5  # the complete records are shown
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text("[1, 2]")
+    for text in ("[1, 2]", '{"input": "x"}', "[[]]"):
+        numbers.write_text(text)
+        result = runner.invoke(report_app, [str(numbers), "-o", str(tmp_path / "r.html")])
+        assert result.exit_code == 2, (text, result.output)
+        [line] = error_lines(result.stderr)
+        assert line.startswith(f"Error: {str(numbers)!r} is not a resnet-classify results file")
+
+
+def test_a_blank_line_in_a_csv_does_not_block_resume(
+    tiny_model: Path, photos: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "labels.csv"
+    classify_the_first(tiny_model, 3, photos, out)
+    lines = out.read_bytes().split(b"\r\n")
+    out.write_bytes(b"\r\n".join([*lines[:4], b"", *lines[4:]]))  # an editor's blank line
+    result = cli(tiny_model, photos, "-o", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert sorted(inputs_of(out)) == sorted(str(p) for p in photos.iterdir())  # each once
+
+
+def test_a_killed_overwrite_leaves_no_temporary_file_behind(
+    tiny_model: Path, photos: Path, tmp_path: Path
+) -> None:
+    """SIGKILL cannot be caught: the next run that claims the output removes what the
+    killed one left (``.labels.jsonl.PID.tmp``, its process gone and no lock on it)."""
+    out = tmp_path / "labels.jsonl"
+    out.write_text("precious\n")
+    bystander = tmp_path / ".labels.jsonl.1.tmp.notes"  # not one of the tool's names
+    bystander.write_text("mine")
+    with loopback_server(lambda connection: time.sleep(30)) as server:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "resnet_cli", "-m", str(tiny_model), "-b", "1", "-q",
+                str(sorted(photos.iterdir())[0]), f"{server}/stuck.jpg", "-o", str(out),
+                "--overwrite",
+            ],
+            env={**os.environ, "RESNET_CLI_HTTP_TIMEOUT": "60"},
+        )  # fmt: skip
+        temporary = tmp_path / f".labels.jsonl.{process.pid}.tmp"
+        deadline = time.monotonic() + 120
+        while not (temporary.exists() and temporary.read_text().endswith("\n")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.kill()
+        process.wait(timeout=30)
+    assert temporary.exists() and out.read_text() == "precious\n"  # what SIGKILL leaves
+    result = cli(tiny_model, photos, "-o", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["labels.jsonl", "labels.jsonl.meta.json", "photos", bystander.name]
+    )
+
+
+def test_report_on_a_full_disk_exits_4(
+    tiny_model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resnet_cli.output.report as report
+
+    def full(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(report, "write_report", full)
+    page = tmp_path / "report.html"
+    result = cli(tiny_model, photos, "-o", tmp_path / "labels.jsonl", "--report", page)
+    assert result.exit_code == 4, result.output
+    [line] = error_lines(result.stderr)
+    assert line == f"Error: cannot write report {str(page)!r}: No space left on device"

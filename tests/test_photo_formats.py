@@ -91,7 +91,10 @@ def test_raw_without_rawpy_is_an_error_record_naming_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "rawpy", None)  # import rawpy raises ImportError
     assert _error_of(phone_photos / "coffee.dng") == photo_formats.NEEDS_RAW
-    assert "pip install 'resnet-cli[raw]'" in photo_formats.NEEDS_RAW
+    assert photo_formats.NEEDS_RAW == (
+        "camera RAW needs the raw extra: pip install '.[raw]' in your resnet-classify clone "
+        "(it adds rawpy)"
+    )
     assert _error_of(phone_photos / "coffee.jpg") is None  # the others are unaffected
 
 

@@ -20,7 +20,7 @@ import pyarrow.dataset
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("ray", reason="Ray is not installed: pip install 'resnet-cli[ray]'")
+pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from conftest import scene
 from resnet_cli import Source, classify, collect_inputs, load_classifier

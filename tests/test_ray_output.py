@@ -66,7 +66,7 @@ def test_records_come_back_in_input_order_whatever_the_shards(folder: Path) -> N
         "c.jpg",
         "d.jpg",
         "e.jpg",
-        "f\\udcff.jpg",  # parquet strings are UTF-8: kept as an escape, as --format parquet does
+        "f\udcff.jpg",  # not UTF-8: its bytes kept in input_bytes, as --format parquet does
     ]
     assert records[1].error is not None and records[4].predictions[0].class_id == 2
     # One schema for every parquet shard: read as one dataset, whose schema comes from the
@@ -88,7 +88,7 @@ def test_resume_sets_torn_shards_aside_and_drops_failures(folder: Path) -> None:
 
     assert done == {"a.jpg", "c.jpg", "d.jpg", "e.jpg", "f\\udcff.jpg"}  # b failed: retried
     assert (folder / ".d_000000-0.parquet.torn").exists()  # hidden from pyarrow and pandas
-    assert [r.input for r in read_ray_output(folder)] == sorted(done)
+    assert [ray_job.output_key(r.input) for r in read_ray_output(folder)] == sorted(done)
     assert "g.jp" not in (folder / "c_000000.jsonl").read_text()
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
         ".d_000000-0.parquet.torn"  # and no temporary file left behind
@@ -113,7 +113,9 @@ def test_merge_writes_one_file_in_input_order(fmt: str, folder: Path, tmp_path: 
     out = tmp_path / f"merged.{fmt}"
     result = runner.invoke(merge_app, [str(folder), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert read_records(out.read_text(), fmt) == read_ray_output(folder)
+    # CSV keeps a name that is not UTF-8 as its bytes (jsonl and json as \\udcXX escapes).
+    text = out.read_text(encoding="utf-8", errors="surrogateescape")
+    assert read_records(text, fmt) == read_ray_output(folder)
     again = runner.invoke(merge_app, [str(folder), "-o", str(out)])
     assert again.exit_code == 2
     assert again.stderr == f"Error: output file {str(out)!r} exists: choose another name\n"
@@ -141,7 +143,8 @@ def test_merge_is_a_command_of_resnet_classify(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert read_records(out.read_text(), "csv") == read_ray_output(folder)
+    text = out.read_text(encoding="utf-8", errors="surrogateescape")
+    assert read_records(text, "csv") == read_ray_output(folder)
     missing = subprocess.run(
         [sys.executable, *command, str(tmp_path / "nope")], capture_output=True, text=True
     )
@@ -242,9 +245,12 @@ def test_without_ray_the_error_says_how_to_install_it(
     monkeypatch.setattr(ray_job, "ray_available", lambda: False)
     result = cli("--engine", "ray", tmp_path, "-o", tmp_path / "out")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "Error: --engine ray needs Ray: pip install 'resnet-cli[ray]'"
+    assert result.stderr.strip() == (
+        "Error: --engine ray needs Ray: pip install '.[ray]' in your resnet-classify clone "
+        "(it adds ray[data])"
+    )
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is missing
-    with pytest.raises(UsageError, match="pip install 'resnet-cli\\[ray\\]'") as error:
+    with pytest.raises(UsageError, match=r"pip install '\.\[ray\]'") as error:
         ray_job.import_ray()
     assert str(error.value) == NEEDS_RAY
 

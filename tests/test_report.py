@@ -116,6 +116,56 @@ def test_table_shows_true_labels_marked_right_or_wrong() -> None:
     rows = {line.split()[1]: line for line in many.splitlines() if ".jpg" in line}
     assert "✓ tabby" in rows["tabby/a.jpg"] and "✗ fox" in rows["fox/b.jpg"]
     assert "true label" not in table([classified("a.jpg", 0.9, 0.05)])
+    assert "true label: ✓ tabby by label" in table([right])  # which rule made it right
+
+
+def test_table_says_a_class_folder_named_by_category_is_right_by_category() -> None:
+    egyptian = Prediction(rank=1, label="Egyptian cat", score=0.9, class_id=285, category="cat")
+    espresso = Prediction(rank=1, label="espresso", score=0.9, class_id=967, category="food")
+    records = [
+        Record("pets/cat/a.jpg", (egyptian,), true_label="cat"),
+        Record("pets/coffee/b.jpg", (espresso,), true_label="coffee"),  # a kind on its way up
+        Record("pets/dog/c.jpg", (egyptian,), true_label="dog"),
+    ]
+    assert "true label: ✓ cat by category" in table(records[:1])
+    many = table([*records, *(classified(f"pets/x/{i}.jpg", 0.9) for i in range(3))])
+    assert "✓ cat by" in many and "✓ coffee by" in many and "✗ dog" in many
+
+
+def test_table_with_top_1_only_has_no_next_column() -> None:
+    ones = [classified(f"photos/{i}.jpg", 0.9) for i in range(6)]
+    failed = Record("photos/bad.jpg", error="boom")
+    header = next(line for line in table([*ones, failed]).splitlines() if "input" in line)
+    assert "next" not in header and "score" in header
+    assert "error: boom" in table([*ones, failed])  # a failure says why all the same
+    twos = [classified(f"photos/{i}.jpg", 0.9, 0.05) for i in range(6)]
+    assert "next" in next(line for line in table(twos).splitlines() if "input" in line)
+
+
+def test_table_breaks_file_names_after_a_slash_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    cat = Prediction(rank=1, label="Egyptian cat", score=0.38, class_id=285, category="cat")
+    tiger = Prediction(rank=2, label="tiger cat", score=0.36, class_id=282, category="cat")
+    names = [f"./pets/{c}/sub/{c}_{i:04d}.jpg" for c in ("cat", "coffee") for i in range(3)]
+    records = [Record(n, (cat, tiger), true_label=n.split("/")[2]) for n in names]
+    for k in (1, 2):
+        text = table([Record(r.input, r.predictions[:k], true_label=r.true_label) for r in records])
+        assert max(map(len, text.splitlines())) <= 80
+        cells = [line.split("│")[1].strip() for line in text.splitlines() if "│" in line]
+        for name in names:  # each part whole, on a line of its own where they do not fit
+            for part in ("sub/", f"{name.split('/')[-1]}"):
+                assert part in "".join(cells) and any(c.endswith(part) for c in cells), (k, part)
+
+
+def test_fit_name_breaks_after_slashes_and_shortens_a_long_part_from_the_left() -> None:
+    from resnet_cli.output.writers import fit_name
+
+    assert fit_name("sub/coffee_1024.jpg", 40) == ["sub/coffee_1024.jpg"]
+    assert fit_name("sub/coffee_1024.jpg", 16) == ["sub/", "coffee_1024.jpg"]
+    assert fit_name("sub/coffee_1024.jpg", 10) == ["sub/", "…_1024.jpg"]
+    assert fit_name("a/b/c/d.jpg", 6) == ["a/b/c/", "d.jpg"]
 
 
 def test_table_prints_markup_and_control_characters_in_names_as_they_are() -> None:
@@ -290,19 +340,22 @@ def test_true_labels_mark_each_card_right_or_wrong_and_give_the_accuracy() -> No
         record = classified(name, 0.9, 0.05, labels=labels)
         return Record(record.input, record.predictions, true_label=truth)
 
+    egyptian = Prediction(rank=1, label="Egyptian cat", score=0.9, class_id=285, category="cat")
     records = [
         labelled("pets/tabby/a.jpg", "tabby", "tabby, tabby cat", "tiger cat"),  # one of its names
         labelled("pets/Golden_Retriever/b.jpg", "Golden_Retriever", "golden retriever", "x"),
         labelled("pets/red_fox/c.jpg", "red_fox", "teapot", "red fox"),  # only top-1 counts
         Record("pets/red_fox/d.jpg", error="boom", true_label="red_fox"),  # not judged
+        Record("pets/cats/e.jpg", (egyptian,), true_label="cats"),  # its category, in plural
     ]
     page = render(records)
-    assert 'id="sum-top-1-accuracy">66.7% (2 of 3 right)</dd>' in page
+    assert 'id="sum-top-1-accuracy">75.0% (3 of 4 right: 2 by label, 1 by category)</dd>' in page
     verdicts = re.findall(r'<figure class="card([^"]*)" id="c(\d)">', page)
     assert sorted(verdicts, key=lambda v: v[1]) == [
-        (" right", "0"), (" right", "1"), (" wrong", "2"), (" failed", "3")
+        (" right", "0"), (" right", "1"), (" wrong", "2"), (" failed", "3"), (" right", "4")
     ]  # fmt: skip
-    assert '<div class="truth right">✓ true label: tabby (right)</div>' in page
+    assert '<div class="truth right">✓ true label: tabby (right, by label)</div>' in page
+    assert '<div class="truth right">✓ true label: cats (right, by category)</div>' in page
     assert '<div class="truth wrong">✗ true label: red_fox (wrong)</div>' in page
     assert '<div class="truth">true label: red_fox</div>' in page  # the failed one
     assert "accuracy" not in render([classified("a.jpg", 0.9, 0.05)])  # no true labels

@@ -3,14 +3,18 @@ later runs start without torch, and the answers are the torch path's answers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import imported, run_probing_imports, scene
+from conftest import build_tiny_model, imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
 from resnet_cli.models.checkpoint import local_files
 from resnet_cli.runtimes import onnx_runtime as rt
@@ -221,7 +225,8 @@ def test_a_first_run_optimizes_the_graph_once_and_keeps_that_one(
     assert classifier.save_quick_start()
     assert len(sessions) == 1 and sessions[0] is not None
     assert cached_exports() == [rt.cache_path(classifier.files or {})]
-    assert os.listdir(cached_exports()[0].parent) == [cached_exports()[0].name]  # no temporary
+    export = cached_exports()[0]  # and its record; no temporary
+    assert sorted(os.listdir(export.parent)) == [f"{export.stem}.json", export.name]
     assert load_classifier(str(fresh_model), device="cpu").runtime == "onnxruntime"
 
 
@@ -266,10 +271,17 @@ def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
 def test_the_torch_free_probe_agrees_with_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from resnet_cli.runtimes.hardware import cuda_possible, probe
+    from resnet_cli.runtimes.hardware import cuda_possible, onednn_capped_below_bf16, probe
 
     monkeypatch.delenv("RESNET_CLI_CPU_BF16")  # this machine's own flags, as conftest pins it
     torch_says = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    # oneDNN capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2: how CI plays an AVX2-only CPU) is
+    # no native bf16, whatever the flags; torch's cpuinfo check does not see the cap.
+    capped = onednn_capped_below_bf16() is not None
+    assert probe(cuda=False).native_bf16 == (torch_says and not capped)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not probe(cuda=False).native_bf16
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
     assert probe(cuda=False).native_bf16 == torch_says
     for told in ("0", "1"):
         monkeypatch.setenv("RESNET_CLI_CPU_BF16", told)
@@ -295,22 +307,35 @@ def test_sessions_take_the_cores_omp_num_threads_allows(
     assert threads == (expected or cores)
 
 
+def write_record(export: Path, labels: int = 10) -> None:
+    """What the cache writes beside an export it made: its record (key, digest, labels)."""
+    digest = hashlib.sha256(export.read_bytes()).hexdigest()
+    record = {"format": rt.FORMAT, "key": export.stem, "sha256": digest, "labels": labels}
+    export.with_suffix(".json").write_text(json.dumps(record))  # rt.record_path
+
+
 def test_the_cache_keeps_only_the_most_recently_used_exports(tmp_path: Path) -> None:
     folder = tmp_path / "onnx"
     folder.mkdir()
     for i in range(12):
         export = folder / f"{i:02d}.onnx"
         export.write_bytes(b"x")
+        write_record(export)
         os.utime(export, (1_000_000 + i, 1_000_000 + i))  # 11 is the most recently used
+    # A user's own files in the folder (issue 24: 9 put there, 7 left): never the cache's to
+    # prune, however old, whatever their names.
+    theirs = [folder / f"mine-{i}.onnx" for i in range(9)] + [folder / "notes.json"]
+    for path in theirs:
+        path.write_bytes(b"mine")
+        os.utime(path, (1000, 1000))
+    (folder / "05.json").write_text("{}")  # an export whose record is not the cache's: theirs
     os.utime(folder / "03.onnx", (2_000_000, 2_000_000))  # just loaded by a run
     newest = folder / "00.onnx"  # just written: kept whatever its time says
     rt.prune(folder, keep=newest, most=4)
-    assert sorted(p.name for p in folder.glob("*.onnx")) == [
-        "00.onnx",
-        "03.onnx",
-        "10.onnx",
-        "11.onnx",
-    ]
+    ours = sorted(p.name for p in folder.glob("[0-9]*.onnx"))
+    assert ours == ["00.onnx", "03.onnx", "05.onnx", "10.onnx", "11.onnx"]
+    assert all(path.read_bytes() == b"mine" for path in theirs)
+    assert not (folder / "01.json").exists() and (folder / "05.json").exists()  # records go too
 
 
 def test_loading_an_export_marks_it_recently_used(tiny_model: Path) -> None:
@@ -320,3 +345,69 @@ def test_loading_an_export_marks_it_recently_used(tiny_model: Path) -> None:
     os.utime(export, (1_000_000, 1_000_000))
     assert load_classifier(str(tiny_model), device="cpu").runtime == "onnxruntime"
     assert export.stat().st_mtime > 1_000_000
+
+
+# --------------------------------------------------------------------------- issue 24: case 6
+
+
+def test_an_export_copied_over_another_models_entry_is_rebuilt_not_used(
+    fresh_model: Path, photos: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = build_tiny_model(tmp_path / "other", seed=1)  # the same labels, other weights
+    for folder in (fresh_model, other):
+        assert load_classifier(str(folder), device="cpu", images=1).save_quick_start()
+    ours = rt.cache_path(local_files(str(fresh_model), None) or {})
+    theirs = rt.cache_path(local_files(str(other), None) or {})
+    reference = load_classifier(str(fresh_model), device="cpu", runtime="torch")
+    expected = list(classify(reference, photos, top_k=4))
+    checks = {
+        "its bytes do not match their digest": [theirs],  # the export alone copied over
+        "its record is another export's": [theirs, theirs.with_suffix(".json")],  # and record
+    }
+    for why, copied in checks.items():
+        for path in copied:
+            shutil.copyfile(path, ours.with_suffix(path.suffix))
+        capsys.readouterr()
+        loaded = load_classifier(str(fresh_model), device="cpu")
+        [line] = capsys.readouterr().err.splitlines()
+        assert line == (
+            f"note: the runtime cache's export of {fresh_model} failed its check ({why}): "
+            "it is rebuilt"
+        )
+        assert loaded.model is not None  # loaded with torch, not from the cache
+        assert_same_answers(list(classify(loaded, photos, top_k=4)), expected, 1e-4)
+        quick = load_classifier(str(fresh_model), device="cpu")  # the entry is rebuilt
+        assert quick.model is None and capsys.readouterr().err == ""
+        assert_same_answers(list(classify(quick, photos, top_k=4)), expected, 1e-4)
+
+
+def test_an_export_for_another_label_count_is_rebuilt(
+    fresh_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert load_classifier(str(fresh_model), device="cpu", images=1).save_quick_start()
+    export = rt.cache_path(local_files(str(fresh_model), None) or {})
+    write_record(export, labels=1000)  # what a copied record of a 1000-label model says
+    labels = len(load_classifier(str(fresh_model), device="cpu", runtime="torch").labels)
+    capsys.readouterr()
+    assert load_classifier(str(fresh_model), device="cpu").model is not None
+    assert f"(it was made for 1000 labels, the model has {labels})" in capsys.readouterr().err
+    assert load_classifier(str(fresh_model), device="cpu").model is None
+
+
+def test_the_cache_folders_are_private_whatever_the_umask(
+    tiny_model: Path, photos: list[Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "new" / "cache"
+    env = {**os.environ, "RESNET_CLI_CACHE_DIR": str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "-m", str(tiny_model), "-q", *map(str, photos)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        preexec_fn=lambda: os.umask(0),
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(cache.glob("onnx/*.onnx"))  # the export is there
+    for folder in (tmp_path / "new", cache, cache / "onnx"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

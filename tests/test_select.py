@@ -50,10 +50,14 @@ TABLE = [
     (AMX, Request(), CACHED_RESNET, ("cpu", "bf16", "onednn", "native", 16, False)),
     (AMX, Request(), VIT, ("cpu", "bf16", "torch", TF, 16, False)),
     (AMX, Request(precision="fp32"), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
-    (GPU, Request(), CACHED_RESNET, ("cuda", "fp16", "torch", "native", 256, False)),
+    (GPU, Request(), CACHED_RESNET, ("cuda", "fp16", "cudagraph", "native", 256, False)),
+    (GPU, Request(images=100), RESNET, ("cuda", "fp16", "torch", "native", 256, False)),
+    (GPU, Request(exact=True), RESNET, ("cuda", "fp32", "torch", "native", 256, False)),
+    (GPU, Request(), SIGLIP2, ("cuda", "fp16", "torch", TF, 256, False)),
     (GPU, Request(device="cpu"), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 8, False)),
-    (GPU, Request(precision="bf16", batch_size=64), VIT, ("cuda", "bf16", "torch", TF, 64, False)),
-    (GPU, Request(), TIMM, ("cuda", "fp16", "torch", TF, 256, False)),
+    (GPU, Request(precision="bf16", batch_size=64), VIT, ("cuda", "bf16", "cudagraph", TF, 64, False)),  # noqa: E501
+    (GPU, Request(images=64, batch_size=64), VIT, ("cuda", "fp16", "cudagraph", TF, 64, False)),
+    (GPU, Request(), TIMM, ("cuda", "fp16", "cudagraph", TF, 256, False)),
 ]  # fmt: skip
 
 
@@ -75,7 +79,9 @@ def test_the_plan_for_each_machine_and_option(
     assert plan.device_decode == (
         plan.device == "cuda" and not request_.exact and checkpoint.device_tensors
     )
-    assert plan.workers == min(hardware.cores, 32)
+    assert plan.workers == (
+        request_.workers or min(hardware.cores, 4 if plan.device_decode else 32)
+    )
 
 
 @pytest.mark.parametrize(

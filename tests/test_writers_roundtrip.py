@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -115,3 +116,48 @@ def test_a_record_is_written_as_the_json_encoder_writes_its_dict(
     for prediction in data.get("predictions", ()):
         prediction["score"] = round_score(prediction["score"])
     assert record_json(record, index) == escape_text(json.dumps(data, ensure_ascii=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records(), max_size=5))
+def test_parquet_round_trip(batch: list[Record]) -> None:
+    import tempfile
+
+    from resnet_cli.output.writers import read_parquet_records
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "out.parquet")
+        with open(path, "w", encoding="utf-8", newline="") as stream:
+            writer = create_writer("parquet", stream)
+            writer.write(batch)
+            writer.close()
+        assert read_parquet_records(path) == batch
+
+
+def test_parquet_names_each_reopen_their_own_file(tmp_path: Path) -> None:
+    """Issue 24, case 8: names with U+2028 or U+0085 were stored as the text \\u2028; a name
+    with the byte 0xFF and a file literally named x\\udcff.jpg both became x\\udcff.jpg."""
+    import pyarrow.parquet as pq
+
+    from resnet_cli.output.writers import read_parquet_records
+
+    folder = os.fsencode(tmp_path)
+    names = [b"line\xe2\x80\xa8sep.jpg", b"nel\xc2\x85.jpg", b"x\xff.jpg", b"x\\udcff.jpg"]
+    for number, name in enumerate(names):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"photo %d" % number)
+    inputs = [os.fsdecode(os.path.join(folder, name)) for name in names]
+    out = tmp_path / "out.parquet"
+    with open(out, "w", encoding="utf-8", newline="") as stream:
+        writer = create_writer("parquet", stream)
+        writer.write([Record(input=name, error="not classified") for name in inputs])
+        writer.close()
+    assert [r.input for r in read_parquet_records(str(out))] == inputs
+    # A script reopens each file as docs/contract-additions.md says: input_bytes where it is
+    # set (a name that is not UTF-8), else input.
+    for number, row in enumerate(pq.read_table(out).to_pylist()):
+        path = row["input_bytes"] if row["input_bytes"] is not None else row["input"]
+        with open(path, "rb") as handle:
+            assert handle.read() == b"photo %d" % number, row
+    texts = [row["input"] for row in pq.read_table(out).to_pylist()]
+    assert texts[0].endswith("line\u2028sep.jpg") and texts[1].endswith("nel\x85.jpg")

@@ -67,6 +67,20 @@ def _categories_for(labels: tuple[str, ...]) -> tuple[str, ...] | None:
     return tuple(c.category for c in imagenet_classes())
 
 
+def kinds_of(class_id: int, label: str) -> tuple[str, ...]:
+    """What an ImageNet-1k class is, from the class up to its category, normalized: the
+    hypernyms on its WordNet path and the category ("coffee", "beverage", "food" for
+    espresso); () where ``class_id`` is not that class (another label set)."""
+    classes = imagenet_classes()
+    if not 0 <= class_id < len(classes):
+        return ()
+    found = classes[class_id]
+    if normalized_label(found.label) != normalized_label(label):
+        return ()
+    path = [normalized_label(kind) for kind in found.path.split(" > ")[1:]]
+    return (*path, normalized_label(found.category))
+
+
 def resolve_categories(labels: Sequence[str], wanted: bool | None, model: str) -> bool:
     """Whether a run gives its predictions categories: by default exactly when the model's
     labels are ImageNet-1k's; ``wanted`` True (--category) insists, False (--no-category)

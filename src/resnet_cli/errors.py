@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+# The optional extras (pyproject.toml's optional-dependencies) and what each adds. resnet-cli
+# is not on PyPI, so an extra is installed from the clone the tool came from.
+EXTRAS = {"raw": "rawpy", "ray": "ray[data]", "timm": "timm"}
+
+
+def install_extra(extra: str) -> str:
+    """How to install an optional extra, the one wording of the messages that need one."""
+    return f"pip install '.[{extra}]' in your resnet-classify clone (it adds {EXTRAS[extra]})"
+
+
+# Where a user with no network finds a model to try the tool with (README.md's section).
+TRY_OFFLINE = "the README's 'Try it offline'"
+
 
 class ResnetCliError(Exception):
     """Base class: the message is one line that says what went wrong and what to do next."""

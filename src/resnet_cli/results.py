@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .categories import kinds_of
 from .text import normalized_label
 
 
@@ -85,15 +86,37 @@ REVIEW_SCORE = 0.5
 REVIEW_MARGIN = 0.1
 
 
-def top1_right(record: Record) -> bool | None:
-    """Whether a classified record's top-1 label is its true label (None: it has no true
-    label, or no prediction). Case and ``_``/space are ignored, and a label that lists its
-    names ("tabby, tabby cat") is right for any one of them."""
+# The rules by which a top-1 label is right for a true label (an imagefolder's class folder).
+BY_LABEL, BY_CATEGORY = "label", "category"
+
+
+def top1_match(record: Record) -> str | None:
+    """By which rule a classified record's top-1 is its true label: ``"label"``, the label
+    or one of the names it lists ("tabby" for "tabby, tabby cat"); ``"category"``, its
+    coarse category or a kind on the WordNet path to it ("cat" or "domestic cat" for
+    "Egyptian cat", "coffee" for "espresso"), for models whose predictions have categories.
+    Case and ``_``/space are ignored, and a folder named in the plural ("cats") is its
+    singular too. None: wrong, or nothing to judge (no true label, no prediction)."""
     if record.true_label is None or not record.predictions:
         return None
     truth = normalized_label(record.true_label)
-    label = record.predictions[0].label
-    return truth in (normalized_label(label), *(normalized_label(n) for n in label.split(",")))
+    truths = {truth, truth[:-1]} if truth.endswith("s") and len(truth) > 3 else {truth}
+    best = record.predictions[0]
+    names = {normalized_label(best.label), *(normalized_label(n) for n in best.label.split(","))}
+    if truths & names:
+        return BY_LABEL
+    if best.category is None:  # a model without categories: the label alone
+        return None
+    kinds = {normalized_label(best.category), *kinds_of(best.class_id, best.label)}
+    return BY_CATEGORY if truths & kinds else None
+
+
+def top1_right(record: Record) -> bool | None:
+    """Whether a classified record's top-1 is right for its true label, by either rule of
+    ``top1_match`` (None: it has no true label, or no prediction)."""
+    if record.true_label is None or not record.predictions:
+        return None
+    return top1_match(record) is not None
 
 
 def top_margin(record: Record) -> float | None:

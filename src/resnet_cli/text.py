@@ -12,3 +12,23 @@ def printable(text: str) -> str:
 def normalized_label(label: str) -> str:
     """A label for comparing: lower case, ``_`` as a space, runs of spaces as one."""
     return " ".join(label.replace("_", " ").lower().split())
+
+
+def within_one_edit(typed: str, word: str) -> bool:
+    """Whether ``typed`` is ``word`` or one edit from it: a letter added, dropped or changed,
+    or two neighbouring letters swapped ("reprot" for "report")."""
+    if typed == word:
+        return True
+    if abs(len(typed) - len(word)) > 1:
+        return False
+    # Skip the common prefix and suffix; what is left must be one edit.
+    start = 0
+    while start < min(len(typed), len(word)) and typed[start] == word[start]:
+        start += 1
+    end = 0
+    while end < min(len(typed), len(word)) - start and typed[-1 - end] == word[-1 - end]:
+        end += 1
+    a, b = typed[start : len(typed) - end], word[start : len(word) - end]
+    if len(a) <= 1 and len(b) <= 1:
+        return True  # one letter added, dropped or changed
+    return len(a) == len(b) == 2 and a == b[::-1]  # two neighbours swapped

@@ -30,7 +30,23 @@ from ._errors import (
 # The first argument that names a command; anything else is the main command's input.
 # (The main command takes its inputs as positional arguments, so it cannot have Typer
 # subcommands: a file named like a command is classified as ./report.)
-COMMANDS = ("report", "env", "merge")
+COMMANDS = ("report", "env", "merge", "config")
+
+
+def mistyped_command(inputs: list[str]) -> str | None:
+    """The line for an input that names no file and is a command's name, or one edit from
+    it (``reprot`` for ``report``), else None: the user meant the command, and classifying a
+    missing file would load a model (or ask the hub) only to fail on it."""
+    from ..text import within_one_edit
+
+    for name in inputs:
+        if "/" in name or name == "-" or set(name) & set("*?[") or os.path.lexists(name):
+            continue
+        command = next((c for c in COMMANDS if within_one_edit(name.lower(), c)), None)
+        if command is not None:
+            return f"no such file {name!r} (did you mean the command {command!r}?)"
+    return None
+
 
 # Set by the script --show-completion prints: the shell runs resnet-classify with it (and the
 # words typed so far in COMP_WORDS or _TYPER_COMPLETE_ARGS) to ask for completions.
@@ -38,7 +54,7 @@ COMPLETE_VAR = "_RESNET_CLASSIFY_COMPLETE"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: ``resnet-classify [report|env|merge] ...``."""
+    """Console-script entry point: ``resnet-classify [report|env|merge|config] ...``."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] and args[0] in COMMANDS:
         name: str | None = args[0]
@@ -91,6 +107,10 @@ def _app(name: str | None) -> typer.Typer:
         from .merge import merge_app
 
         return merge_app
+    if name == "config":
+        from .config import config_app
+
+        return config_app
     from .classify import app
 
     return app

@@ -18,10 +18,11 @@ from ..errors import UsageError
 from ..output.writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
 
 
-def create_app(completion: bool = False) -> typer.Typer:
-    """A Typer app with this command's settings (shared by the main command, ``report``,
-    ``env`` and ``merge``); ``completion`` adds --install-completion and --show-completion."""
+def create_app(completion: bool = False, cls: Any = None) -> typer.Typer:
+    """A Typer app with this command's settings (shared by the main command and the others);
+    ``completion`` adds --install-completion and --show-completion; ``cls``: a group's class."""
     return typer.Typer(
+        cls=cls,
         add_completion=completion,
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
@@ -76,8 +77,11 @@ def _status(message: str) -> Any:
     if not _isatty(sys.stderr):
         return None
     from rich.console import Console
+    from rich.text import Text
 
-    status = Console(stderr=True).status(message)
+    from ..text import printable
+
+    status = Console(stderr=True).status(Text(printable(message)))  # no [markup] in names
     status.start()
     return status
 

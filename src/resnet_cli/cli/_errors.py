@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import (
     ClusterError,
@@ -58,14 +58,14 @@ class PipeClosed(Exception):
     exit 1."""
 
 
-class Command(TyperCommand):
-    """Every command's class: the one place a command's errors become exit codes. A known
-    error (``ResnetCliError``) is one ``Error:`` line and its code; an unexpected one a single
-    line too (``RESNET_CLI_DEBUG=1`` shows its traceback). Commands only raise."""
+class ErrorBoundary:
+    """The one place a command's errors become exit codes. A known error
+    (``ResnetCliError``) is one ``Error:`` line and its code; an unexpected one a single line
+    too (``RESNET_CLI_DEBUG=1`` shows its traceback). Commands only raise."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]
         except ResnetCliError as exc:
             ctx.exit(report_error(exc))
         except BrokenPipeError:
@@ -77,6 +77,14 @@ class Command(TyperCommand):
                 f"unexpected failure: {exc} (rerun with RESNET_CLI_DEBUG=1 for a traceback)"
             )
             ctx.exit(EXIT_FAILED)
+
+
+class Group(ErrorBoundary, TyperGroup):
+    """A command of commands (``config``): the boundary around its callback too."""
+
+
+class Command(ErrorBoundary, TyperCommand):
+    """Every command's class, with the error boundary."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """The usage line as man pages write it, ``[OPTIONS] RESULTS...``: Typer's own puts a

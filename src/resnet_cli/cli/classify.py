@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import __version__
-from ..errors import DatasetLoadError, OutputWriteError, UsageError
+from ..config import DEFAULT_MODEL, resolve_model
+from ..errors import TRY_OFFLINE, DatasetLoadError, OutputWriteError, UsageError
 from ..inputs.datasets import DEMO_DATASET
 from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..output import organize
 from ..output.writers import format_for_path
 from ..results import Record, needs_review
+from . import mistyped_command
 from ._console import (
     Format,
     _close_output,
@@ -76,6 +78,7 @@ EPILOG = """\
     resnet-classify report labels.jsonl -o report.html   # from earlier results
     resnet-classify env                        # versions, machine, the plan
     resnet-classify merge results/ -o labels.csv   # one file of Ray's shards
+    resnet-classify config set model ./my-model    # the default for -m
 
 **Exit codes**: 0 all classified, 1 some inputs failed (their records say why),
 2 usage error (an output that exists, is in use or is not a results file to resume),
@@ -187,15 +190,17 @@ def classify_command(
         ),
     ] = False,
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--model",
             "-m",
             metavar="MODEL",
-            help="Hugging Face image-classification model: hub id or local folder.",
+            help="Hugging Face image-classification model: hub id or local folder. \\[default: "
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50]",
+            show_default=False,
             rich_help_panel=MODEL,
         ),
-    ] = "microsoft/resnet-50",
+    ] = None,
     revision: Annotated[
         str | None,
         typer.Option(
@@ -235,6 +240,16 @@ def classify_command(
             rich_help_panel=MODEL,
         ),
     ] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            help="Let the model's own Python code run (a model whose config.json names code in "
+            "its auto_map needs it). Off: such a model is refused; nothing from a model's "
+            "files ever runs.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
     offline: Annotated[
         bool,
         typer.Option(
@@ -354,7 +369,8 @@ def classify_command(
             "--organize",
             metavar="DIR",
             help="Also sort the images into DIR/CATEGORY/NAME (or DIR/LABEL/NAME), failed ones "
-            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites.",
+            "into DIR/_failed/, doubtful ones into DIR/_review/. Never overwrites; files in DIR "
+            "(however DIR is named) are never inputs.",
             show_default=False,
             rich_help_panel=SORTING,
         ),
@@ -374,8 +390,10 @@ def classify_command(
         typer.Option(
             "--organize-mode",
             metavar="MODE",
-            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o; each "
-            "file moves once its record is on disk). \\[default: link]",
+            help="link (a hard link, else a symlink), symlink, copy, or move (needs -o): a file "
+            "moves once its record is on disk, and its source is removed only once a regular "
+            "file at the destination holds its bytes (a symlink never does); only this run's "
+            "inputs are moved. \\[default: link]",
             show_default=False,
             rich_help_panel=SORTING,
         ),
@@ -427,11 +445,15 @@ def classify_command(
 
     Other commands, each with its own --help: `resnet-classify report` (an HTML contact sheet
     of earlier results), `resnet-classify env` (what a bug report needs), `resnet-classify
-    merge` (one file of an --engine ray run's shards).
+    merge` (one file of an --engine ray run's shards), `resnet-classify config` (a default
+    model).
     """
+    mistyped = mistyped_command(inputs or [])
+    if mistyped is not None:  # before anything loads, or asks the hub
+        raise UsageError(mistyped)
     options = Options(
         top_k=top_k,
-        model=model,
+        model=resolve_model(model)[0],
         revision=revision,
         device=device,
         batch_size=batch_size,
@@ -452,6 +474,7 @@ def classify_command(
         streaming=streaming,
         demo=demo,
         offline=offline,
+        trust_remote_code=trust_remote_code,
         report=report,
         quiet=quiet,
         engine=engine.value,
@@ -479,7 +502,7 @@ class Options:
     """The command's options, as parsed."""
 
     top_k: int = 5
-    model: str = "microsoft/resnet-50"
+    model: str = DEFAULT_MODEL
     revision: str | None = None
     device: str = "auto"
     batch_size: int | None = None
@@ -500,6 +523,7 @@ class Options:
     streaming: bool = False
     demo: bool = False
     offline: bool = False
+    trust_remote_code: bool = False
     report: Path | None = None
     quiet: bool = False
     engine: str = "local"
@@ -519,6 +543,7 @@ class Options:
             "exact": self.exact,
             "offline": self.offline,
             "compile_model": self.compile_model,
+            "trust_remote_code": self.trust_remote_code,
         }
 
 
@@ -539,6 +564,8 @@ def run(inputs: list[str], options: Options) -> int:
         raise UsageError("-0/--null only applies to '-' (paths read from stdin)")
     check_model_options(o.device, o.precision, o.exact)
     _check_output_flags(o)
+    if o.trust_remote_code:
+        say(f"note: --trust-remote-code: Python code in {o.model}'s files may run")
     if o.report is not None:
         if o.output is not None and o.output.resolve() == o.report.resolve():
             raise UsageError("--report and --output name the same file: choose two names")
@@ -585,6 +612,7 @@ def classify_to(
     ``started``: when the command started (``time.perf_counter``), for the summary."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
     from ..output.files import DoneInputs, check_not_an_input
+    from ..output.organize import remaining_inputs
 
     output = o.output
     done = claimed.done if claimed is not None else DoneInputs()
@@ -594,34 +622,33 @@ def classify_to(
     total: int | None = 0
     if inputs:
         sources = collect_inputs(inputs, stdin=stdin, null_separated=o.null)
-        if organizer is not None:  # what it sorted in an earlier run is not an input now
-            sources = (s for s in sources if not organizer.contains(s.path))
         if stdin is None:
             listed = list(sources)  # folders and globs are listed before the model loads
             if claimed is not None:
                 check_not_an_input(claimed, listed)
-            listed = [s for s in listed if s not in done]
+            # --resume with --organize: an input done before is placed now, by its record.
+            listed = list(remaining_inputs(listed, done, organizer))
             total, sources = len(listed), iter(listed)
         else:
             total = None
-            sources = (s for s in sources if s not in done)
+            sources = remaining_inputs(sources, done, organizer)
     if dataset is not None:
         rows = _open_dataset(dataset, o)
         if total is not None and rows.rows is not None:
             total += rows.rows - rows.rows_done(done, done.names)
         else:
             total = None
-        sources = itertools.chain(sources, (s for s in rows.sources() if s not in done))
-    if done and organizer is not None:  # --resume: first whatever the earlier run left
-        from ..output.writers import recover_records
-
-        assert claimed is not None
-        organizer.report(organizer.place(recover_records(claimed.target, fmt)))
+        files = bool(rows.image_files)  # an imagefolder's rows are files, placed as files
+        sources = itertools.chain(
+            sources, remaining_inputs(rows.sources(), done, organizer, files=files)
+        )
     if done:
         peeked = next(sources, None)
         if peeked is None:
             if not o.quiet:
                 say(f"nothing to do: every input is already in {output}")
+                if organizer is not None:  # what the earlier run had left to place
+                    say(organizer.summary())
             assert claimed is not None  # only a resumed file has inputs done
             claimed.finish()
             if o.report is not None:
@@ -631,7 +658,7 @@ def classify_to(
                 records = recover_records(claimed.target, fmt)
                 summary = ReportSummary(model=o.model)
                 write_report_file(records, o.report, summary, o.quiet, dataset=rows)
-            return EXIT_OK
+            return EXIT_FAILED if organizer is not None and organizer.failures else EXIT_OK
         sources = _prepend(peeked, sources)
     sources = require_an_image(sources)
     sources = _prepend(next(sources), sources)  # raises NoInputsError before the model loads
@@ -693,7 +720,7 @@ def classify_to(
                     os.fsync(stream.fileno())
                     claimed.written = True
                 if organizer is not None:  # only once the records are on disk
-                    organizer.report(organizer.place(batch))
+                    organizer.place(batch)
                 if keep_records:
                     finished.extend(batch)
                 counts["inputs"] += len(batch)
@@ -720,6 +747,17 @@ def classify_to(
                 say(f"interrupted: {claimed.name} is left as it was (--overwrite)")
         else:
             claimed.finish()
+    if classifier.plan.export_after and not interrupted:
+        # Once the records are written, and before the summary, which counts it: later runs
+        # start from it without torch. A second or a few; a spinner says so on a terminal.
+        status = None if o.quiet else _status("Saving the model's ONNX export for later runs ...")
+        try:
+            classifier.save_quick_start()
+        except KeyboardInterrupt:  # the records are all written; the export can wait
+            interrupted = True
+        finally:
+            if status is not None:
+                status.stop()
     elapsed = time.perf_counter() - started
     if o.report is not None:
         from ..output.report import ReportSummary
@@ -752,11 +790,9 @@ def classify_to(
         )
         say(line)
         if organizer is not None:
-            print(organizer.summary(), file=sys.stderr, flush=True)
+            say(organizer.summary())
     if interrupted:
         return EXIT_INTERRUPTED
-    if classifier.plan.export_after:  # after the results: later runs start without torch
-        classifier.save_quick_start()
     organize_failed = organizer is not None and organizer.failures > 0
     return EXIT_FAILED if counts["failed"] or organize_failed else EXIT_OK
 
@@ -795,7 +831,8 @@ def _open_dataset(name: str, o: Options) -> Any:
         )
         raise DatasetLoadError(
             f"--demo needs the {DEMO_DATASET} dataset and the {o.model} model from the Hugging "
-            f"Face hub, but {reason}: run it once with network access"
+            f"Face hub, but {reason}: run it once with network access, or try the example "
+            f"photos with a model made offline ({TRY_OFFLINE})"
         ) from exc
 
 

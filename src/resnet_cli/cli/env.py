@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..config import resolve_model
 from ._console import create_app
 from ._errors import EXIT_OK, Command
 
@@ -24,9 +25,15 @@ class EnvFormat(str, enum.Enum):
 )
 def env_command(
     model: Annotated[
-        str,
-        typer.Option("--model", "-m", help="The model to plan a run of: hub id or folder."),
-    ] = "microsoft/resnet-50",
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model to plan a run of: hub id or folder. \\[default: as a run's: "
+            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50]",
+            show_default=False,
+        ),
+    ] = None,
     revision: Annotated[
         str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
     ] = None,
@@ -51,7 +58,8 @@ def env_command(
     from ..runtimes.environment import describe, format_text
 
     check_model_options(device, precision, exact)
-    facts = describe(model, revision, device, precision, exact)
+    name, source = resolve_model(model)
+    facts = describe(name, revision, device, precision, exact, model_from=source)
     if output_format == EnvFormat.json:
         print(json.dumps(facts, indent=2))
     else:

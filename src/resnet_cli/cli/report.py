@@ -3,13 +3,14 @@ the report file helpers the main command's --report uses too."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import UsageError
+from ..errors import OutputWriteError, UsageError
 from ..results import Record
 from ._console import create_app, say
 from ._errors import EXIT_OK, Command
@@ -24,8 +25,9 @@ REPORT_EPILOG = """\
     resnet-classify report labels.jsonl        # writes report.html beside it
     resnet-classify report part1.csv part2.csv -o holidays.html --title Holidays
 
-Relative image paths are looked up from the current folder, then from the results file's
-folder. To classify a file or folder that is literally named `report`, write `./report`.
+Relative image paths are looked up from the folder the run was in (as its FILE.meta.json
+says), then from the current folder, then from the results file's folder. To classify a
+file or folder that is literally named `report`, write `./report`.
 """
 
 
@@ -119,8 +121,13 @@ def make_report(
         model=model,
         sources=tuple(str(path) for path in results),
     )
-    # Relative image paths are relative to where the run was; try here, then beside the results.
-    folders = ("", *dict.fromkeys(str(path.parent) for path in results))
+    # Relative image paths are relative to where the run was (its metadata says); else try
+    # here, then beside the results.
+    from ..output.files import read_results_meta
+
+    metas = [read_results_meta(str(path)) for path in results]
+    ran_in = [meta["cwd"] for meta in metas if meta and isinstance(meta.get("cwd"), str)]
+    folders = tuple(dict.fromkeys([*ran_in, "", *(str(path.parent) for path in results)]))
     write_report_file(records, output, summary, quiet, folders)
     return EXIT_OK
 
@@ -138,6 +145,10 @@ def check_report_path(path: Path, replace: bool, another: str = "choose another 
     if not parent.is_dir():
         raise UsageError(
             f"cannot write report {str(path)!r}: folder {str(parent)!r} does not exist"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write report {str(path)!r}: folder {str(parent)!r} is not writable"
         )
 
 
@@ -162,8 +173,9 @@ def write_report_file(
 
     try:
         size = write_report(records, path, summary=summary, thumbnail=thumbnail)
-    except OSError as exc:
-        raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
+    except OSError as exc:  # checked writable before: a full disk, an I/O error (exit 4)
+        message = f"cannot write report {str(path)!r}: {exc.strerror or exc}"
+        raise OutputWriteError(message) from None
     if not quiet:
         failed = sum(not r.ok for r in records)
         say(

@@ -14,12 +14,12 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import ImageError
+from ..errors import ImageError, install_extra
 
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 AVIF_EXTENSIONS = frozenset({".avif"})
 RAW_EXTENSIONS = frozenset({".cr2", ".nef", ".arw", ".dng"})
-NEEDS_RAW = "camera RAW needs the raw extra: pip install 'resnet-cli[raw]' (it adds rawpy)"
+NEEDS_RAW = f"camera RAW needs the raw extra: {install_extra('raw')}"
 NEEDS_AVIF = (
     "cannot read AVIF: this Pillow was built without AVIF support; "
     "install Pillow 11.3 or later from PyPI (pip install -U pillow)"

@@ -208,8 +208,24 @@ class NativeConvNextProcessor(ArrayConvNextProcessor):
     uint8 CHW tensors (decoded on a device) with torch, on that device, as torchvision does."""
 
     def __call__(self, images: Sequence[Any], **_: Any) -> dict[str, torch.Tensor]:
-        """PIL images, or uint8 CHW tensors -> {"pixel_values": float tensor N x 3 x H x W}."""
-        prepared = [self._prepared(image) for image in images]
+        """PIL images, or uint8 CHW tensors -> {"pixel_values": float tensor N x 3 x H x W}.
+
+        Tensors of one size and layout (a GPU batch of camera JPEGs, mostly) are resized as one
+        batch: on a GPU, per-image resizing cost the main thread more than the model did."""
+        prepared: list[Any] = [None] * len(images)
+        alike: dict[tuple[Any, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            if isinstance(image, torch.Tensor) and image.dim() == 3:
+                alike.setdefault((image.shape, image.stride(), image.device), []).append(i)
+            else:
+                prepared[i] = self._prepared(image)
+        for indices in alike.values():
+            if len(indices) == 1:
+                prepared[indices[0]] = self._resized_tensor(images[indices[0]])
+                continue
+            stacked = torch.stack([images[i] for i in indices])
+            for i, row in zip(indices, self._resized_tensor(stacked), strict=True):
+                prepared[i] = row
         return {"pixel_values": self.normalize(torch.stack(prepared)).contiguous()}
 
     def _prepared(self, image: Any) -> torch.Tensor:
@@ -219,6 +235,7 @@ class NativeConvNextProcessor(ArrayConvNextProcessor):
         return torch.from_numpy(self.resized(image).copy())
 
     def _resized_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        """A uint8 CHW image, or N x C x H x W images of one size, resized and cropped."""
         rule = self.rule
         height, width = image.shape[-2:]
         target_width, target_height = rule.target(int(width), int(height))
@@ -256,24 +273,31 @@ class ExactConvNextProcessor(NativeConvNextProcessor):
 def _resized_like_torchvision(
     image: torch.Tensor, size: tuple[int, int], bicubic: bool
 ) -> torch.Tensor:
-    """A uint8 CHW image resized as torchvision's resize does it (antialiased): bicubic on
-    the CPU interpolates the uint8 pixels themselves; otherwise through float, rounded and
-    clamped."""
-    batch = image[None]
-    if batch.is_contiguous(memory_format=torch.channels_last) and batch.numel() != batch.stride(0):
+    """A uint8 CHW image (or a N x C x H x W batch of them) resized as torchvision's resize
+    does it (antialiased): bicubic on the CPU interpolates the uint8 pixels themselves;
+    otherwise through float, rounded and clamped."""
+    single = image.dim() == 3
+    batch = image[None] if single else image
+    if (
+        single
+        and batch.is_contiguous(memory_format=torch.channels_last)
+        and batch.numel() != batch.stride(0)
+    ):
         # torchvision's restride of a 1 x C x H x W channels-last image, to keep its layout
         strides = list(batch.stride())
         strides[0] = batch.numel()
         batch = batch.as_strided(batch.shape, strides)
     mode = "bicubic" if bicubic else "bilinear"
     if bicubic and image.device.type == "cpu":
-        return torch.nn.functional.interpolate(
+        resized = torch.nn.functional.interpolate(
             batch, size=size, mode=mode, align_corners=False, antialias=True
-        )[0]
+        )
+        return resized[0] if single else resized
     resized = torch.nn.functional.interpolate(
         batch.float(), size=size, mode=mode, antialias=True, align_corners=False
     )
-    return resized[0].round_().clamp_(0, 255).to(torch.uint8)
+    resized = resized.round_().clamp_(0, 255).to(torch.uint8)
+    return resized[0] if single else resized
 
 
 BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, as preprocessor_config.json stores it

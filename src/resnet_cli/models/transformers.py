@@ -4,17 +4,19 @@ applies, and BatchNorm folding."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ModelLoadError, exception_chain, first_line
+from ..errors import TRY_OFFLINE, ModelLoadError, exception_chain, first_line
 from ..inputs.decode import ResizeRule
 from ..inputs.sources import looks_like_path, offline_mode
 
-DEFAULT_MODEL = "microsoft/resnet-50"
 # One part of a hub id, as huggingface_hub's validate_repo_id takes it (its "--" and ".."
 # rules are checked beside it).
 _HUB_ID_PART = re.compile(r"^\w(?:[\w.-]*\w)?$")
@@ -62,8 +64,12 @@ def fold_batchnorm(model: Any) -> int:
     return folded
 
 
-def load_with_transformers(model: str, revision: str | None, offline: bool) -> tuple[Any, Any]:
-    """(image processor, model) through transformers' Auto classes: cache first, then hub."""
+def load_with_transformers(
+    model: str, revision: str | None, offline: bool, trust_remote_code: bool = False
+) -> tuple[Any, Any]:
+    """(image processor, model) through transformers' Auto classes: cache first, then hub.
+    ``trust_remote_code``: run the Python code a model's files name (its config's
+    ``auto_map``); never without it."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
     from transformers.utils import logging as transformers_logging
 
@@ -73,11 +79,12 @@ def load_with_transformers(model: str, revision: str | None, offline: bool) -> t
     local_only = offline or offline_mode()
 
     def load(local_files_only: bool) -> tuple[Any, Any]:
-        kwargs: dict[str, Any] = {"revision": revision, "local_files_only": local_files_only}
-        return (
-            AutoImageProcessor.from_pretrained(model, **kwargs),
-            AutoModelForImageClassification.from_pretrained(model, **kwargs),
-        )
+        kwargs = pretrained_options(revision, trust_remote_code, local_files_only)
+        with no_terminal_io():
+            return (
+                AutoImageProcessor.from_pretrained(model, **kwargs),
+                AutoModelForImageClassification.from_pretrained(model, **kwargs),
+            )
 
     try:
         # A cached copy loads without a single request: a fast start, and no waiting on a
@@ -91,6 +98,32 @@ def load_with_transformers(model: str, revision: str | None, offline: bool) -> t
         return load(local_files_only=False)
     except Exception as exc:
         raise ModelLoadError(explain_load_failure(model, revision, False, exc)) from exc
+
+
+def pretrained_options(
+    revision: str | None, trust_remote_code: bool = False, local_files_only: bool = True
+) -> dict[str, Any]:
+    """What every ``from_pretrained`` call of this tool passes: ``trust_remote_code`` always
+    said outright (left unset, transformers asks on the terminal, and reads the answer from
+    standard input: a path line ``y`` would consent)."""
+    return {
+        "revision": revision,
+        "local_files_only": local_files_only,
+        "trust_remote_code": trust_remote_code,
+    }
+
+
+@contextlib.contextmanager
+def no_terminal_io() -> Iterator[None]:
+    """While a model loads: standard input reads as empty and standard output goes to
+    standard error, so that no library can read the input list (which is on stdin) or write
+    a prompt among the records (which are on stdout)."""
+    stdin, stdout = sys.stdin, sys.stdout
+    sys.stdin, sys.stdout = io.StringIO(""), sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdin, sys.stdout = stdin, stdout
 
 
 def takes_device_tensors(processor: Any) -> bool:
@@ -151,6 +184,12 @@ def explain_load_failure(
     names = {type(e).__name__ for e in exception_chain(exc)}
     text = " ".join(str(e) for e in exception_chain(exc))
     is_folder = os.path.isdir(model)
+    if "trust_remote_code" in text:
+        where = f"model folder {model!r}" if is_folder else f"model {model!r}"
+        return (
+            f"{where} needs its own Python code to load (its config's auto_map): pass "
+            "--trust-remote-code to run it, only if you trust where it comes from"
+        )
     if is_folder:
         if not os.path.isfile(os.path.join(model, "config.json")):
             return (
@@ -180,8 +219,8 @@ def explain_load_failure(
     if offline or "LocalEntryNotFoundError" in names or "OfflineModeIsEnabled" in names:
         return (
             f"model {model!r} is not in the local cache and offline mode is on: run once with "
-            "network access, or pass --model PATH to a folder written by save_pretrained() "
-            "(the README's 'Try it offline' makes one)"
+            f"network access, or pass --model PATH to a folder written by save_pretrained() "
+            f"({TRY_OFFLINE} makes one)"
         )
     if "Unrecognized" in text or "image classification" in text.lower():
         return f"model {model!r} is not an image-classification model"
@@ -190,8 +229,8 @@ def explain_load_failure(
     ):
         return (
             f"could not reach the Hugging Face hub to download model {model!r}: check the "
-            "network, or pass --model PATH to a local copy and --offline (the README's "
-            "'Try it offline' makes one)"
+            f"network, or pass --model PATH to a local copy and --offline ({TRY_OFFLINE} "
+            "makes one)"
         )
     return f"could not load model {model!r}: {first_line(exc)}"
 

@@ -13,6 +13,12 @@ when complete, and described by a metadata file beside it. No torch here.
 The metadata file, ``FILE.meta.json``, says what made the records (tool version, model,
 revision, top-k, precision, runtime, the folder relative inputs are named from), so the
 records file itself stays exactly the format a plain reader expects.
+
+What the tool may remove or replace: only files it wrote, known as such. The records file a
+new run created; the metadata file where it is one (``{"resnet_classify": {...}}``), never
+a user's own file of that name (the run is refused instead); a temporary file beside the
+output named ``.FILE.PID.tmp`` whose run has ended (no process PID, no lock on it: a run
+killed with SIGKILL), removed by the next run that claims FILE.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,15 +56,50 @@ def meta_path(path: str) -> str:
     return path + META_SUFFIX
 
 
+# What --resume reads in a metadata file, each with its type: it checks the model and the
+# top-k, and resolves relative names from the folder the first run was in.
+REQUIRED_META = {"model": str, "top_k": int, "cwd": str}
+
+
+class ForeignFileError(ValueError):
+    """A file stands where resnet-classify keeps one of its own, and it did not write it."""
+
+
 def read_results_meta(path: str) -> dict[str, Any] | None:
-    """What made the results file ``path`` (its metadata file), or None without one."""
+    """What made the results file ``path`` (its metadata file), or None without one (or
+    with one resnet-classify did not write)."""
     try:
-        with open(meta_path(os.path.realpath(path)), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+        return load_sidecar(meta_path(os.path.realpath(path)))
+    except (OSError, ForeignFileError):
         return None
+
+
+def load_sidecar(path: str) -> dict[str, Any] | None:
+    """The metadata a metadata file at ``path`` holds; None where there is no file there;
+    ForeignFileError where the file there is not one resnet-classify wrote (not a regular
+    file, not JSON, or no ``resnet_classify`` object in it)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        raise ForeignFileError("it is not a regular file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ForeignFileError(f"it is not JSON: {exc}") from None
     meta = data.get(META_KEY) if isinstance(data, dict) else None
-    return meta if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise ForeignFileError(f"it has no {META_KEY!r} object")
+    return meta
+
+
+def recorded_path(name: str, folder: str) -> str:
+    """The file a record's input names, resolved as the run that wrote it saw it: relative
+    to ``folder``, the folder it ran in (its metadata's ``cwd``). The one place recorded
+    names are resolved."""
+    return os.path.realpath(os.path.join(folder, name))
 
 
 def model_key(model: str) -> str:
@@ -91,28 +133,32 @@ def resolved_revision(model: str, revision: str | None) -> str | None:
 
 @dataclass
 class DoneInputs:
-    """The inputs an earlier run already classified: files by resolved absolute path (from
-    the folder that run was in), URLs and dataset rows by their full name."""
+    """The inputs an earlier run already classified, each with its record: files by resolved
+    absolute path (``recorded_path``), URLs and dataset rows by their full name."""
 
-    names: set[str] = field(default_factory=set)
-    paths: set[str] = field(default_factory=set)
+    names: dict[str, Record] = field(default_factory=dict)
+    paths: dict[str, Record] = field(default_factory=dict)
 
     @classmethod
     def of(cls, records: Iterable[Record], folder: str) -> DoneInputs:
         done = cls()
         for record in records:
-            done.names.add(record.input)
+            done.names[record.input] = record
             if not is_url(record.input):
-                done.paths.add(os.path.realpath(os.path.join(folder, record.input)))
+                done.paths[recorded_path(record.input, folder)] = record
         return done
 
     def __bool__(self) -> bool:
         return bool(self.names)
 
-    def __contains__(self, source: Source) -> bool:
+    def record_for(self, source: Source) -> Record | None:
+        """The earlier record of ``source``, or None where it was not classified yet."""
         if source.path is not None:
-            return os.path.realpath(source.path) in self.paths
-        return source.name in self.names
+            return self.paths.get(os.path.realpath(source.path))
+        return self.names.get(source.name)
+
+    def __contains__(self, source: Source) -> bool:
+        return self.record_for(source) is not None
 
 
 @dataclass
@@ -129,6 +175,8 @@ class ClaimedOutput:
     previous: os.stat_result | None = None  # the file replaced: its mode and owner stay
     held: int | None = None  # overwrite: the lock on the file being replaced
     written: bool = False
+    meta_written: bool = False  # this run wrote the metadata file (so abandon may remove it)
+    pending_meta: dict[str, Any] | None = None  # overwrite: written once the records land
     # resume of a CSV: whether it has the category and the true_label column (it keeps them)
     csv_columns: tuple[bool, bool] = (False, False)
 
@@ -137,18 +185,26 @@ class ClaimedOutput:
         return self.mode == "resume"
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        """Write the metadata file (for --resume only when the file had none)."""
+        """Write the metadata file (for --resume only when the file had none; with
+        --overwrite once the new records are in place, by ``finish``)."""
         if self.resumed and self.meta is not None:
             return
+        if self.temporary is not None:
+            self.pending_meta = meta
+            return
+        self._put_meta(meta)
+
+    def _put_meta(self, meta: dict[str, Any]) -> None:
         path = meta_path(self.target)
+        _check_meta_free(self.name, self.target)  # a file put there since the claim stays
         temporary = _temporary_name(path)
         try:
             with open(temporary, "x", encoding="utf-8") as handle:
                 json.dump({META_KEY: meta}, handle, ensure_ascii=False)
                 handle.write("\n")
             _keep_attributes(temporary, self.previous)
-            if self.temporary is None:  # with --overwrite, it lands with the records
-                os.replace(temporary, path)
+            os.replace(temporary, path)
+            self.meta_written = True
         except OSError as exc:
             _unlink(temporary)
             raise OutputWriteError(_cannot_write(path, exc)) from None
@@ -162,8 +218,8 @@ class ClaimedOutput:
                 _keep_attributes(self.temporary, self.previous)
                 os.replace(self.temporary, self.target)
                 self.temporary = None
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(_temporary_name(meta_path(self.target)), meta_path(self.target))
+                if self.pending_meta is not None:
+                    self._put_meta(self.pending_meta)
         except OSError as exc:
             raise OutputWriteError(_cannot_write(self.name, exc)) from None
         finally:
@@ -176,10 +232,10 @@ class ClaimedOutput:
             self.stream.close()
         if self.temporary is not None:
             _unlink(self.temporary)
-            _unlink(_temporary_name(meta_path(self.target)))
         elif self.mode == "new" and not self.written:
             _unlink(self.target)
-            _unlink(meta_path(self.target))
+            if self.meta_written:
+                _unlink(meta_path(self.target))
         self._close()
 
     def _close(self) -> None:
@@ -213,15 +269,80 @@ def claim_output(
             f"output {name!r} is not a regular file ({file_kind(info.st_mode)}): name a file, or "
             "leave out -o to write to standard output"
         )
+    remove_abandoned_temporaries(target)
     if info is None:
+        _check_meta_free(name, target)
         return _create(name, target, fmt)
     if resume:
         if fmt not in RESUMABLE_FORMATS:
             raise UsageError(f"--resume works with jsonl and csv output, not {fmt}")
         return _resume(name, target, fmt, model_key(model), top_k)
     if overwrite:
+        _check_meta_free(name, target)
         return _replace(name, target)
     raise _exists(name, fmt)
+
+
+def _check_meta_free(name: str, target: str) -> None:
+    """Refuse an output whose metadata file name holds a file resnet-classify did not write:
+    a run replaces only its own metadata, never a user's file of that name."""
+    path = meta_path(target)
+    try:
+        load_sidecar(path)
+    except ForeignFileError as exc:
+        raise UsageError(
+            f"cannot write {path!r}, the metadata file of output {name!r}: a file of that name "
+            f"is there that resnet-classify did not write ({exc}): move it away, or choose "
+            "another output name"
+        ) from None
+    except OSError as exc:
+        raise UsageError(_cannot_write(path, exc)) from None
+
+
+def remove_abandoned_temporaries(target: str) -> None:
+    """Remove the temporary files a run killed outright (SIGKILL, a power cut) left beside
+    ``target``: named ``.NAME.PID.tmp`` (or ``.NAME.meta.json.PID.tmp``) by this module,
+    whose process PID is gone and on which no run holds a lock. Nothing else is touched."""
+    folder, base = os.path.split(target)
+    pattern = re.compile(rf"\.{re.escape(base)}(?:{re.escape(META_SUFFIX)})?\.([0-9]+)\.tmp")
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(f".{base}.")]
+    except OSError:
+        return
+    for entry in names:
+        found = pattern.fullmatch(entry)
+        if found is None or _running(int(found.group(1))):
+            continue
+        path = os.path.join(folder, entry)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a live run's file is locked
+            held, now = os.fstat(fd), os.lstat(path)
+            if stat.S_ISREG(held.st_mode) and (held.st_dev, held.st_ino) == (
+                now.st_dev,
+                now.st_ino,
+            ):
+                os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (this one included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def check_not_an_input(claimed: ClaimedOutput, sources: Iterable[Source]) -> None:
@@ -310,8 +431,9 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
                 f"cannot resume {name!r}: it is not a resnet-classify results file ({exc}); "
                 "choose another output name"
             ) from None
-        meta = read_results_meta(target)
+        meta = _resume_meta(name, target)
         _check_same_run(name, meta, records, model, top_k)
+        _check_same_folder(name, meta)
         kept = [r for r in records if r.ok]
         previous = os.fstat(held)
         temporary = _temporary_name(target)
@@ -332,12 +454,57 @@ def _resume(name: str, target: str, fmt: str, model: str, top_k: int) -> Claimed
             raise OutputWriteError(_cannot_write(name, exc)) from None
     finally:
         os.close(held)
-    folder = str(meta.get("cwd") or os.getcwd()) if meta else os.getcwd()
+    folder = meta["cwd"] if meta else os.getcwd()
     claimed = ClaimedOutput(name, target, "resume", stream, DoneInputs.of(kept, folder), meta)
     claimed.previous = previous
     claimed.written = True
     claimed.csv_columns = (category, true_label)
     return claimed
+
+
+def _resume_meta(name: str, target: str) -> dict[str, Any] | None:
+    """The metadata --resume checks against, or None for a file written before there was
+    any; a metadata file that is damaged or lacks what the checks need is refused (one line),
+    never taken for none."""
+    path = meta_path(target)
+    advice = "move it away to resume checked by the records alone, or choose another output name"
+    try:
+        meta = load_sidecar(path)
+    except ForeignFileError as exc:
+        raise UsageError(
+            f"cannot resume {name!r}: its metadata file {path!r} is not one resnet-classify "
+            f"wrote ({exc}): {advice}"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot resume {name!r}: {_cannot_write(path, exc)}") from None
+    if meta is None:
+        return None
+    for key, kind in REQUIRED_META.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UsageError(
+                f"cannot resume {name!r}: its metadata file {path!r} has no valid {key!r}: {advice}"
+            )
+    if not os.path.isabs(meta["cwd"]):
+        raise UsageError(
+            f"cannot resume {name!r}: its metadata file {path!r} has no valid 'cwd': {advice}"
+        )
+    return meta
+
+
+def _check_same_folder(name: str, meta: dict[str, Any] | None) -> None:
+    """Refuse to resume from another folder than the first run's: the names it recorded are
+    relative to that one, and this run's would be relative to this one, so that no later
+    resume could resolve both."""
+    if meta is None:
+        return
+    first, here = meta["cwd"], os.getcwd()
+    if os.path.realpath(first) != os.path.realpath(here):
+        raise UsageError(
+            f"cannot resume {name!r} from {here!r}: it was started in {first!r}, and the "
+            f"file names it records are relative to that folder: run it from there (cd "
+            f"{first!r}), or choose another output name"
+        )
 
 
 def _check_same_run(

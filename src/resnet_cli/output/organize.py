@@ -2,10 +2,15 @@
 DIR/_failed/, doubtful ones (the report's needs-review rule) into DIR/_review/.
 
 Nothing is ever overwritten: a name already taken gets a numbered suffix (``cat-1.jpg``),
-unless the file there is this very file (a link to it; in copy and move modes, also a file
-with the same bytes, so that a resumed run copies nothing twice and byte-identical duplicates
-are kept once). A move leaves every file at its source or at exactly one
-destination, whenever it is stopped. No torch here.
+unless what is there already is this file: in link and symlink modes a link to it, in copy
+and move modes a regular file (never a symlink) with its bytes, so that a resumed run copies
+nothing twice and byte-identical duplicates are kept once.
+
+What may be touched: only the local files that were inputs of this run (``remaining_inputs``
+notes them); files inside the organize folder, by real path, are never inputs. A move removes
+its source only through ``_remove_source``: once the destination is a regular file of its own
+(not a symlink, not the source's own name) holding the source's bytes. Whenever a move is
+stopped, every file is at its source, at a destination, or both. No torch here.
 """
 
 from __future__ import annotations
@@ -15,18 +20,28 @@ import errno
 import filecmp
 import os
 import shutil
+import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..inputs.sources import Source
 from ..results import Record, needs_review
+from ..text import printable
+
+if TYPE_CHECKING:
+    from .files import DoneInputs
 
 MODES = ("link", "symlink", "copy", "move")
 BY = ("category", "label")
 FAILED, REVIEW = "_failed", "_review"
 # Characters a folder name cannot hold everywhere (Windows shares, macOS, Linux).
 _UNSAFE = str.maketrans({c: "_" for c in '/\\:*?"<>|\0'})
+NAME_MAX = 255  # bytes: the longest name a folder entry may have (ext4, XFS, APFS, NTFS)
+# A placed file's name leaves room for a copy's hidden ".NAME.PID.partial" beside it.
+_FILE_NAME_MAX = NAME_MAX - 32
 
 
 @dataclass(frozen=True)
@@ -39,15 +54,71 @@ class Placement:
 
 
 def folder_name(record: Record, by: str) -> str:
-    """The folder a record's image goes to (relative to the organize folder)."""
+    """The folder a record's image goes to (relative to the organize folder): one safe name,
+    whatever the label holds (no control character, separator or ``..``; at most 255 bytes)."""
     if not record.ok:
         return FAILED
     if needs_review(record):
         return REVIEW
     best = record.predictions[0]
     name = best.category if by == "category" and best.category else best.label
-    name = " ".join(name.translate(_UNSAFE).split())[:100].strip(". ")
-    return name if name and not name.startswith("_") else f"label {name}".strip()
+    name = " ".join(name.translate(_UNSAFE).split())
+    name = "".join(c if c.isprintable() else "_" for c in name).strip(". ")
+    name = name if name and not name.startswith("_") else f"label {name}".strip()
+    return _cut(name, NAME_MAX).rstrip(". ")
+
+
+def _cut(name: str, most: int) -> str:
+    """``name`` cut to at most ``most`` bytes as the file system stores it (UTF-8, an
+    undecodable byte as itself), never inside a character."""
+    size = 0
+    for at, character in enumerate(name):
+        size += len(character.encode("utf-8", "surrogateescape"))
+        if size > most:
+            return name[:at]
+    return name
+
+
+def real_entry(path: str) -> str:
+    """Where the folder entry ``path`` is, by real path: its folder resolved, its own name
+    kept (a symlink stays the link, never what it points to)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(os.path.realpath(folder), name)
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are one file (one inode), links not followed: a symlink is
+    never the file it points to. False where either is missing."""
+    try:
+        first, second = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def same_entry(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are one name in one folder (reached by two paths, through a
+    symlinked folder), so that removing one removes the other."""
+    if real_entry(a) == real_entry(b):
+        return True
+    try:
+        return same_file(a, b) and os.lstat(a).st_nlink == 1
+    except OSError:
+        return False
+
+
+def holds_bytes(destination: str, source: str) -> bool:
+    """Whether ``destination`` is a regular file of its own (not a symlink, not ``source``'s
+    own name) with ``source``'s bytes: a hard link of its file, or an equal copy. The test a
+    move passes before it removes a source."""
+    try:
+        if not stat.S_ISREG(os.lstat(destination).st_mode) or same_entry(source, destination):
+            return False
+        if same_file(destination, os.path.realpath(source)):
+            return True
+        return filecmp.cmp(source, destination, shallow=False)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -62,11 +133,17 @@ class Organizer:
     failures: int = 0
     count: int = 0
     explicit_by: bool = False  # --organize-by given: category then needs categories
+    # This run's local input files not placed yet, by record name: the only files ``place``
+    # may touch (``note``).
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+
+    real_root: str = ""  # the folder by real path: what "inside it" is decided by
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown organize mode {self.mode!r}")
         self.root = os.path.abspath(self.root)
+        self.real_root = os.path.realpath(self.root)
 
     def check_categories(self, with_category: bool, model: str) -> None:
         """--organize-by category asks for categories: refuse a model that has none."""
@@ -81,13 +158,6 @@ class Organizer:
         verb = "would organize" if self.dry_run else "organized"
         failed = f", {self.failures} could not be" if self.failures else ""
         return f"{verb} {self.count} file{'s' if self.count != 1 else ''} into {self.root}{failed}"
-
-    def report(self, placed: list[Placement]) -> None:
-        """A dry run's plan, one line per file on stderr."""
-        if self.dry_run:
-            for placement in placed:
-                print(f"plan: {describe(placement)}", file=sys.stderr)
-            sys.stderr.flush()
 
     def check(self) -> None:
         """Refuse a destination that cannot be written, before any work is done."""
@@ -107,28 +177,50 @@ class Organizer:
             ) from None
 
     def contains(self, path: str | None) -> bool:
-        """Whether ``path`` lies in the organize folder (its files are never inputs)."""
+        """Whether the folder entry ``path`` lies in the organize folder, by real path (its
+        files are never inputs, however either is reached)."""
         if path is None:
             return False
-        return os.path.abspath(path).startswith(self.root + os.sep)
+        return real_entry(path).startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+    def note(self, source: Source) -> None:
+        """``source`` is an input of this run: its file may be placed once it is classified."""
+        if source.path is not None:
+            self.inputs.setdefault(source.name, []).append(source.path)
 
     def place(self, records: Iterable[Record]) -> list[Placement]:
-        """Place each record's local file; inputs that are not local files (URLs, dataset
-        rows) and sources already moved away are left out."""
+        """Place each record's file, where it is a local file this run noted (``note``); URLs,
+        dataset rows and sources already moved away are left out. A dry run prints its plan,
+        one line per file on stderr."""
         placed = []
         for record in records:
-            source = record.input
-            if not os.path.isfile(source) or self.contains(source):
+            paths = self.inputs.get(record.input)
+            if not paths:
                 continue
-            try:
-                placement = self._place_one(source, folder_name(record, self.by))
+            source = paths.pop(0)
+            if not paths:
+                del self.inputs[record.input]
+            placement = self.place_file(source, record)
+            if placement is not None:
                 placed.append(placement)
-                self.count += placement.how != "already there"
-            except OSError as exc:
-                self.failures += 1
-                reason = exc.strerror or str(exc)
-                print(f"warning: {source}: not organized: {reason}", file=sys.stderr, flush=True)
         return placed
+
+    def place_file(self, source: str, record: Record) -> Placement | None:
+        """Place the file ``source`` as ``record`` (its classification) says; None where it
+        is not a file (any more), or could not be placed (a warning line says why)."""
+        if not os.path.isfile(source) or self.contains(source):
+            return None
+        try:
+            placement = self._place_one(source, folder_name(record, self.by))
+        except OSError as exc:
+            self.failures += 1
+            reason = exc.strerror or str(exc)
+            _say(f"warning: {source}: not organized: {reason}")
+            return None
+        self.count += placement.how != "already there"
+        if self.dry_run:
+            _say(f"plan: {describe(placement)}")
+        return placement
 
     def _place_one(self, source: str, folder: str) -> Placement:
         directory = os.path.join(self.root, folder)
@@ -136,14 +228,18 @@ class Organizer:
             os.makedirs(directory, exist_ok=True)
         stem, extension = os.path.splitext(os.path.basename(source))
         for number in range(100_000):
-            name = f"{stem}{extension}" if number == 0 else f"{stem}-{number}{extension}"
+            suffix = f"{'' if number == 0 else f'-{number}'}{extension}"
+            room = _FILE_NAME_MAX - len(suffix.encode("utf-8", "surrogateescape"))
+            name = _cut(stem, room) + suffix
             destination = os.path.join(directory, name)
             if destination in self.planned:
                 continue
             if os.path.lexists(destination):
-                if _same_file(source, destination, by_content=self.mode in ("copy", "move")):
+                if same_entry(source, destination):  # the destination folder leads back here
+                    return Placement(source, destination, "already there")
+                if self._already_there(source, destination):
                     if self.mode == "move" and not self.dry_run:
-                        os.unlink(source)  # a move stopped between its two steps
+                        _remove_source(source, destination)  # a move stopped between its steps
                     return Placement(source, destination, "already there")
                 continue
             if self.dry_run:
@@ -155,13 +251,22 @@ class Organizer:
                 continue
         raise OSError(errno.EEXIST, "no free name left in the folder")
 
+    def _already_there(self, source: str, destination: str) -> bool:
+        """Whether ``destination`` already is what this mode would put there: in copy and
+        move modes a regular file with the source's bytes (a symlink never is: it would
+        dangle once the source goes); in link and symlink modes a link to the source's file,
+        hard or symbolic (nothing is removed in those modes)."""
+        if self.mode in ("copy", "move"):
+            return holds_bytes(destination, source)
+        return same_file(os.path.realpath(destination), os.path.realpath(source))
+
     def _put(self, source: str, destination: str) -> str:
         """Put ``source`` at ``destination``, which must not exist (never overwritten)."""
         if self.mode in ("link", "move"):
             try:
                 os.link(source, destination)
                 if self.mode == "move":
-                    os.unlink(source)
+                    _remove_source(source, destination)
                 return "hard link" if self.mode == "link" else "move"
             except FileExistsError:
                 raise
@@ -172,10 +277,51 @@ class Organizer:
             os.symlink(os.path.abspath(source), destination)
             return "symlink"
         _copy_without_overwriting(source, destination)
-        if self.mode == "move":  # another filesystem: copied, synced, then the source goes
-            os.unlink(source)
+        if self.mode == "move":  # another filesystem: copied, synced, compared, then removed
+            _remove_source(source, destination)
             return "move"
         return "copy"
+
+
+def _remove_source(source: str, destination: str) -> None:
+    """The only place a move removes a file: ``source``, once ``destination`` holds its
+    bytes in a regular file of its own (``holds_bytes``); else the source stays, and the
+    file is reported as not organized."""
+    if not holds_bytes(destination, source):
+        # EIO, not EEXIST: that one would read as "name taken, try the next".
+        raise OSError(errno.EIO, f"{destination} does not hold its bytes, so it stays")
+    os.unlink(source)
+
+
+def _say(line: str) -> None:
+    """A line on stderr, names in it made safe for the terminal (as every stderr line is)."""
+    print(printable(line), file=sys.stderr, flush=True)
+
+
+def remaining_inputs(
+    sources: Iterable[Source],
+    done: DoneInputs,
+    organizer: Organizer | None,
+    *,
+    files: bool = True,
+) -> Iterator[Source]:
+    """The inputs this run still classifies, in order. With ``organizer``: a file inside the
+    organize folder is left out (never an input), and each other one is noted as an input
+    of this run (``files``: these inputs are files to place; not a dataset's rows). With
+    --resume, an input ``done`` recorded is left out, and placed now by its earlier record
+    (a run stopped between writing a record and placing its file): only inputs of this run
+    are placed, found by this run's own paths."""
+    for source in sources:
+        if organizer is not None and organizer.contains(source.path):
+            continue
+        earlier = done.record_for(source) if done else None  # no --resume: nothing to look up
+        if earlier is not None:
+            if organizer is not None and files and source.path is not None:
+                organizer.place_file(source.path, earlier)
+            continue
+        if organizer is not None and files:
+            organizer.note(source)
+        yield source
 
 
 def _copy_without_overwriting(source: str, destination: str) -> None:
@@ -191,22 +337,6 @@ def _copy_without_overwriting(source: str, destination: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial)
-
-
-def _same_file(source: str, destination: str, by_content: bool) -> bool:
-    """Whether ``destination`` already is ``source``: the same file (a link to it), or, when
-    ``by_content`` (copy and move, where a resumed run finds earlier copies), its bytes."""
-    try:
-        if os.path.samefile(source, destination):
-            return True
-        return (
-            by_content
-            and os.path.isfile(destination)
-            and not os.path.islink(destination)
-            and (filecmp.cmp(source, destination, shallow=False))
-        )
-    except OSError:
-        return False
 
 
 def describe(placement: Placement) -> str:

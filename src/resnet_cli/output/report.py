@@ -26,8 +26,18 @@ from pathlib import Path
 
 from ..atomic import replaced_atomically
 from ..inputs.sources import is_url
-from ..results import REVIEW_MARGIN, REVIEW_SCORE, Record, needs_review, top1_right
+from ..results import (
+    BY_CATEGORY,
+    BY_LABEL,
+    REVIEW_MARGIN,
+    REVIEW_SCORE,
+    Record,
+    needs_review,
+    top1_match,
+    top1_right,
+)
 from ..text import printable
+from .files import recorded_path
 from .writers import common_folder
 
 THUMBNAIL_EDGE = 160  # longest side, in pixels
@@ -94,7 +104,7 @@ def local_thumbnail(record: Record, folders: Sequence[str] = ("",)) -> bytes | N
     if is_url(record.input):
         return None
     for folder in folders:
-        path = os.path.join(folder, record.input)
+        path = recorded_path(record.input, folder or os.curdir)
         if os.path.isfile(path):
             return thumbnail_jpeg(path)
     return None
@@ -274,11 +284,14 @@ def _summary_list(
         ("labels found", str(labels)),
         ("needs review", str(sum(needs_review(r) for r in records))),
     ]
-    judged = [right for right in map(top1_right, records) if right is not None]
+    judged = [r for r in records if top1_right(r) is not None]
     if judged:  # an imagefolder's images: their class folders say what is right
-        correct = sum(judged)
+        rules = Counter(top1_match(r) for r in judged)
+        correct = len(judged) - rules[None]
         share = f"{100 * correct / len(judged):.1f}%"
-        rows.append(("top-1 accuracy", f"{share} ({correct} of {len(judged)} right)"))
+        how = ", ".join(f"{rules[r]} by {r}" for r in (BY_LABEL, BY_CATEGORY) if rules[r])
+        accuracy = f"{share} ({correct} of {len(judged)} right{how and ': ' + how})"
+        rows.append(("top-1 accuracy", accuracy))
     if folder:
         rows.append(("folder", folder))
     optional = (
@@ -350,9 +363,10 @@ def _card(index: int, record: Record, folder: str, thumbnail: str | None) -> str
     truth = ""
     if record.true_label is not None:
         mark = {None: "", True: "✓ ", False: "✗ "}[right]
+        # Right by which rule: the label's own name, or its category.
+        said = {None: "", True: f" (right, by {top1_match(record)})", False: " (wrong)"}[right]
         truth = (
-            f'<div class="truth{verdict}">{mark}true label: {_text(record.true_label)}'
-            f"{verdict and f' ({verdict.strip()})'}</div>"
+            f'<div class="truth{verdict}">{mark}true label: {_text(record.true_label)}{said}</div>'
         )
     failed = " failed" if not record.ok else ""
     return (

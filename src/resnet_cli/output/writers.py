@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top1_right, top_margin
+from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top1_match, top_margin
 from ..text import printable
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
@@ -33,6 +33,7 @@ CSV_HEADERS = tuple(csv_header(c, t) for c in (False, True) for t in (False, Tru
 # Written as \uXXXX escapes: lone surrogates (file names that are not UTF-8) and the
 # characters that some line readers treat as line breaks (NEL, LINE/PARAGRAPH SEPARATOR).
 _ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # json.dumps with options builds an encoder per call, which costs more than the encoding.
 _JSON = json.JSONEncoder(ensure_ascii=False)
 # Up to this many images the table shows each image's full top-k; above it, one row per image.
@@ -116,9 +117,32 @@ def _json_string(text: str) -> str:
     return _JSON.encode(text)
 
 
-def escape_text(text: str) -> str:
-    """``text`` with the characters _ESCAPED names written as \\uXXXX escapes."""
-    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+def escape_text(text: str, pattern: re.Pattern[str] = _ESCAPED) -> str:
+    """``text`` with the characters ``pattern`` names (_ESCAPED's: lone surrogates and line
+    separators) written as \\uXXXX escapes."""
+    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def stored_name(name: str) -> tuple[str, bytes | None]:
+    """An input's name as parquet keeps it, in two columns: ``input``, the name as text (a
+    string column must be UTF-8: undecodable bytes as ``\\udcXX`` escapes, as jsonl writes
+    them), and ``input_bytes``, the name's exact bytes where it is not valid UTF-8 (None
+    where ``input`` is the name itself). ``name_from_row`` undoes it: every name reopens
+    its own file."""
+    if _SURROGATE.search(name) is None:
+        return name, None
+    try:
+        data: bytes | None = os.fsencode(name)
+    except UnicodeError:  # a surrogate no file name has: the escaped text is all there is
+        data = None
+    return escape_text(name, _SURROGATE), data
+
+
+def name_from_row(row: dict[str, Any]) -> str:
+    """The input name a parquet row holds (``stored_name``'s two columns; files written
+    before ``input_bytes`` have ``input`` only)."""
+    data = row.get("input_bytes")
+    return os.fsdecode(data) if data is not None else str(row["input"])
 
 
 def csv_rows(
@@ -220,7 +244,7 @@ class TableWriter:
             for record in self.records:
                 self.console.print(detailed_table(record))
         else:
-            self.console.print(summary_table(self.records))
+            self.console.print(summary_table(self.records, self.console.width))
         self.console.file.flush()
 
 
@@ -251,7 +275,7 @@ def detailed_table(record: Record) -> Any:
 
     if record.error is not None:
         return Text(f"{printable(record.input)}: {printable(record.error)}", style="red")
-    table = Table(title=printable(record.input), title_justify="left")
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("label")
     with_category = has_categories([record])
@@ -270,27 +294,33 @@ def detailed_table(record: Record) -> Any:
     reason = review_reason(record)
     if reason is not None:
         notes.append(Text(f"needs review: {reason}", style="yellow"))
-    return Group(table, *notes) if notes else table
+    # The name above the table, not as its title: a title is cut anywhere to fit.
+    return Group(FileName(printable(record.input)), table, *notes)
 
 
 def truth_text(record: Record, before: str = "") -> Any:
-    """A record's true label marked right (✓, green) or wrong (✗, red) for its top-1."""
+    """A record's true label marked right (✓, green, and by which rule: label or category)
+    or wrong (✗, red) for its top-1."""
     from rich.text import Text
 
-    right = top1_right(record)
-    mark = "" if right is None else ("✓ " if right else "✗ ")
-    style = "" if right is None else ("green" if right else "red")
-    return Text(f"{before}{mark}{printable(record.true_label or '')}", style=style)
+    truth = printable(record.true_label or "")
+    if not record.predictions:  # nothing to judge: a failure
+        return Text(f"{before}{truth}")
+    rule = top1_match(record)
+    if rule is None:
+        return Text(f"{before}✗ {truth}", style="red")
+    return Text(f"{before}✓ {truth} by {rule}", style="green")
 
 
-def summary_table(records: list[Record]) -> Any:
-    """Many images: one row each with the top-1 label and score and the runners-up."""
+def summary_table(records: list[Record], width: int | None = None) -> Any:
+    """Many images: one row each with the top-1 label and score and the runners-up; in
+    ``width`` columns, file names whole where the labels can wrap instead."""
     from rich.table import Table
     from rich.text import Text
 
     folder = common_folder([r.input for r in records])
     table = Table(title=f"in {printable(folder)}/" if folder else None, title_justify="left")
-    table.add_column("input", overflow="fold")
+    table.add_column("input")
     table.add_column("top-1", style="bold")
     with_truth = has_true_labels(records)
     if with_truth:
@@ -298,19 +328,21 @@ def summary_table(records: list[Record]) -> Any:
     with_category = has_categories(records)
     if with_category:
         table.add_column("category")
-    table.add_column("score", justify="right")
+    table.add_column("score", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
-    table.add_column("next", overflow="fold")
+    # With -k 1 there are no runners-up: no empty column for them.
+    with_next = any(len(r.predictions) > 1 for r in records)
+    if with_next:
+        table.add_column("next", overflow="fold")
     for record in records:
-        name = printable(record.input[len(folder) + 1 :] if folder else record.input)
+        name = FileName(printable(record.input[len(folder) + 1 :] if folder else record.input))
         truth = (truth_text(record),) if with_truth else ()
         blank = ("",) if with_category else ()
-        if record.error is not None:
-            row = ("", "", printable(record.error))
-            table.add_row(name, "error", *truth, *blank, *row, style="red")
-            continue
-        if not record.predictions:
-            table.add_row(name, "", *truth, *blank, "", "", "no prediction", style="yellow")
+        if record.error is not None or not record.predictions:
+            failed = record.error is not None
+            why = f"error: {printable(record.error or '')}" if failed else "no prediction"
+            empty = ("", "", "") if with_next else ("", "")
+            table.add_row(name, why, *truth, *blank, *empty, style="red" if failed else "yellow")
             continue
         best, *others = record.predictions
         # Labels often hold commas ("teapot, kettle"), so runners-up are split by semicolons.
@@ -320,8 +352,84 @@ def summary_table(records: list[Record]) -> Any:
         score = Text(f"? {best.score:.4f}", style="yellow") if doubtful else f"{best.score:.4f}"
         category = (printable(best.category or ""),) if with_category else ()
         bar = score_bar(best.score, 10)
-        table.add_row(name, printable(best.label), *truth, *category, score, bar, runners_up)
+        after = (runners_up,) if with_next else ()
+        table.add_row(name, printable(best.label), *truth, *category, score, bar, *after)
+    if width is not None:
+        table.columns[0].width = name_column_width(table, width)
     return table
+
+
+def name_column_width(table: Any, width: int) -> int | None:
+    """The width of ``table``'s first column, its file names, in ``width`` columns: the
+    names whole where the other columns can make room by wrapping at their spaces (Rich
+    would narrow the widest column first, the names); else each part of a path whole, as
+    far as the others' longest words leave room. None: the table fits as it is."""
+    from rich.cells import cell_len
+
+    def extent(cell: Any) -> tuple[int, int]:  # (narrowest, widest) a cell can be shown in
+        if isinstance(cell, FileName):
+            return max(map(cell_len, name_parts(cell.name))), cell_len(cell.name)
+        lines = str(cell).splitlines() or [""]
+        return max(map(cell_len, str(cell).split() or [""])), max(map(cell_len, lines))
+
+    columns = [[extent(c.header), *map(extent, c.cells)] for c in table.columns]
+    widest = [max(w for _, w in cells) for cells in columns]
+    narrowest = [
+        wide if column.no_wrap else max(n for n, _ in cells)
+        for column, cells, wide in zip(table.columns, columns, widest, strict=True)
+    ]
+    room = width - 3 * len(columns) - 1  # a border and two spaces of padding per column
+    if sum(widest) <= room:
+        return None
+    names_whole = room - sum(widest[1:])
+    parts_whole = min(narrowest[0], max(room - sum(narrowest[1:]), 8))
+    return min(widest[0], max(names_whole, parts_whole))
+
+
+class FileName:
+    """A file name in a table cell: broken after a ``/`` where it does not fit (never in
+    the middle of a name), and a part that alone is too wide shortened from the left,
+    ``…ee_1024.jpg``, so its end, which tells files apart, stays."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        from rich.cells import cell_len
+        from rich.measure import Measurement
+
+        widest = max(cell_len(part) for part in name_parts(self.name))
+        return Measurement(widest, cell_len(self.name)).clamp(max_width=options.max_width)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        for line in fit_name(self.name, options.max_width):
+            yield Text(line, no_wrap=True, overflow="crop")
+
+
+def name_parts(name: str) -> list[str]:
+    """A path's parts, each with the ``/`` that ends it: ``["sub/", "coffee.jpg"]``."""
+    return re.findall(r"[^/]*/|[^/]+$", name) or [name]
+
+
+def fit_name(name: str, width: int) -> list[str]:
+    """``name`` in lines of at most ``width`` cells: whole parts of the path, broken after a
+    ``/``; a part wider than ``width`` shortened from the left with an ellipsis."""
+    from rich.cells import cell_len
+
+    width = max(width, 2)
+    lines: list[str] = []
+    for part in name_parts(name):
+        if cell_len(part) > width:
+            while cell_len(part) > width - 1:
+                part = part[1:]
+            part = "…" + part
+        if lines and cell_len(lines[-1]) + cell_len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return lines
 
 
 def has_true_labels(records: Iterable[Record]) -> bool:
@@ -362,6 +470,7 @@ def record_schema(indexed: bool = False) -> Any:
         ("error", pa.string()),
         ("categories", pa.list_(pa.string())),  # null when the model's labels have none
         ("true_label", pa.string()),  # null but for an imagefolder's images
+        ("input_bytes", pa.binary()),  # the name's bytes, where it is not UTF-8 (stored_name)
     ]
     return pa.schema([("index", pa.int64()), *fields] if indexed else fields)
 
@@ -371,10 +480,10 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
     import pyarrow as pa
 
     columns: dict[str, list[Any]] = {} if indices is None else {"index": indices}
+    names = [stored_name(r.input) for r in records]
     columns.update(
         {
-            # Parquet strings must be UTF-8: names that are not are kept as \udcXX escapes.
-            "input": [escape_text(r.input) for r in records],
+            "input": [text for text, _ in names],
             "labels": [[p.label for p in r.predictions] for r in records],
             "scores": [[round_score(p.score) for p in r.predictions] for r in records],
             "class_ids": [[p.class_id for p in r.predictions] for r in records],
@@ -384,6 +493,7 @@ def records_table(records: list[Record], indices: list[int] | None = None) -> An
                 for r in records
             ],
             "true_label": [r.true_label for r in records],
+            "input_bytes": [data for _, data in names],
         }
     )
     return pa.table(columns, schema=record_schema(indexed=indices is not None))
@@ -393,8 +503,9 @@ def record_from_row(row: dict[str, Any]) -> Record:
     """The record a ``records_table`` row holds."""
     # Files written before categories or true labels have no such column.
     true_label = row.get("true_label")
+    name = name_from_row(row)
     if row["error"] is not None:
-        return Record(input=row["input"], error=row["error"], true_label=true_label)
+        return Record(input=name, error=row["error"], true_label=true_label)
     categories = row.get("categories") or [None] * len(row["labels"])
     predictions = tuple(
         Prediction(rank=rank, label=label, score=score, class_id=class_id, category=category)
@@ -402,7 +513,7 @@ def record_from_row(row: dict[str, Any]) -> Record:
             zip(row["labels"], row["scores"], row["class_ids"], categories, strict=True), start=1
         )
     )
-    return Record(input=row["input"], predictions=predictions, true_label=true_label)
+    return Record(input=name, predictions=predictions, true_label=true_label)
 
 
 class ParquetWriter:
@@ -459,9 +570,12 @@ def read_records(text: str, fmt: str) -> list[Record]:
     """Parse records written in ``jsonl``, ``json`` or ``csv`` back into Records."""
     if fmt == "jsonl":
         # Split on "\n" only: str.splitlines() also breaks on characters allowed in names.
-        return [Record.from_dict(json.loads(line)) for line in text.split("\n") if line.strip()]
+        return [record_from_json(json.loads(line)) for line in text.split("\n") if line.strip()]
     if fmt == "json":
-        return [Record.from_dict(item) for item in json.loads(text)]
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError("not a JSON array of records")
+        return [record_from_json(item) for item in items]
     if fmt == "csv":
         return records_from_csv_rows(csv.reader(io.StringIO(text, newline="")))
     raise ValueError(f"cannot read records in format {fmt!r}")
@@ -470,8 +584,9 @@ def read_records(text: str, fmt: str) -> list[Record]:
 def read_results_file(path: str) -> list[Record]:
     """The records in a results file, in the format its extension names (jsonl if none does).
 
-    A torn last line (a run killed mid-write) is left out; anything else that is not a record
-    raises ValueError, KeyError or TypeError, and a file that cannot be read raises OSError.
+    A torn last line of jsonl or csv (a run killed mid-write, a full disk) is left out;
+    anything else that is not a record raises ValueError, KeyError or TypeError, and a file
+    that cannot be read raises OSError.
     """
     fmt = format_for_path(path) or "jsonl"
     if fmt == "parquet":
@@ -481,7 +596,7 @@ def read_results_file(path: str) -> list[Record]:
     try:
         return read_records(text, fmt)
     except ValueError:
-        if fmt != "jsonl" or text.endswith("\n") or "\n" not in text:
+        if fmt not in RESUMABLE_FORMATS or text.endswith("\n") or "\n" not in text:
             raise
         return read_records(text[: text.rfind("\n") + 1], fmt)
 
@@ -501,6 +616,8 @@ def records_from_csv_rows(rows: Iterable[list[str]]) -> list[Record]:
     # failure Record.
     entries: list[tuple[str, str | None, list[Prediction]] | Record] = []
     for row in iterator:
+        if not row:  # a blank line (an editor's, a concatenation's): no record
+            continue
         if len(row) != width:
             raise ValueError(f"a row has {len(row)} fields, the header {width}")
         name, rank, label, score, class_id, error = row[:6]

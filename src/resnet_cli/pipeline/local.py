@@ -21,9 +21,9 @@ from ..errors import ImageError
 from ..inputs.decode import (
     DEFAULT_MAX_PIXELS,
     JPEG_END,
-    JPEG_MAGIC,
     ResizeRule,
     decode_image,
+    jpeg_frame,
     read_file,
 )
 from ..inputs.sources import Source
@@ -306,30 +306,19 @@ def _read(source: Source, offline: bool = False) -> bytes:
 
 
 def _device_decodable(data: bytes, max_pixels: int | None) -> int | None:
-    """For a JPEG plain enough for nvJPEG (8-bit RGB or grayscale, within the bound), its EXIF
-    orientation (1 when none); None for anything else. Reads the header only."""
-    if not data.startswith(JPEG_MAGIC):
-        return None
+    """For a JPEG plain enough for nvJPEG (8-bit RGB or grayscale, Huffman-coded, within the
+    bound), its EXIF orientation (1 when none); None for anything else. Reads the markers only."""
     # nvJPEG decodes a cut-off JPEG without a word (the missing rows grey) where Pillow, and
     # so the CPU path, refuses it: only a JPEG that ends with its EOI marker goes to the
     # device. Anything after the marker (padding, a motion photo's video) sends it to the CPU.
     if not data.endswith(JPEG_END):
         return None
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
-            if header.mode not in ("RGB", "L"):
-                return None
-            if max_pixels is not None and width * height > max_pixels:
-                return None
-            orientation = header.getexif().get(0x0112, 1)
-            return orientation if orientation in range(1, 9) else 1
-    except Exception:
+    frame = jpeg_frame(data)
+    if frame is None or not frame.device_decodable:
         return None
+    if max_pixels is not None and frame.width * frame.height > max_pixels:
+        return None
+    return frame.orientation
 
 
 def _decode_on_device(classifier: Classifier, slots: list[Slot], indices: list[int]) -> None:

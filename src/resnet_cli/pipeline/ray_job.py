@@ -27,10 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..atomic import replaced_atomically
-from ..errors import ClusterError, DeviceError, ModelLoadError, ResnetCliError, UsageError
+from ..config import DEFAULT_MODEL
+from ..errors import (
+    ClusterError,
+    DeviceError,
+    ModelLoadError,
+    ResnetCliError,
+    UsageError,
+    install_extra,
+)
 from ..inputs.decode import DEFAULT_MAX_PIXELS, ResizeRule
 from ..inputs.sources import Source
-from ..models.transformers import DEFAULT_MODEL
 from ..output.writers import (
     escape_text,
     json_line_records,
@@ -43,7 +50,7 @@ from ..results import Record, needs_review
 from ..runtimes.classifier import check_model_options
 
 RAY_FORMATS = ("parquet", "jsonl")
-NEEDS_RAY = "--engine ray needs Ray: pip install 'resnet-cli[ray]'"
+NEEDS_RAY = f"--engine ray needs Ray: {install_extra('ray')}"
 SHARD_SUFFIXES = (".parquet", ".jsonl")
 TORN_SUFFIX = ".torn"
 # A decode task takes this many batches' worth of inputs; each such block becomes one shard.

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..config import DEFAULT_MODEL
 from ..errors import DeviceError, ModelLoadError, UsageError
 from ..inputs.decode import ResizeRule
 from ..models.transformers import (
-    DEFAULT_MODEL,
     ModelInputs,
     fold_batchnorm,
     input_shape_of,
@@ -207,6 +207,7 @@ def load_classifier(
     compile_model: bool = False,
     images: int | None = None,
     runtime: str = "auto",
+    trust_remote_code: bool = False,
 ) -> Classifier:
     """Load an image-classification model and its processor from the hub or a local folder.
 
@@ -218,6 +219,8 @@ def load_classifier(
     run too short to earn back an ONNX export stays in torch; see ``runtimes.select``).
     ``runtime``: one of ``runtimes.select.RUNTIMES`` instead of the chooser's pick (a
     UsageError where it cannot run the model so), as sentence-transformers' ``backend=``.
+    ``trust_remote_code``: let transformers run the Python code a model's files name (its
+    config's ``auto_map``); off, such a model is a ModelLoadError.
     """
     check_model_options(device, precision, exact)
     missing = missing_model_folder(model)
@@ -264,7 +267,7 @@ def load_classifier(
         network, processor, config, files = native
         input_shape = input_shape_of(model, processor)
     else:
-        processor, network = load_with_transformers(model, revision, offline)
+        processor, network = load_with_transformers(model, revision, offline, trust_remote_code)
         # The live config: timm checkpoints' to_dict() holds label_names, not id2label.
         config = {
             **network.config.to_dict(),
@@ -330,7 +333,7 @@ def _load_cached(model: str, files: dict[str, str], plan: Plan, verdict: Any) ->
         return load_cached(model, files, plan)
     from .int8 import load_cached_forward
 
-    cached = array_classifier(model, files, plan, lambda: load_cached_forward(files))
+    cached = array_classifier(model, files, plan, lambda labels: load_cached_forward(files))
     return None if cached is None else dataclasses.replace(cached, int8=verdict)
 
 

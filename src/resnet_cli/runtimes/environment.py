@@ -26,9 +26,16 @@ PACKAGES = (
 
 
 def describe(
-    model: str, revision: str | None, device: str, precision: str, exact: bool
+    model: str,
+    revision: str | None,
+    device: str,
+    precision: str,
+    exact: bool,
+    model_from: str = "--model",
 ) -> dict[str, Any]:
-    """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data."""
+    """Versions, hardware, the plan for ``model`` and the runtime cache, as plain data;
+    ``model_from``: where the model's name came from (``config.resolve_model``)."""
+    from ..config import config_path
     from ..models.transformers import input_shape_of, missing_model_folder
     from .classifier import plan_inputs
     from .hardware import probe
@@ -72,6 +79,7 @@ def describe(
         },
         "model": {
             "name": model,
+            "from": model_from,
             "revision": revision,
             "on_disk": files is not None,
             "notes": notes,
@@ -92,6 +100,7 @@ def describe(
         "int8": None
         if precision != "int8"
         else {"calibrated": verdict is not None, **(verdict.as_dict() if verdict else {})},
+        "config_file": str(config_path()),
         "runtime_cache": {
             "folder": str(folder),
             "exports": len(exports),
@@ -115,7 +124,9 @@ def format_text(facts: dict[str, Any]) -> str:
         "CUDA: " + (", ".join(hardware["cuda"]) or "none"),
         f"MPS: {'yes' if hardware['mps'] else 'no'}",
         *(f"note: {note}" for note in hardware["notes"]),
-        f"model: {model['name']}" + (f" @ {model['revision']}" if model["revision"] else ""),
+        f"model: {model['name']}"
+        + (f" @ {model['revision']}" if model["revision"] else "")
+        + f" (from {model['from']})",
         *(f"note: {note}" for note in model["notes"]),
         "plan:",
     ]
@@ -139,6 +150,7 @@ def format_text(facts: dict[str, Any]) -> str:
     lines.append(
         f"runtime cache: {cache['folder']} ({cache['exports']} export(s), {cache['megabytes']} MB)"
     )
+    lines.append(f"config file: {facts['config_file']}")
     return "\n".join(lines)
 
 
@@ -147,7 +159,10 @@ def _local_processor(model: str, revision: str | None) -> Any:
     try:
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(model, revision=revision, local_files_only=True)
+        from ..models.transformers import no_terminal_io, pretrained_options
+
+        with no_terminal_io():  # env never runs a model's own code (trust_remote_code=False)
+            return AutoImageProcessor.from_pretrained(model, **pretrained_options(revision))
     except Exception:
         return None
 

@@ -66,13 +66,20 @@ def probe(cuda: bool = True) -> Hardware:
     loaded (False: a run told to use the CPU need not import torch to know)."""
     flags = _cpu_flags()
     told = native_bf16_told()
+    capped = onednn_capped_below_bf16()
     native = told if told is not None else any(flag in flags for flag in _BF16_FLAGS)
+    notes: tuple[str, ...] = ()
+    if told is not None:
+        notes = ("RESNET_CLI_CPU_BF16 set: native bf16 as told",)
+    elif capped and native:
+        native = False
+        notes = (f"{capped} caps oneDNN below bf16: no native bf16",)
     hardware = Hardware(
         cores=usable_cores(),
         cpu=_cpu_model(),
         features=frozenset(flag for flag in FEATURES if flag in flags),
         native_bf16=native,
-        notes=("RESNET_CLI_CPU_BF16 set: native bf16 as told",) if told is not None else (),
+        notes=notes,
     )
     if cuda and cuda_possible():
         import torch
@@ -104,6 +111,29 @@ def native_bf16_told() -> bool | None:
     not told."""
     told = os.environ.get("RESNET_CLI_CPU_BF16", "").strip()
     return told == "1" if told in ("0", "1") else None
+
+
+# oneDNN's instruction-set caps without bf16 arithmetic (its ONEDNN_MAX_CPU_ISA values).
+_NO_BF16_ISAS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+)
+
+
+def onednn_capped_below_bf16() -> str | None:
+    """``ONEDNN_MAX_CPU_ISA=AVX2`` (or DNNL_MAX_CPU_ISA) where the variable keeps oneDNN, and
+    so torch's convolutions, from bf16 instructions the CPU has: bf16 is then emulated, and
+    slower than fp32. None where there is no such cap."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(name, "").strip().upper()
+        if value:
+            return f"{name}={value}" if value in _NO_BF16_ISAS else None
+    return None
 
 
 def cuda_possible() -> bool:

@@ -179,8 +179,10 @@ def _save(files: dict[str, str], model: Any, check: Check) -> None:
     A cache that cannot take it (a read-only home, a full disk) only means the next run
     calibrates again."""
     try:
+        from .onnx_runtime import make_private_folders
+
         path = entry_path(files)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folders(path.parent)  # 0700, as the exports' folder
         if check.accepted:
             import openvino
 
