@@ -71,10 +71,9 @@ def available() -> bool:
 
 
 def missing_line() -> str:
-    return (
-        "--precision int8 needs OpenVINO and NNCF: pip install 'resnet-cli[int8]' "
-        "(or use --precision fp32)"
-    )
+    from ..errors import install_extra
+
+    return f"--precision int8 needs OpenVINO and NNCF: {install_extra('int8')}"
 
 
 def agreement() -> float:
