@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 
 from conftest import imported, run_cli, run_probing_imports
+from resnet_cli.runtimes.int8 import available
 from test_real_model import CATS, ESPRESSO, EXAMPLES, assert_right, jsonl
 
-pytest.importorskip("openvino", reason="the int8 extra (OpenVINO) is not installed")
-pytest.importorskip("nncf", reason="the int8 extra (NNCF) is not installed")
-
-pytestmark = pytest.mark.slow
+# Found, not imported: importing OpenVINO here would start its telemetry in the test process.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not available(), reason="the int8 extra (OpenVINO, NNCF) is not installed"),
+]
 CALIBRATION = 64  # runtimes.int8.CALIBRATION_IMAGES
 ISAS = {"this CPU": {}, "AVX2-only": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
