@@ -20,7 +20,10 @@ The runs, each a fresh process on the same files:
 - resnet-classify (``python -m resnet_cli -f jsonl --model M --offline``) with ``--exact``;
   ``-p fp32`` with RESNET_CLI_CPU_BF16=0 and an empty runtime cache (torch, then ONNX Runtime
   from image 65 on); ``-p fp32`` again, starting from the export that run left in the cache;
-  ``-p bf16``; and ``--precision auto``. Their runtime cache is a temporary folder.
+  ``-p bf16``; ``--precision auto``; and ``-p int8`` twice: as a first run, which calibrates
+  on the first 64 scored images, and from the cache of a first run on 64 unrelated photos
+  (bench.py's, or ``--calibration DIR``), as a user's later runs are. Their runtime cache is
+  a temporary folder.
 
 A set of fewer than ``--min-images`` (100) photos is classified several times over by the
 resnet-classify runs, whole, so that the fp32 run passes the 64 images after which it swaps
@@ -179,6 +182,9 @@ class RunSpec:
     cache: str = "fresh"  # runtime cache: "fresh" (its own, empty) or a name runs share
 
 
+CALIBRATED_ELSEWHERE = "int8-other"  # the cache a first run on unrelated photos fills
+
+
 RUNS = (
     RunSpec("resnet-classify --exact", ("--exact",)),
     # RESNET_CLI_CPU_BF16=0: fp32 takes the ONNX Runtime path even on a bf16 CPU.
@@ -190,6 +196,13 @@ RUNS = (
     ),
     RunSpec("resnet-classify -p bf16", ("-p", "bf16")),
     RunSpec("resnet-classify --precision auto", ()),
+    # INT8 as a user's first run makes it (calibrated on the first 64 of the scored photos,
+    # repeats included), and as a later run finds it, calibrated by a first run on 64 photos
+    # unrelated to the scored ones (bench.py's; with --images, those of --calibration).
+    RunSpec("resnet-classify -p int8, first run", ("-p", "int8"), {}, "int8-own"),
+    RunSpec(
+        "resnet-classify -p int8, calibrated on other photos", ("-p", "int8"), {}, "int8-other"
+    ),
 )
 
 
@@ -229,6 +242,20 @@ class Runner:
         command = [sys.executable, str(PIPELINE_SCRIPT), self.model, str(listing), str(output)]
         command += ["--device", "0" if self.device == "cuda" else "-1"]
         return self._finish(PIPELINE, files, command, None, output, log, self.env)
+
+    def calibrate(self, spec: RunSpec, photos: Sequence[Path]) -> str:
+        """A first run of ``spec`` on ``photos`` (unrelated to the scored ones), untimed, to
+        fill its runtime cache; its summary and warning lines."""
+        stem = self._stem(f"{spec.name} calibration")
+        listing, output, log = (stem.with_suffix(s) for s in (".list", ".jsonl", ".log"))
+        listing.write_text("".join(f"{p}\n" for p in photos), encoding="utf-8")
+        cache = self.cache_root / spec.cache
+        env = {**self.env, **spec.env, "RESNET_CLI_CACHE_DIR": str(cache)}
+        command = [sys.executable, "-m", "resnet_cli", "--model", self.model, "--offline"]
+        command += ["-f", "jsonl", "-o", str(output), "-d", self.device, *spec.args, "-"]
+        say(f"  {spec.name}: calibrating on {len(photos)} other photos ...")
+        run_measured(command, stdin=listing, log=log, env=env)
+        return " ".join(log.read_text(errors="replace").split("\n")[-3:]).strip()
 
     def ours(self, spec: RunSpec, files: Sequence[Path]) -> Outcome:
         stem = self._stem(spec.name)
@@ -280,6 +307,19 @@ class Runner:
             return outcome
         outcome.records = records
         return outcome
+
+
+def calibration_photos(folder: Path | None, count: int = 64) -> list[Path]:
+    """The photos INT8 is calibrated on in the row that calibrates on other photos."""
+    if folder is None:
+        from bench import IMAGENET, build_corpus, require_scikit_image
+
+        require_scikit_image()
+        return build_corpus(IMAGENET, count)
+    found = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if len(found) < count:
+        raise BenchError(f"{folder}: {len(found)} photos, INT8 calibrates on {count}")
+    return found[:count]
 
 
 # --------------------------------------------------------------------------- scoring
@@ -403,6 +443,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="resnet-classify runs repeat a smaller set until they have this many, so fp32 "
         "passes its runtime swap at 64 images [100]",
     )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="photos for the INT8 row calibrated elsewhere (the first 64 image files below "
+        "it) [64 of bench.py's photos]",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
     parser.add_argument("--out", type=Path, help="also write the report to this markdown file")
     args = parser.parse_args(argv)
@@ -438,7 +484,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runner = Runner(model, runs_dir, cache_root, args.device)
         outcomes = [runner.pipeline(distinct)]
-        outcomes += [runner.ours(spec, files) for spec in RUNS]
+        for spec in RUNS:
+            calibrated = None
+            if spec.cache == CALIBRATED_ELSEWHERE:
+                calibrated = runner.calibrate(spec, calibration_photos(args.calibration))
+            outcomes.append(runner.ours(spec, files))
+            if calibrated is not None:
+                outcomes[-1].notes.insert(0, f"calibration run: {calibrated}")
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)
     reference = {r["input"]: r["predictions"] for r in outcomes[0].records}

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from resnet_cli.errors import DeviceError, UsageError
 from resnet_cli.runtimes.hardware import Hardware
-from resnet_cli.runtimes.select import EXPORT_WORTH_IMAGES, Checkpoint, Request, choose_plan
+from resnet_cli.runtimes.int8 import Check
+from resnet_cli.runtimes.select import (
+    EXPORT_WORTH_IMAGES,
+    Checkpoint,
+    Plan,
+    Request,
+    choose_plan,
+)
 
 AVX2 = Hardware(cores=2, features=frozenset({"avx2"}), onednn=frozenset())
 AMX = Hardware(
@@ -52,14 +61,18 @@ TABLE = [
 ]  # fmt: skip
 
 
+def facts(plan: Plan) -> tuple[str, str, str, str, int]:
+    """What the tables check of a plan; only a cache entry's plan starts without torch."""
+    assert plan.needs_torch == (plan.network not in ("onnx cache", "int8 cache"))
+    return (plan.device, plan.precision, plan.runtime, plan.network, plan.batch_size)
+
+
 @pytest.mark.parametrize(("hardware", "request_", "checkpoint", "expected"), TABLE)
 def test_the_plan_for_each_machine_and_option(
     hardware: Hardware, request_: Request, checkpoint: Checkpoint, expected: tuple
 ) -> None:
     plan = choose_plan(request_, checkpoint, hardware)
-    got = (plan.device, plan.precision, plan.runtime, plan.network, plan.batch_size)
-    assert (*got, plan.export_after) == expected
-    assert plan.needs_torch == (plan.network != "onnx cache")
+    assert (*facts(plan), plan.export_after) == expected
     assert set(plan.reasons) >= {"device", "precision", "runtime", "batch_size", "workers"}
     assert all(plan.reasons.values())  # every choice says why
     # JPEGs go to nvJPEG only where the processor takes the tensors it gives (not timm's).
@@ -82,6 +95,7 @@ def test_the_plan_for_each_machine_and_option(
         (AVX2, Request(runtime="onnxruntime", exact=True), UsageError, "not with --exact"),
         (AVX2, Request(runtime="onednn"), UsageError, "bf16 or fp16"),
         (AVX2, Request(runtime="tensorrt"), UsageError, "unknown runtime"),
+        (AVX2, Request(precision="int8", int8=True, labels=3), UsageError, "not zero-shot"),
     ],
 )
 def test_what_cannot_run_is_one_clear_error(
@@ -101,3 +115,65 @@ def test_a_runtime_asked_by_name_is_the_one_that_runs() -> None:
 def test_a_runtime_that_cannot_be_built_falls_back_to_torch_with_its_reason() -> None:
     plan = choose_plan(Request(), RESNET, AVX2).fallen_back("the export disagreed")
     assert plan.runtime == "torch" and "the export disagreed" in plan.reasons["runtime"]
+
+
+INT8 = Request(precision="int8", int8=True)
+ACCEPTED = Check(images=64, same_top1=98.4, max_score_gap=0.08, threshold=95.0)
+REFUSED = Check(images=64, same_top1=81.2, max_score_gap=0.9, threshold=95.0)
+ICACHE = "int8 cache"
+
+
+@pytest.mark.parametrize(
+    ("hardware", "request_", "checkpoint", "expected"),
+    [
+        # A first run: calibrates on its first 64 images, the torch model loaded for it.
+        (AVX2, INT8, RESNET, ("cpu", "int8", "openvino", "native", 16, 64)),
+        (AMX, INT8, TIMM, ("cpu", "int8", "openvino", TF, 16, 64)),
+        (GPU, INT8, RESNET, ("cpu", "int8", "openvino", "native", 16, 64)),  # auto: the CPU
+        # An earlier run's accepted model: without torch, nothing to calibrate.
+        (AVX2, INT8, replace(RESNET, int8=ACCEPTED), ("cpu", "int8", "openvino", ICACHE, 16, 0)),
+        # Refused by an earlier run's guard, or too short a run: fp32, as -p fp32 would run.
+        (AVX2, INT8, replace(CACHED_RESNET, int8=REFUSED), ("cpu", "fp32", ORT, CACHE, 8, 0)),
+        (AVX2, replace(INT8, images=2), RESNET, ("cpu", "fp32", "torch", "native", 8, 0)),
+        (AVX2, INT8, SIGLIP2, ("cpu", "fp32", "torch", TF, 8, 0)),
+    ],
+)  # fmt: skip
+def test_int8_is_planned_only_where_asked_and_says_why_not(
+    hardware: Hardware, request_: Request, checkpoint: Checkpoint, expected: tuple
+) -> None:
+    plan = choose_plan(request_, checkpoint, hardware)
+    assert (*facts(plan), plan.calibrate) == expected
+    if plan.precision == "fp32":  # asked for int8, given fp32: one line says why
+        assert plan.note is not None and plan.note == plan.reasons["precision"]
+        assert plan.note.startswith("int8")
+    else:
+        assert plan.note is None
+
+
+def test_auto_never_chooses_int8() -> None:
+    for hardware in (AVX2, AMX, GPU):
+        for checkpoint in (RESNET, replace(CACHED_RESNET, int8=ACCEPTED), TIMM):
+            plan = choose_plan(Request(int8=True), checkpoint, hardware)
+            assert plan.precision != "int8" and plan.runtime != "openvino"
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (Request(precision="int8"), r"pip install '\.\[int8\]'"),  # no OpenVINO
+        (replace(INT8, device="cuda"), "computes on the CPU"),
+        (replace(INT8, compile_model=True), "--compile"),
+        (replace(INT8, runtime="onnxruntime"), "int8 runs in openvino"),
+        (Request(runtime="openvino", device="cpu"), "it runs --precision int8"),
+    ],
+)
+def test_int8_that_cannot_run_is_one_clear_error(request_: Request, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        choose_plan(request_, RESNET, GPU)
+
+
+def test_a_plan_that_stayed_in_fp32_keeps_its_runtime_and_says_why() -> None:
+    plan = choose_plan(INT8, RESNET, AVX2).stayed_fp32(REFUSED.refusal())
+    assert (plan.precision, plan.runtime, plan.calibrate) == ("fp32", "openvino", 0)
+    assert plan.note == plan.reasons["precision"]
+    assert plan.note.startswith("int8 refused: same top-1 as fp32 on 81.2% of 64")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # The optional extras (pyproject.toml's optional-dependencies) and what each adds. resnet-cli
 # is not on PyPI, so an extra is installed from the clone the tool came from.
-EXTRAS = {"raw": "rawpy", "ray": "ray[data]", "timm": "timm"}
+EXTRAS = {"raw": "rawpy", "ray": "ray[data]", "timm": "timm", "int8": "openvino"}
 
 
 def install_extra(extra: str) -> str:

@@ -97,6 +97,7 @@ class Precision(str, enum.Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    int8 = "int8"
 
 
 # The choices organize.py defines, as the enums Typer wants.
@@ -402,8 +403,9 @@ def classify_command(
             "--precision",
             "-p",
             metavar="PREC",
-            help="auto, fp32, bf16 or fp16; auto is the fastest accurate one for the device "
-            "(never slower than fp32).",
+            help="auto, fp32, bf16, fp16 or int8; auto is the fastest accurate one for the "
+            "device (never slower than fp32). int8: CPU only, calibrated on the first run's "
+            "first 64 images and kept only if it agrees with fp32 on them.",
             rich_help_panel=SPEED,
         ),
     ] = Precision.auto,
@@ -777,10 +779,13 @@ def classify_to(
     with_truth = rows is not None and rows.classes is not None  # an imagefolder's classes
     append = claimed is not None and claimed.resumed
     with_xmp = sidecars is not None
+    # A run that calibrates INT8 writes its metadata once calibrated: the verdict goes in too.
+    meta_pending = claimed is not None and classifier.calibration_images > 0
     if claimed is not None:
         if append and fmt == "csv":  # the columns the file has
             with_category, with_truth, with_xmp = claimed.csv_columns
-        claimed.write_meta(results_meta(o, classifier))
+        if not meta_pending:
+            claimed.write_meta(results_meta(o, classifier))
         stream = claimed.stream
     else:
         stream, _ = _open_output(None)
@@ -811,6 +816,9 @@ def classify_to(
             min_score=o.min_score,
         ):
             with _interrupts_held(), _writing(claimed):  # a written record is counted
+                if meta_pending and claimed is not None:
+                    claimed.write_meta(results_meta(o, classifier))
+                    meta_pending = False
                 if sidecars is not None:  # before the records, which say where it failed
                     batch = sidecars.write(batch)
                 writer.write(batch)
@@ -872,6 +880,8 @@ def classify_to(
             interrupted=interrupted,
         )
         write_report_file(finished, o.report, summary, quiet=True, dataset=rows)
+    if classifier.plan.note is not None:  # INT8 asked for, fp32 used: why, even with -q
+        say(f"warning: {classifier.plan.note}")
     if not o.quiet:
         # The runtime that scored every image of the run.
         where = f"{classifier.device}, {classifier.precision}, {classifier.runtime}"
@@ -1116,6 +1126,7 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "device": str(classifier.device),
         "exact": o.exact,
         "max_pixels": o.max_pixels,
+        **({"int8": classifier.int8.as_dict()} if classifier.int8 is not None else {}),
         "cwd": os.getcwd(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **({} if o.zero_shot is None else {"zero_shot": o.zero_shot.meta()}),

@@ -171,6 +171,8 @@ def classify_batches(
     previous: LaunchedBatch | None = None
     slots: list[Slot] = []
     ready = 0
+    # --precision int8 on a first run: the first images are held back to calibrate on.
+    calibrating = classifier.calibration_images
     try:
         refill()
         while pending:
@@ -185,14 +187,30 @@ def classify_batches(
             for slot in future.result():
                 slots.append(slot)
                 ready += slot.error is None
+                if calibrating:
+                    if ready < calibrating:
+                        continue
+                    calibrate(classifier, slots)
+                    calibrating = 0
+                    held, slots = split_batches(slots, size)
+                    ready = sum(s.error is None for s in slots)
+                    for batch in held:
+                        launched = launch_batch(classifier, batch, top_k)
+                        if previous is not None:
+                            yield previous.records(classifier.labels, table)
+                        previous = launched
+                    continue
                 # A long run of failures is flushed too, so its records are not held back.
                 if ready == size or len(slots) >= 4 * size:
                     launched = launch_batch(classifier, slots, top_k)
                     if previous is not None:
                         yield previous.records(classifier.labels, table, min_score)
                     previous, slots, ready = launched, [], 0
-        if slots:
-            launched = launch_batch(classifier, slots, top_k)
+        if calibrating:  # the input ended before enough images to calibrate on
+            calibrate(classifier, slots)
+        held, slots = split_batches(slots, size)
+        for batch in [*held, slots] if slots else held:
+            launched = launch_batch(classifier, batch, top_k)
             if previous is not None:
                 yield previous.records(classifier.labels, table, min_score)
             previous = launched
@@ -203,6 +221,26 @@ def classify_batches(
         # Interrupted or abandoned: do not wait for a worker that may be stuck reading
         # (a slow network mount, a pipe); the caller has what it needs.
         pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def calibrate(classifier: Classifier, slots: list[Slot]) -> None:
+    """Hand the classifier the held slots' images, preprocessed, to calibrate INT8 on."""
+    _preprocess(classifier, slots)
+    classifier.calibrate([slot.pixels for slot in slots if slot.error is None])
+
+
+def split_batches(slots: list[Slot], size: int) -> tuple[list[list[Slot]], list[Slot]]:
+    """Held slots in batches of ``size`` good images each, in order, and the rest."""
+    batches: list[list[Slot]] = []
+    current: list[Slot] = []
+    ready = 0
+    for slot in slots:
+        current.append(slot)
+        ready += slot.error is None
+        if ready == size:
+            batches.append(current)
+            current, ready = [], 0
+    return batches, current
 
 
 def classify(classifier: Classifier, sources: Iterable[Source], **options: Any) -> Iterator[Record]:

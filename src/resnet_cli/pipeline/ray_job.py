@@ -137,6 +137,8 @@ def classify_on_ray(
     options = dict(model_options or {})
     device, offline = options.get("device", "auto"), bool(options.get("offline", False))
     check_model_options(device, options.get("precision", "auto"), bool(options.get("exact")))
+    if options.get("precision") == "int8":  # each actor would calibrate on its own images
+        raise UsageError("--precision int8 runs with --engine local only")
     resize = _check_model(model, options)
     path = os.fspath(folder)
     os.makedirs(path, exist_ok=True)

@@ -63,6 +63,7 @@ class Classifier:
     input_shape: tuple[int, ...] | None = None  # one image's model input, where fixed
     offline: bool = False  # no network at all: URL inputs are not downloaded either
     zero_shot: ZeroShot | None = None  # the labels are the user's, scored zero-shot
+    int8: Any = None  # --precision int8: the guard's verdict (runtimes.int8.Check)
 
     @property
     def num_labels(self) -> int:
@@ -138,7 +139,8 @@ class Classifier:
                 inputs = pixel_values.to(self.device, None if self.plan.autocast else self.dtype)
                 logits = self.forward.inputs(inputs.tensors, self.device.type)  # type: ignore[attr-defined]
                 return self._top_k(logits, top_k)
-            if self.channels_last and self.runtime != "onnxruntime" and pixel_values.dim() == 4:
+            in_torch = self.runtime not in ("onnxruntime", "openvino")
+            if self.channels_last and in_torch and pixel_values.dim() == 4:
                 pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
             pixel_values = pixel_values.to(self.device, non_blocking=True)
             # A traced model's output is a dict or tuple; every other runtime's, the logits.
@@ -148,6 +150,36 @@ class Classifier:
         logits = logits.float()
         probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
         return probabilities.topk(min(top_k, self.num_labels), dim=-1)
+
+    @property
+    def calibration_images(self) -> int:
+        """Images the run must hand ``calibrate`` before its first batch (0: none)."""
+        return self.plan.calibrate if self.int8 is None else 0
+
+    def calibrate(self, pixels: list[Any]) -> None:
+        """Calibrate INT8 on the run's first images (preprocessed, ``calibration_images`` of
+        them, or fewer where the input ended first) and check it against fp32 on them: the
+        run goes on in INT8 if the guard accepts it, else in fp32, and the plan says why."""
+        import numpy as np
+
+        from .int8 import Check, agreement
+
+        pending = self.forward
+        if len(pixels) < self.plan.calibrate:
+            self.int8 = Check(len(pixels), 0.0, 0.0, agreement())
+            self.forward = pending.fp32  # type: ignore[union-attr]
+            self.plan = self.plan.stayed_fp32(
+                f"int8 calibrates on a first run's first {self.plan.calibrate} images, and the "
+                f"input ended after {len(pixels)}: computing in fp32"
+            )
+            return
+        batch = self.stack(pixels)
+        array = batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
+        self.forward, self.int8 = pending.calibrate(  # type: ignore[union-attr]
+            array, self.multi_label, self.files
+        )
+        if not self.int8.accepted:
+            self.plan = self.plan.stayed_fp32(self.int8.refusal())
 
     def save_quick_start(self) -> bool:
         """Save this model's ONNX export in the runtime cache, so the next run of the same
@@ -228,13 +260,12 @@ def load_classifier(
     checkpoint, files = planning.checkpoint, planning.files
     plan = planning.plan()
     if not plan.needs_torch and files is not None:
-        from .onnx_runtime import load_cached
-
-        # A checkpoint exported by an earlier run starts without torch (0.2 s, not 3-4 s).
-        cached = load_cached(model, files, plan)
+        # A checkpoint exported (or quantized) by an earlier run starts without torch (0.2 s,
+        # not 3-4 s).
+        cached = _load_cached(model, files, plan, checkpoint.int8)
         if cached is not None:
             return dataclasses.replace(cached, offline=offline)
-        checkpoint = dataclasses.replace(checkpoint, cached=False)
+        checkpoint = dataclasses.replace(checkpoint, cached=False, int8=None)
     planning = dataclasses.replace(planning, hardware=planning.hardware.with_torch())
     import torch
 
@@ -323,6 +354,19 @@ def load_classifier(
     )
 
 
+def _load_cached(model: str, files: dict[str, str], plan: Plan, verdict: Any) -> Any:
+    """The torch-free classifier from the runtime cache that ``plan`` names; None where its
+    entry turns out unusable."""
+    from .onnx_runtime import array_classifier, load_cached
+
+    if plan.network == "onnx cache":
+        return load_cached(model, files, plan)
+    from .int8 import load_cached_forward
+
+    cached = array_classifier(model, files, plan, lambda labels: load_cached_forward(files))
+    return None if cached is None else dataclasses.replace(cached, int8=verdict)
+
+
 @dataclass(frozen=True)
 class PlanInputs:
     """What a run's plan is chosen from, before anything is loaded: the options, the machine
@@ -359,6 +403,7 @@ def plan_inputs(
     already made, else this device's); ``load_classifier`` and ``resnet-classify env`` both
     start here, so env shows the plan a run would get. ``zero_shot``: the labels the run
     scores, where they are not the model's own."""
+    from .int8 import available, cached_check
     from .onnx_runtime import enabled
 
     request = Request(
@@ -370,8 +415,11 @@ def plan_inputs(
         onnx=enabled(),
         runtime=runtime,
         labels=0 if zero_shot is None else len(zero_shot.labels),
+        int8=precision == "int8" and available(),
     )
     checkpoint, files = read_checkpoint(model, revision, exact)
+    if precision == "int8" and not exact:
+        checkpoint = dataclasses.replace(checkpoint, int8=cached_check(files))
     return PlanInputs(request, hardware or _probe(device), checkpoint, files)
 
 

@@ -19,6 +19,8 @@ PACKAGES = (
     "transformers",
     "huggingface-hub",
     "onnxruntime",
+    "openvino",
+    "nncf",
     "pillow",
     "numpy",
     "timm",
@@ -77,6 +79,7 @@ def describe(
         else:
             changes["image_batch"] = input_shape_of(model, processor) is not None
     plan = planning.plan(**changes)
+    verdict = planning.checkpoint.int8
     folder = cache_dir()
     exports = sorted(folder.glob("onnx/*.onnx")) if folder.is_dir() else []
     return {
@@ -114,6 +117,10 @@ def describe(
                 "device_decode",
             )
         },
+        # With --precision int8: the guard's verdict an earlier run cached, if any.
+        "int8": None
+        if precision != "int8"
+        else {"calibrated": verdict is not None, **(verdict.as_dict() if verdict else {})},
         "config_file": str(config_path()),
         "runtime_cache": {
             "folder": str(folder),
@@ -155,6 +162,19 @@ def format_text(facts: dict[str, Any]) -> str:
     width = max(len(name) for name in facts["plan"])
     for name, row in facts["plan"].items():
         lines.append(f"  {name.replace('_', ' '):<{width}}  {row['value']!s:<12}  {row['why']}")
+    verdict = facts["int8"]
+    if verdict is not None:
+        if not verdict["calibrated"]:
+            lines.append("int8: not calibrated yet (a first run calibrates on its first images)")
+        else:
+            lines.append(
+                f"int8: {'accepted' if verdict['accepted'] else 'refused'}, "
+                + (
+                    f"same top-1 as fp32 on {verdict['same_top1']}% of {verdict['images']} "
+                    f"calibration images (threshold {verdict['threshold']}%), largest score gap "
+                    f"{verdict['max_score_gap']}, calibrated {verdict['created']}"
+                )
+            )
     cache = facts["runtime_cache"]
     lines.append(
         f"runtime cache: {cache['folder']} ({cache['exports']} export(s), {cache['megabytes']} MB)"

@@ -15,7 +15,18 @@ import platform
 from dataclasses import dataclass, field, replace
 
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16", "avx512_fp16")
+FEATURES = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_fp16",
+    "avx512_fp16",
+    # INT8 multiply-adds that do not saturate (runtimes/int8.py picks its weights' bits by them)
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+)
 
 
 @dataclass(frozen=True)

@@ -73,13 +73,20 @@ def cache_path(files: dict[str, str]) -> Path:
     real path (a hub cache's blobs are named by their hash), size and modification time, so
     an edited or re-downloaded checkpoint never meets a stale export; and the CPU and ONNX
     Runtime it was optimized for (a cache in a home shared by different machines)."""
-    identity: list[Any] = [FORMAT, hardware()]
+    identity: list[Any] = [FORMAT, hardware(), *checkpoint_identity(files)]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    return cache_dir() / "onnx" / f"{key}.onnx"
+
+
+def checkpoint_identity(files: dict[str, str]) -> list[list[Any]]:
+    """Each checkpoint file's name, real path, size and modification time: what a cache
+    entry made from them is keyed by."""
+    identity = []
     for name in sorted(files):
         real = os.path.realpath(files[name])
         info = os.stat(real)
         identity.append([name, real, info.st_size, info.st_mtime_ns])
-    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
-    return cache_dir() / "onnx" / f"{key}.onnx"
+    return identity
 
 
 def hardware() -> list[str]:
@@ -308,11 +315,7 @@ def top_k(logits: Any, k: int, multi_label: bool) -> tuple[Any, Any]:
     import numpy as np
 
     logits = np.asarray(logits, dtype=np.float32)
-    if multi_label:
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-    else:
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+    probabilities = scores_of(logits, multi_label)
     k = min(k, logits.shape[-1])
     # Each row's k best labels, found without sorting all of them: a full sort of 1000 labels
     # per image costs more than the rest of the engine's bookkeeping together.
@@ -326,6 +329,17 @@ def top_k(logits: Any, k: int, multi_label: bool) -> tuple[Any, Any]:
     # Best first, equal scores in label order: what a stable sort of the whole row gives.
     ids = np.take_along_axis(candidates, np.argsort(-best, axis=-1, kind="stable"), axis=-1)
     return np.take_along_axis(probabilities, ids, axis=-1), ids
+
+
+def scores_of(logits: Any, multi_label: bool) -> Any:
+    """Softmax (sigmoid for multi-label models) of each row, in float32, in NumPy."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=np.float32)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class _Cpu:
@@ -364,11 +378,8 @@ def build_export(model: Any, example: Any, optimized_to: str | None = None) -> t
 
 @dataclass
 class OnnxClassifier(Classifier):
-    """A cached export run by ONNX Runtime, with NumPy preprocessing: no torch anywhere."""
-
-    @property
-    def precision(self) -> str:
-        return "fp32"
+    """A cached export run by ONNX Runtime (or a cached INT8 model run by OpenVINO), with
+    NumPy preprocessing: no torch anywhere."""
 
     def preprocess(self, images: Sequence[Any]) -> Any:
         return self.processor(images)["pixel_values"]
@@ -408,35 +419,52 @@ def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier 
     path = cached_path(files)
     if path is None:
         return None
+
+    def forward(labels: int) -> OnnxForward | None:
+        try:
+            problem = check_export(path, labels)
+        except Exception:
+            return None
+        runtime = None
+        if not problem:
+            try:
+                runtime = OnnxForward(str(path))
+                width = runtime.session.get_outputs()[0].shape[-1]
+                if isinstance(width, int) and width != labels:
+                    problem = f"its graph gives {width} scores, the model has {labels} labels"
+            except Exception:  # corrupt though its digest matches (written so by a failing disk)
+                problem = "ONNX Runtime cannot load it"
+        if problem:
+            # Torch loads the model, and this run's export takes the entry's place.
+            line = f"note: the runtime cache's export of {model} failed its check ({problem}): "
+            print(printable(line + "it is rebuilt"), file=sys.stderr, flush=True)
+            _remove_export(path)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be pruned
+        return runtime
+
+    return array_classifier(model, files, plan, forward)
+
+
+def array_classifier(
+    model: str, files: dict[str, str], plan: Any, forward: Callable[[int], Any]
+) -> OnnxClassifier | None:
+    """A torch-free classifier of the checkpoint made of ``files``: ``forward(labels)`` builds
+    its runtime from a cache entry (None: unusable), the processor is the one in NumPy."""
     try:
         config = read_json(files["config.json"])
-        # The export was checked against the torch model when it was made; what is needed
+        # The entry was checked against the torch model when it was made; what is needed
         # here is the processor's arithmetic without torch.
         processor = array_processor(files, config)
         if processor is None:
             return None
         labels = label_fields(config)["labels"]
-        problem = check_export(path, len(labels))
     except Exception:
         return None
-    forward = None
-    if not problem:
-        try:
-            forward = OnnxForward(str(path))
-            width = forward.session.get_outputs()[0].shape[-1]
-            if isinstance(width, int) and width != len(labels):
-                problem = f"its graph gives {width} scores, the model has {len(labels)} labels"
-        except Exception:  # corrupt though its digest matches (written so by a failing disk)
-            problem = "ONNX Runtime cannot load it"
-    if problem:
-        # Torch loads the model, and this run's export takes the entry's place.
-        line = f"note: the runtime cache's export of {model} failed its check ({problem}): "
-        print(printable(line + "it is rebuilt"), file=sys.stderr, flush=True)
-        _remove_export(path)
+    runtime = forward(len(labels))
+    if runtime is None:
         return None
-    assert forward is not None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # recently used: the last to be pruned
     # No torch model, device or dtype: stand-ins where a torch classifier holds them.
     stand_ins: dict[str, Any] = {"model": None, "device": _Cpu(), "dtype": None}
     return OnnxClassifier(
@@ -444,7 +472,7 @@ def load_cached(model: str, files: dict[str, str], plan: Any) -> OnnxClassifier 
         processor=processor,
         resize=resize_rule(processor),
         plan=plan,
-        forward=forward,
+        forward=runtime,
         files=files,
         **stand_ins,
         **label_fields(config),

@@ -19,13 +19,25 @@ from .hardware import Hardware
 if TYPE_CHECKING:
     import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+    from .int8 import Check
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 # Below this many images an ONNX export (a second or two for ResNet-50) costs more than ONNX
 # Runtime saves (about 1.5x on a 2-core AVX2 machine: 40 ms an image): such runs stay in torch
 # and leave the export for the next run's quick start instead.
 EXPORT_WORTH_IMAGES = 64
 
-RUNTIMES = ("onnxruntime", "torchscript", "onednn", "cudagraph", "torch", "torch.compile")
+RUNTIMES = (
+    "onnxruntime",
+    "torchscript",
+    "onednn",
+    "cudagraph",
+    "torch",
+    "torch.compile",
+    "openvino",
+)
+# Images a first --precision int8 run calibrates on (runtimes/int8.py says why 64).
+CALIBRATION_IMAGES = 64
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class Request:
     onnx: bool = True  # ONNX Runtime installed and not turned off (RESNET_CLI_ONNX=0)
     runtime: str = "auto"  # or one of RUNTIMES, as sentence-transformers' backend=
     labels: int = 0  # zero-shot labels given (--labels): the model scores them, not its own
+    int8: bool = False  # OpenVINO and NNCF installed (the int8 extra)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,7 @@ class Checkpoint:
     cacheable: bool = False
     image_batch: bool = True
     device_tensors: bool = True
+    int8: Check | None = None  # the INT8 guard's verdict an earlier run cached, where asked
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,8 @@ class Plan:
     cached export runs without torch; ``native``; ``transformers``). ``quick_start``: an ONNX
     export of this checkpoint can be saved, for later runs to start from without torch;
     ``export_after``: save it after the run (a run too short to be worth exporting first).
+    ``calibrate``: images the run holds back to calibrate INT8 on before its first batch.
+    ``note``: the one line a run says on stderr about the plan (INT8 asked for, fp32 used).
     ``reasons``: why, per field, for ``resnet-classify env``."""
 
     device: str
@@ -81,29 +97,37 @@ class Plan:
     device_decode: bool
     quick_start: bool = False
     export_after: bool = False
+    calibrate: int = 0
+    note: str | None = None
     reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def needs_torch(self) -> bool:
-        return self.network != "onnx cache"
+        return self.network not in ("onnx cache", "int8 cache")
 
     @property
     def autocast(self) -> bool:
         """Reduced precision on the CPU runs under autocast, over fp32 weights; elsewhere the
         weights themselves are cast."""
-        return self.device == "cpu" and self.precision != "fp32"
+        return self.device == "cpu" and self.precision in ("bf16", "fp16")
 
     def fallen_back(self, why: str) -> Plan:
         """This plan with eager torch where the faster runtime it named could not be built
         (or did not give the eager model's logits): a slower run, never a failed one."""
         return replace(self, runtime="torch", reasons={**self.reasons, "runtime": f"torch: {why}"})
 
+    def stayed_fp32(self, note: str) -> Plan:
+        """This INT8 plan after the guard (or a run too short to calibrate on) kept it in
+        fp32: the same runtime, on the fp32 model."""
+        reasons = {**self.reasons, "precision": note}
+        return replace(self, precision="fp32", calibrate=0, note=note, reasons=reasons)
+
 
 def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) -> Plan:
     """The plan for ``request`` on ``checkpoint`` and ``hardware``; a DeviceError where the
     device or precision asked for is not there, a UsageError for a bad name."""
-    device, device_why = _device(request.device, hardware)
-    precision, precision_why = _precision(request, device, hardware)
+    device, device_why = _device(request.device, hardware, request.precision)
+    precision, precision_why = _precision(request, checkpoint, device, hardware)
     quick_start = (
         device == "cpu"
         and precision == "fp32"
@@ -117,6 +141,9 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
     runtime, runtime_why, export_after = _runtime(
         request, checkpoint, hardware, device, precision, quick_start, batch
     )
+    # An INT8 model an earlier run cached starts without torch; a checkpoint whose processor
+    # is not in NumPy cannot, and calibrates again.
+    int8_ready = precision == "int8" and checkpoint.int8 is not None and checkpoint.cacheable
     if request.labels:
         network, network_why = (
             "zero-shot",
@@ -127,6 +154,8 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
         )
     elif runtime == "onnxruntime" and checkpoint.cached:
         network, network_why = "onnx cache", "the cached export runs without torch"
+    elif int8_ready:
+        network, network_why = "int8 cache", "the cached INT8 model runs without torch"
     elif checkpoint.native:
         network, network_why = "native", "a ResNet checkpoint on disk: built without transformers"
     else:
@@ -143,6 +172,8 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
         device_decode=device_decode,
         quick_start=quick_start,
         export_after=export_after,
+        calibrate=CALIBRATION_IMAGES if precision == "int8" and not int8_ready else 0,
+        note=precision_why if request.precision == "int8" and precision != "int8" else None,
         reasons={
             "device": device_why,
             "precision": precision_why,
@@ -155,8 +186,10 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
     )
 
 
-def _device(name: str, hardware: Hardware) -> tuple[str, str]:
+def _device(name: str, hardware: Hardware, precision: str = "auto") -> tuple[str, str]:
     if name == "auto":
+        if precision == "int8":
+            return "cpu", "auto: --precision int8 computes on the CPU"
         if hardware.cuda:
             return "cuda", f"auto: CUDA is available ({hardware.cuda[0]})"
         return "cpu", "auto: no CUDA device"
@@ -203,11 +236,15 @@ def _device_decode(request: Request, checkpoint: Checkpoint, device: str) -> tup
     return True, "nvJPEG decodes and preprocesses JPEGs on the GPU"
 
 
-def _precision(request: Request, device: str, hardware: Hardware) -> tuple[str, str]:
+def _precision(
+    request: Request, checkpoint: Checkpoint, device: str, hardware: Hardware
+) -> tuple[str, str]:
     if request.precision not in PRECISIONS:
         raise UsageError(f"unknown precision {request.precision!r}: use {', '.join(PRECISIONS)}")
     if request.exact:
         return "fp32", "--exact computes in fp32, as the pipeline does"
+    if request.precision == "int8":
+        return _int8(request, checkpoint, device)
     if request.precision == "auto":
         if device != "cpu":
             return "fp16", f"auto: fp16 on {device.split(':')[0]}"
@@ -217,6 +254,38 @@ def _precision(request: Request, device: str, hardware: Hardware) -> tuple[str, 
     if request.precision == "bf16" and device.startswith("cuda") and not hardware.cuda_bf16:
         raise DeviceError(f"this GPU ({device}) does not support bf16; use --precision fp16")
     return request.precision, "as asked"
+
+
+def _int8(request: Request, checkpoint: Checkpoint, device: str) -> tuple[str, str]:
+    """INT8, where the user asked for it (``auto`` never chooses it): on the CPU only; fp32,
+    saying why, where an earlier run's guard refused it or this run is too short to
+    calibrate on."""
+    from .int8 import missing_line
+
+    if device != "cpu":
+        raise UsageError(f"--precision int8 computes on the CPU: add --device cpu ({device} asked)")
+    if request.labels:
+        raise UsageError(
+            "--precision int8 quantizes image classifiers, not zero-shot models: with --labels "
+            "use --precision fp32 or bf16"
+        )
+    if request.compile_model:
+        raise UsageError("--compile is torch's; --precision int8 runs in OpenVINO: drop one")
+    verdict = checkpoint.int8
+    if verdict is not None and not verdict.accepted:
+        return "fp32", f"{verdict.refusal()} (an earlier run's guard)"
+    if verdict is None:
+        if not request.int8:
+            raise UsageError(missing_line())
+        if not checkpoint.image_batch:
+            return "fp32", "int8 refused: the processor gives more than an image batch; fp32"
+        if request.images is not None and request.images < CALIBRATION_IMAGES:
+            return "fp32", (
+                f"int8 calibrates on a first run's first {CALIBRATION_IMAGES} images, and this "
+                f"run has {request.images}: computing in fp32"
+            )
+        return "int8", f"as asked: calibrated on this run's first {CALIBRATION_IMAGES} images"
+    return "int8", f"as asked: an earlier run's INT8 model, {verdict.summary()}"
 
 
 def _runtime(
@@ -229,6 +298,10 @@ def _runtime(
     batch: int,
 ) -> tuple[str, str, bool]:
     """(runtime, why, export after the run)."""
+    if precision == "int8":
+        if request.runtime not in ("auto", "openvino"):
+            raise UsageError(f"runtime {request.runtime} cannot run this: int8 runs in openvino")
+        return "openvino", "INT8: NNCF's quantization, run by OpenVINO", False
     if request.runtime != "auto":
         return _asked_runtime(request, checkpoint, hardware, device, precision)
     if request.compile_model:
@@ -305,6 +378,8 @@ def _asked_runtime(
         why_not = "ONNX Runtime is not installed, or RESNET_CLI_ONNX=0"
     elif asked == "onednn" and (not checkpoint.native or precision == "fp32"):
         why_not = "it runs native ResNets in bf16 or fp16"
+    elif asked == "openvino":
+        why_not = "it runs --precision int8"
     if why_not is not None:
         raise UsageError(f"runtime {asked} cannot run this: {why_not}")
     return asked, "as asked", False
@@ -315,6 +390,9 @@ def _batch_size(request: Request, device: str, precision: str) -> tuple[int, str
         return request.batch_size, "as asked"
     if device != "cpu":
         return 256, "big batches keep an accelerator busy"
+    if precision == "int8":
+        # ResNet-50 INT8 on 2 AVX-512 cores, model only: 16 as fast as 32, 1.1x 8.
+        return 16, "int8 on the CPU: 16 was fastest"
     if precision == "fp32":
         # ResNet-50 on a 2-core AVX2 machine: 12.0 images/s at 8, 11.4 at 4, 10.0 at 16.
         return 8, "fp32 on the CPU: 8 was fastest"
@@ -354,6 +432,12 @@ def build_runtime(
         from . import onednn
 
         built = checked(onednn.build(dtype), model, sample, autocast=dtype)
+    elif plan.runtime == "openvino":
+        from . import int8
+
+        # The export, checked in fp32 against the eager model; INT8 comes with the run's
+        # first images (Classifier.calibrate).
+        built = checked(int8.build_pending, model, sample)
     if built is None:
         return eager, plan.fallen_back(f"{plan.runtime} could not be built, or disagreed")
     return built[0], plan

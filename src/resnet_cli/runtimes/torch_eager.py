@@ -10,7 +10,13 @@ import torch
 
 from .base import logits_of
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# int8: the torch model stays in fp32; OpenVINO runs the quantized copy (runtimes/int8.py).
+DTYPES = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "int8": torch.float32,
+}
 
 
 def torch_dtype(precision: str) -> torch.dtype:
