@@ -340,7 +340,7 @@ def test_demo_classifies_the_demo_dataset_as_a_table(
 ) -> None:
     # The real demo needs the hub; here the demo's dataset is a local stand-in with a 'test'
     # split, which is what huggingface/cats-image has.
-    monkeypatch.setattr("resnet_cli.cli.classify.DEMO_DATASET", str(saved))
+    monkeypatch.setattr("resnet_cli.pipeline.options.DEMO_DATASET", str(saved))
     result = invoke("-m", tiny_model, "--offline", "-q", "--demo")
     assert result.exit_code == 0, result.stderr
     assert f"{saved}:test:0" in result.stdout and "┃ label" in result.stdout  # a rich table

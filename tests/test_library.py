@@ -294,3 +294,63 @@ def test_the_jpeg_markers_say_what_pillow_says(name: str, data: bytes) -> None:
     from resnet_cli.pipeline.local import _device_decodable
 
     assert _device_decodable(data, None) == pillow_device_decodable(data), name
+
+
+def test_the_library_run_resumes_and_reports_as_the_command_does(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # examples/resume_and_report.py, run twice: the second run finds the photos of the first
+    # in the output, classifies only the one added since, and writes the report anew over all.
+    import json
+    import runpy
+    import sys
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        scene(96, 80, seed=i).save(photos / f"p{i}.jpg")
+    output, report = tmp_path / "labels.jsonl", tmp_path / "report.html"
+    example = Path(__file__).parents[1] / "examples" / "resume_and_report.py"
+    argv = [str(example), str(photos), str(output), str(report), "--model", str(tiny_model)]
+    monkeypatch.setattr(sys, "argv", argv)
+
+    def example_run() -> int:
+        with pytest.raises(SystemExit) as ended:
+            runpy.run_path(str(example), run_name="__main__")
+        return int(ended.value.code or 0)
+
+    assert example_run() == 0
+    first = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(first) == 3 and report.exists()
+    scene(96, 80, seed=7).save(photos / "p7.jpg")
+    report.write_text("stale")
+    assert example_run() == 0
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert records[:3] == first  # kept as they were: not classified again
+    assert [Path(r["input"]).name for r in records[3:]] == ["p7.jpg"]
+    html = report.read_text()
+    assert all(f"p{i}.jpg" in html for i in (0, 1, 2, 7))  # the report covers the whole file
+
+
+def test_the_library_run_returns_what_the_command_prints(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    from resnet_cli import RunOptions, run
+    from resnet_cli.pipeline.run import Watcher
+
+    said: list[str] = []
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    result = run(
+        [*images, broken],
+        RunOptions.of(model=str(tiny_model), output=tmp_path / "out.csv", top_k=2),
+        watcher=Watcher(say=said.append),
+    )
+    assert (result.inputs, result.failed, result.exit_code) == (6, 1, 1)
+    assert result.where.startswith("cpu, ") and not result.interrupted
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(lines) == 1 + 5 * 2 + 1 and "broken.jpg" in lines[-1]  # a row per label
+    with pytest.raises(UsageError, match="unknown run option 'topk'"):
+        run(images, topk=3)
+    with pytest.raises(UsageError, match="--resume needs --output"):
+        run(images, model=str(tiny_model), resume=True)

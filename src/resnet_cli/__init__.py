@@ -8,14 +8,22 @@ The public API, importable without loading torch (heavy modules load on first us
         print(record.input, record.predictions[0].label)
 
     zero_shot = load_classifier(labels=["person", "receipt", "screenshot"])  # CLIP
+
+The whole command (output file, --resume, --report, --organize, --xmp) is ``run``::
+
+    from resnet_cli import run
+    result = run(["photos/"], output="labels.jsonl", resume=True, report="report.html")
+    print(result.inputs, result.failed, result.exit_code)
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import DeviceError, ImageError, ModelLoadError, ResnetCliError, UsageError
 from .inputs.sources import Source, collect_inputs
+from .pipeline.options import RunOptions
 from .results import Prediction, Record
 
 __version__ = "0.1.0"
@@ -28,6 +36,8 @@ __all__ = [
     "Prediction",
     "Record",
     "ResnetCliError",
+    "RunOptions",
+    "RunResult",
     "Source",
     "UsageError",
     "__version__",
@@ -35,12 +45,14 @@ __all__ = [
     "collect_inputs",
     "load_classifier",
     "open_dataset",
+    "run",
 ]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from .inputs.datasets import DatasetInput
+    from .pipeline.run import RunResult, Watcher
     from .runtimes.classifier import Classifier
 
 
@@ -80,9 +92,42 @@ def classify(
     return run(classifier, _as_sources(inputs), top_k=top_k, **options)
 
 
-def _as_sources(inputs: Iterable[Any]) -> Iterator[Source]:
-    import os
+def run(
+    inputs: Iterable[str | os.PathLike[str]],
+    options: RunOptions | None = None,
+    *,
+    watcher: Watcher | None = None,
+    **option_values: Any,
+) -> RunResult:
+    """Do what ``resnet-classify INPUTS... [OPTIONS]`` does: classify files, folders, globs
+    and URLs (or ``dataset=``) into ``output`` (stdout without one), resuming a file an
+    earlier run left (``resume=True``), with the report, --organize, --xmp and the quick-start
+    export. Options are ``RunOptions``' fields, as keywords (``top_k=3, output="labels.jsonl",
+    report="report.html", labels=["cat", "receipt"]``) or one ``RunOptions``.
 
+    Returns a ``RunResult`` (counts, time, ``exit_code`` as the command's); raises a
+    ``ResnetCliError`` where the command prints an error (``errors.exit_code`` gives its
+    code). ``watcher``: what to show while it works (default: warnings on stderr).
+    """
+    from .pipeline.run import run as run_all
+
+    if options is None:
+        options = RunOptions.of(**option_values)
+    elif option_values:
+        raise UsageError("pass the options as keywords or as one RunOptions, not both")
+    return run_all([os.fspath(name) for name in inputs], options, watcher)
+
+
+def __getattr__(name: str) -> Any:
+    """``RunResult`` and ``Watcher``, importable from here without loading the run."""
+    if name in ("RunResult", "Watcher"):
+        from .pipeline import run as module
+
+        return getattr(module, name)
+    raise AttributeError(name)
+
+
+def _as_sources(inputs: Iterable[Any]) -> Iterator[Source]:
     from .inputs.datasets import DatasetInput
 
     for position, item in enumerate(inputs):

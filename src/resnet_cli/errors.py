@@ -1,4 +1,6 @@
-"""The exceptions a user can see. Only ``cli.py`` turns them into messages and exit codes."""
+"""The exceptions a user can see, and the contract's exit codes. Only ``cli.main`` turns them
+into messages and exit codes; a library caller gets the exceptions (and ``exit_code`` says
+which code the command would give)."""
 
 from __future__ import annotations
 
@@ -55,6 +57,28 @@ class ClusterError(ResnetCliError):
 
 class ImageError(ResnetCliError):
     """One input could not be read as an image; it becomes an error record, never a crash."""
+
+
+# The contract's exit codes.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_WRITE = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for cat or grep cut off by head
+
+# Exception type -> exit code; the first match wins, so subclasses come first.
+EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
+    (UsageError, EXIT_USAGE),
+    (ModelLoadError, EXIT_MODEL),
+    (DatasetLoadError, EXIT_MODEL),
+    (DeviceError, EXIT_MODEL),
+    (ClusterError, EXIT_MODEL),
+    (OutputWriteError, EXIT_WRITE),
+    (ResnetCliError, EXIT_FAILED),
+)
+
+
+def exit_code(exc: ResnetCliError) -> int:
+    """The exit code the command gives for ``exc``."""
+    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:

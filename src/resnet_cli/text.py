@@ -32,3 +32,11 @@ def within_one_edit(typed: str, word: str) -> bool:
     if len(a) <= 1 and len(b) <= 1:
         return True  # one letter added, dropped or changed
     return len(a) == len(b) == 2 and a == b[::-1]  # two neighbours swapped
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed or fake one)."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False

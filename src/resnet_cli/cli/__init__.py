@@ -1,8 +1,9 @@
 """The ``resnet-classify`` command line: one module per command, joined here.
 
-``main()`` picks the command from the first argument and turns what ends it into an exit
-code: the commands only raise, and ``_errors.Command``, the class of every command, is the one
-place a ``ResnetCliError`` becomes an ``Error:`` line and the contract's code. Nothing in
+``main()`` picks the command from the first argument and ends the process with its code: the
+commands only raise, and ``_errors.Command``, the class of every command, is the one place
+what ends a command becomes an ``Error:`` line and the contract's code (a table,
+``_errors.OUTCOMES``). Nothing in
 ``cli/`` imports torch: the commands call into ``pipeline/`` and ``runtimes/``, which import it
 when work starts. Shell completion (``--show-completion``) goes through ``main`` too, which
 picks the command the words typed so far name.
@@ -16,16 +17,8 @@ import sys
 
 import typer
 
-from ._console import _silence_stdout, _stdout_was_closed
-from ._errors import (
-    EXIT_BROKEN_PIPE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    EXIT_WRITE,
-    PipeClosed,
-    print_error,
-)
+from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_WRITE
+from ._console import _silence_stdout
 
 # The first argument that names a command; anything else is the main command's input.
 # (The main command takes its inputs as positional arguments, so it cannot have Typer
@@ -117,30 +110,12 @@ def _app(name: str | None) -> typer.Typer:
 
 
 def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> None:
-    """Run one command's app; the one place its errors become a line and an exit code."""
+    """Run one command's app and end the process with its code (the command's class,
+    ``_errors.Command``, already turned what ended it into a line and that code)."""
     command = typer.main.get_command(typer_app)
-    # Typer vendors click; its ClickException is the base of typer.BadParameter.
-    click_exception: type[Exception] = next(
-        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+    code = command.main(
+        args=argv, prog_name=prog_name, complete_var=COMPLETE_VAR, standalone_mode=False
     )
-    try:
-        code = command.main(
-            args=argv, prog_name=prog_name, complete_var=COMPLETE_VAR, standalone_mode=False
-        )
-    except PipeClosed:
-        code = EXIT_BROKEN_PIPE
-    except SystemExit as exc:
-        # Click's and rich's answer to a closed pipe (a BrokenPipeError in a command, or in the
-        # --help text): stdout pointed at /dev/null, or wrapped to stay quiet, and exit 1.
-        # Our commands never raise it.
-        if exc.code != 1 or not _stdout_was_closed():
-            raise
-        code = EXIT_BROKEN_PIPE
-    except click_exception as exc:
-        print_error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
-        code = getattr(exc, "exit_code", EXIT_USAGE)
-    except typer.Abort:
-        code = EXIT_INTERRUPTED
     if code in (EXIT_BROKEN_PIPE, EXIT_WRITE):
         _silence_stdout()  # what is left in its buffer could not be written either
     if code in (EXIT_INTERRUPTED, EXIT_BROKEN_PIPE):
@@ -150,4 +125,4 @@ def _main(typer_app: typer.Typer, prog_name: str, argv: list[str] | None) -> Non
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    sys.exit(code)

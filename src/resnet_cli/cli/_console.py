@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import io
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import typer
 
 from .. import __version__
-from ..errors import UsageError
-from ..output.writers import FILE_ONLY_FORMATS, FORMATS, format_for_path
+from ..output.writers import FORMATS
+from ..text import is_terminal
 
 
 def create_app(completion: bool = False, cls: Any = None) -> typer.Typer:
@@ -40,7 +39,7 @@ class Format(str, enum.Enum):
 
 def format_option(panel: str | None = None) -> Any:
     """The -f/--format option of the commands that write records (the main command, merge);
-    ``_resolve_format`` gives it its meaning."""
+    ``output.writers.resolve_format`` gives it its meaning."""
     return typer.Option(
         "--format",
         "-f",
@@ -65,16 +64,9 @@ def say(message: str) -> None:
     print(printable(message), file=sys.stderr, flush=True)
 
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 def _status(message: str) -> Any:
     """A spinner on stderr while the model loads, only when stderr is a terminal."""
-    if not _isatty(sys.stderr):
+    if not is_terminal(sys.stderr):
         return None
     from rich.console import Console
     from rich.text import Text
@@ -107,7 +99,7 @@ class _Bar:
 
 def _progress_bar(total: int | None, batch_size: int, quiet: bool) -> _Bar | None:
     """A progress bar on stderr when it is a terminal and there is more than one batch."""
-    if quiet or not _isatty(sys.stderr) or (total is not None and total <= batch_size):
+    if quiet or not is_terminal(sys.stderr) or (total is not None and total <= batch_size):
         return None
     return _Bar(total)
 
@@ -134,55 +126,6 @@ def summary_line(
         f"{state}{inputs} input{'s' if inputs != 1 else ''}: {inputs - failed} classified"
         f"{doubtful}, {failed} failed in {seconds:.1f}s ({shown} images/s; {where}){written}"
     )
-
-
-def _open_output(output: Path | None) -> tuple[IO[str], bool]:
-    """The text stream records go to: a new output file, or stdout. (The main command's
-    output is claimed by ``output.files`` instead; ``merge`` writes a plain new file.)"""
-    if output is None:
-        # Our own wrapper so CSV line endings pass through untouched and file names that are
-        # not UTF-8 come out as the bytes they were.
-        stream = io.TextIOWrapper(
-            sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline=""
-        )
-        return stream, False
-    try:
-        return open(output, "x", encoding="utf-8", errors="surrogateescape", newline=""), True
-    except FileExistsError:
-        raise UsageError(f"output file {str(output)!r} exists: choose another name") from None
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
-
-
-def _close_output(stream: IO[str], opened: bool) -> None:
-    if opened:
-        stream.close()
-    else:
-        stream.flush()
-        stream.detach()  # type: ignore[attr-defined]  # leave sys.stdout open
-
-
-def _resolve_format(
-    output_format: str | None, output: Path | None, table_by_default: bool = False
-) -> str:
-    """--format, else the output file's extension, else table on a terminal (or for the demo)
-    and jsonl otherwise. A --format that the file's extension contradicts is a usage error:
-    a CSV named x.jsonl is misread by everything that reads it, ``report`` included."""
-    named = format_for_path(str(output)) if output else None
-    if output is not None and output_format and named and output_format != named:
-        suffix = ".txt" if output_format == "table" else f".{output_format}"
-        raise UsageError(
-            f"-f {output_format} and -o {str(output)!r} disagree ({output.suffix} is {named}): "
-            f"drop -f, or write to {str(output.with_suffix(suffix))!r}"
-        )
-    fmt = output_format or (
-        (named or "jsonl")
-        if output
-        else ("table" if table_by_default or _isatty(sys.stdout) else "jsonl")
-    )
-    if fmt in FILE_ONLY_FORMATS and output is None:
-        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
-    return fmt
 
 
 def _stdout_was_closed() -> bool:

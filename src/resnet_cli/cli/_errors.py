@@ -1,38 +1,30 @@
-"""The commands' one error boundary (``Command``), the contract's exit codes, and how an
-error is shown: one ``Error:`` line."""
+"""The commands' one error boundary: ``Command.main`` (and ``Group.main``) runs a command and
+turns whatever ends it into one ``Error:`` line and the contract's exit code, by the table
+``OUTCOMES``. Commands only raise; ``cli.main`` only picks the command and ends the process."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
+import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import (
-    ClusterError,
-    DatasetLoadError,
-    DeviceError,
-    ModelLoadError,
-    OutputWriteError,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
     ResnetCliError,
-    UsageError,
+    exit_code,
 )
+from ._console import _stdout_was_closed
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_WRITE = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for cat or grep cut off by head
-
-
-# Exception type -> exit code; the first match wins, so subclasses come first.
-EXIT_CODES: tuple[tuple[type[ResnetCliError], int], ...] = (
-    (UsageError, EXIT_USAGE),
-    (ModelLoadError, EXIT_MODEL),
-    (DatasetLoadError, EXIT_MODEL),
-    (DeviceError, EXIT_MODEL),
-    (ClusterError, EXIT_MODEL),
-    (OutputWriteError, EXIT_WRITE),
-    (ResnetCliError, EXIT_FAILED),
+# Typer vendors click, and exports its errors' base only as a base of typer.BadParameter.
+ClickError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
 
 
@@ -43,44 +35,71 @@ def print_error(message: str) -> None:
     print(f"Error: {printable(message)}", file=sys.stderr, flush=True)
 
 
-def report_error(exc: ResnetCliError) -> int:
-    """Print a known error as one line and return its exit code."""
-    if os.environ.get("RESNET_CLI_DEBUG") == "1":
-        import traceback
-
-        traceback.print_exception(exc)
-    print_error(str(exc))
-    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
+def _known(exc: ResnetCliError) -> tuple[str | None, int]:
+    return str(exc), exit_code(exc)
 
 
-class PipeClosed(Exception):
-    """Standard output's reader went away. Not an OSError, which click would turn into
-    exit 1."""
+def _click(exc: Any) -> tuple[str | None, int]:
+    return exc.format_message().replace("\n", " "), getattr(exc, "exit_code", EXIT_USAGE)
+
+
+def _exit(exc: SystemExit) -> tuple[str | None, int]:
+    # Click's answer to a closed pipe (a BrokenPipeError in a command, or in the --help text):
+    # stdout wrapped or pointed at /dev/null, and exit 1. Our commands never raise it.
+    if exc.code == 1 and _stdout_was_closed():
+        return None, EXIT_BROKEN_PIPE
+    return None, exc.code if isinstance(exc.code, int) else EXIT_OK
+
+
+def _unexpected(exc: BaseException) -> tuple[str | None, int]:
+    return f"unexpected failure: {exc} (rerun with RESNET_CLI_DEBUG=1 for a traceback)", 1
+
+
+# What ends a command -> (the line shown, or None; the exit code). The first match wins.
+OUTCOMES: tuple[tuple[type[BaseException], Callable[[Any], tuple[str | None, int]]], ...] = (
+    (ResnetCliError, _known),  # the message says what to do (errors.EXIT_CODES: the code)
+    (BrokenPipeError, lambda _: (None, EXIT_BROKEN_PIPE)),  # | head: stop quietly
+    (typer.Abort, lambda _: (None, EXIT_INTERRUPTED)),  # click's Ctrl-C outside a run
+    (KeyboardInterrupt, lambda _: (None, EXIT_INTERRUPTED)),
+    (ClickError, _click),  # a bad option: click's message, on one line
+    (SystemExit, _exit),
+    (Exception, _unexpected),  # a bug: one line (RESNET_CLI_DEBUG=1: the traceback)
+)
+
+
+def outcome(exc: BaseException) -> tuple[str | None, int]:
+    """The line (None: none) and exit code for what ended a command."""
+    for kind, handle in OUTCOMES:
+        if isinstance(exc, kind):
+            return handle(exc)
+    raise exc  # GeneratorExit and the like: not a command's end
 
 
 class ErrorBoundary:
-    """The one place a command's errors become exit codes. A known error
-    (``ResnetCliError``) is one ``Error:`` line and its code; an unexpected one a single line
-    too (``RESNET_CLI_DEBUG=1`` shows its traceback). Commands only raise."""
+    """Every command's ``main``: the command runs, and what ends it becomes a line and a
+    code by ``OUTCOMES``. ``standalone_mode`` (a test's CliRunner) ends with SystemExit;
+    without it (``cli.main``) the code is returned."""
 
-    def invoke(self, ctx: Any) -> Any:
+    def main(self, *args: Any, standalone_mode: bool = True, **options: Any) -> Any:
         try:
-            return super().invoke(ctx)  # type: ignore[misc]
-        except ResnetCliError as exc:
-            ctx.exit(report_error(exc))
-        except BrokenPipeError:
-            raise PipeClosed from None  # the reader went away (| head): main stops quietly
-        except Exception as exc:
-            if os.environ.get("RESNET_CLI_DEBUG") == "1" or _is_click_control(exc):
-                raise
-            print_error(
-                f"unexpected failure: {exc} (rerun with RESNET_CLI_DEBUG=1 for a traceback)"
-            )
-            ctx.exit(EXIT_FAILED)
+            code = super().main(*args, standalone_mode=False, **options)  # type: ignore[misc]
+        except BaseException as exc:
+            debug = os.environ.get("RESNET_CLI_DEBUG") == "1"
+            if debug and not isinstance(exc, SystemExit | ClickError):
+                import traceback
+
+                traceback.print_exception(exc)
+            message, code = outcome(exc)
+            if message is not None:
+                print_error(message)
+        code = code if isinstance(code, int) else EXIT_OK
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 class Group(ErrorBoundary, TyperGroup):
-    """A command of commands (``config``): the boundary around its callback too."""
+    """A command of commands (``config``), with the boundary."""
 
 
 class Command(ErrorBoundary, TyperCommand):
@@ -97,8 +116,3 @@ class Command(ErrorBoundary, TyperCommand):
             name = name if param.required else f"[{name}]"
             pieces.append(f"{name}..." if param.nargs != 1 else name)
         return pieces
-
-
-def _is_click_control(exc: Exception) -> bool:
-    """Click's own exceptions (Exit, Abort, usage errors) pass through to ``main``."""
-    return type(exc).__module__.startswith(("click", "typer"))

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from ..config import resolve_model
+from ..errors import EXIT_OK
 from ._console import create_app
-from ._errors import EXIT_OK, Command
+from ._errors import Command
 
 env_app = create_app()
 

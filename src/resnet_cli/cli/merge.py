@@ -10,15 +10,9 @@ from typing import Annotated
 
 import typer
 
-from ._console import (
-    Format,
-    _close_output,
-    _open_output,
-    _resolve_format,
-    create_app,
-    format_option,
-)
-from ._errors import EXIT_OK, Command
+from ..errors import EXIT_OK
+from ._console import Format, create_app, format_option
+from ._errors import Command
 
 merge_app = create_app()
 
@@ -50,12 +44,19 @@ def merge_command(
 def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
     """``merge_command``'s work: every record of a results folder, in input order, written
     in one format."""
-    from ..output.writers import create_writer, has_categories, has_true_labels
+    from ..output.writers import (
+        close_records,
+        create_writer,
+        has_categories,
+        has_true_labels,
+        open_records,
+        resolve_format,
+    )
     from ..pipeline.ray_job import read_ray_output
 
-    fmt = _resolve_format(output_format, output)
+    fmt = resolve_format(output_format, output)
     records = read_ray_output(folder, empty=False)
-    stream, opened = _open_output(output)
+    stream, opened = open_records(output)
     # A CSV has the optional columns exactly when the records have them, as a local run's.
     optional = {"category": has_categories(records), "true_label": has_true_labels(records)}
     writer = create_writer(fmt, stream, **optional)
@@ -63,5 +64,5 @@ def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
         writer.write(records)
     finally:
         writer.close()
-        _close_output(stream, opened)
+        close_records(stream, opened)
     return EXIT_OK

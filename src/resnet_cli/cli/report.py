@@ -3,20 +3,18 @@ the report file helpers the main command's --report uses too."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import OutputWriteError, UsageError
+from ..errors import EXIT_OK, UsageError
 from ..results import Record
 from ._console import create_app, say
-from ._errors import EXIT_OK, Command
+from ._errors import Command
 
 if TYPE_CHECKING:
-    from ..output.report import ReportSummary
+    pass
 
 
 REPORT_EPILOG = """\
@@ -94,7 +92,7 @@ def make_report(
     quiet: bool,
 ) -> int:
     """The ``report`` subcommand's work: read the results files, write the report."""
-    from ..output.report import ReportSummary
+    from ..output.report import ReportSummary, check_report_path
     from ..output.writers import read_results_file
 
     for path in results:  # before the report's folder, which may be theirs
@@ -128,57 +126,9 @@ def make_report(
     metas = [read_results_meta(str(path)) for path in results]
     ran_in = [meta["cwd"] for meta in metas if meta and isinstance(meta.get("cwd"), str)]
     folders = tuple(dict.fromkeys([*ran_in, "", *(str(path.parent) for path in results)]))
-    write_report_file(records, output, summary, quiet, folders)
-    return EXIT_OK
+    from ..output.report import write_report_file
 
-
-def check_report_path(path: Path, replace: bool, another: str = "choose another name") -> None:
-    """Refuse a report path that cannot be written, before any work is done; ``another``
-    says how to name another file."""
-    if path.is_dir():
-        raise UsageError(f"report {str(path)!r} is a folder: name a file such as report.html")
-    if path.exists() and not replace:
-        raise UsageError(
-            f"report file {str(path)!r} exists: pass --overwrite to replace it, or {another}"
-        )
-    parent = path.parent
-    if not parent.is_dir():
-        raise UsageError(
-            f"cannot write report {str(path)!r}: folder {str(parent)!r} does not exist"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"cannot write report {str(path)!r}: folder {str(parent)!r} is not writable"
-        )
-
-
-def write_report_file(
-    records: Sequence[Record],
-    path: Path,
-    summary: ReportSummary,
-    quiet: bool,
-    folders: Sequence[str] = ("",),
-    dataset: Any = None,
-) -> None:
-    """Write the HTML report; say where on stderr unless ``quiet``. Thumbnails come from local
-    files, and from the rows of ``dataset`` (a DatasetInput) when there is one."""
-    from ..output.report import local_thumbnail, thumbnail_jpeg, write_report
-
-    def thumbnail(record: Record) -> bytes | None:
-        found = local_thumbnail(record, folders)
-        if found is None and dataset is not None:
-            data = dataset.row_image(record.input)
-            found = thumbnail_jpeg(data) if data else None
-        return found
-
-    try:
-        size = write_report(records, path, summary=summary, thumbnail=thumbnail)
-    except OSError as exc:  # checked writable before: a full disk, an I/O error (exit 4)
-        message = f"cannot write report {str(path)!r}: {exc.strerror or exc}"
-        raise OutputWriteError(message) from None
+    written = write_report_file(records, output, summary, folders)
     if not quiet:
-        failed = sum(not r.ok for r in records)
-        say(
-            f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
-            f"{failed} failed ({size / 1e6:.1f} MB)"
-        )
+        say(written)
+    return EXIT_OK

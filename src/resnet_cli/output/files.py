@@ -30,6 +30,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -130,6 +131,41 @@ def resolved_revision(model: str, revision: str | None) -> str | None:
             return handle.read().strip() or wanted
     except (OSError, ValueError):
         return wanted
+
+
+def results_meta(
+    *,
+    version: str,
+    model: str,
+    revision: str | None,
+    top_k: int,
+    min_score: float,
+    exact: bool,
+    max_pixels: int,
+    zero_shot: dict[str, Any] | None,
+    classifier: Any,
+    plan: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What made a results file, for the metadata file beside it (``read_results_meta``
+    and ``--resume`` read it back): the options that change the records, what computed
+    them (``classifier``: the loaded one; ``plan``: how it computed), where and when."""
+    return {
+        "version": version,
+        "model": model_key(model),
+        "revision": resolved_revision(model, revision),
+        "top_k": top_k,
+        "min_score": min_score,
+        "precision": str(classifier.precision),
+        "runtime": str(classifier.runtime),
+        "device": str(classifier.device),
+        "exact": exact,
+        "max_pixels": max_pixels,
+        **({"int8": classifier.int8.as_dict()} if classifier.int8 is not None else {}),
+        **({"plan": plan} if plan is not None else {}),
+        "cwd": os.getcwd(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({} if zero_shot is None else {"zero_shot": zero_shot}),
+    }
 
 
 @dataclass

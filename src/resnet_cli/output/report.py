@@ -23,8 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ..atomic import replaced_atomically
+from ..errors import OutputWriteError, UsageError
 from ..inputs.sources import is_url
 from ..results import (
     BY_CATEGORY,
@@ -559,3 +561,53 @@ _SCRIPT = """
   update();
 })();
 """
+
+
+def check_report_path(path: Path, replace: bool, another: str = "choose another name") -> None:
+    """Refuse a report path that cannot be written, before any work is done; ``another``
+    says how to name another file."""
+    if path.is_dir():
+        raise UsageError(f"report {str(path)!r} is a folder: name a file such as report.html")
+    if path.exists() and not replace:
+        raise UsageError(
+            f"report file {str(path)!r} exists: pass --overwrite to replace it, or {another}"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(
+            f"cannot write report {str(path)!r}: folder {str(parent)!r} does not exist"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write report {str(path)!r}: folder {str(parent)!r} is not writable"
+        )
+
+
+def write_report_file(
+    records: Sequence[Record],
+    path: Path,
+    summary: ReportSummary,
+    folders: Sequence[str] = ("",),
+    dataset: Any = None,
+) -> str:
+    """Write the HTML report and return the line that says so. Thumbnails come from local
+    files, and from the rows of ``dataset`` (a DatasetInput) when there is one; a failure to
+    write is exit 4's ``OutputWriteError`` (the path was checked writable before)."""
+
+    def thumbnail(record: Record) -> bytes | None:
+        found = local_thumbnail(record, folders)
+        if found is None and dataset is not None:
+            data = dataset.row_image(record.input)
+            found = thumbnail_jpeg(data) if data else None
+        return found
+
+    try:
+        size = write_report(records, path, summary=summary, thumbnail=thumbnail)
+    except OSError as exc:
+        message = f"cannot write report {str(path)!r}: {exc.strerror or exc}"
+        raise OutputWriteError(message) from None
+    failed = sum(not r.ok for r in records)
+    return (
+        f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
+        f"{failed} failed ({size / 1e6:.1f} MB)"
+    )

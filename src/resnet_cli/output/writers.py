@@ -10,11 +10,14 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any, Protocol
 
+from ..errors import UsageError
 from ..results import REVIEW_SCORE, Prediction, Record, needs_review, top1_match, top_margin
-from ..text import printable
+from ..text import is_terminal, printable
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 FILE_ONLY_FORMATS = ("parquet",)  # binary: needs --output
@@ -764,3 +767,54 @@ def csv_columns(text: str) -> tuple[bool, bool, bool]:
     header = first or []
     has = tuple(column in header for column in CSV_OPTIONAL_COLUMNS)
     return has[0], has[1], has[2]
+
+
+def resolve_format(
+    output_format: str | None, output: Path | None, table_by_default: bool = False
+) -> str:
+    """--format, else the output file's extension, else table on a terminal (or for the demo)
+    and jsonl otherwise. A --format that the file's extension contradicts is a usage error:
+    a CSV named x.jsonl is misread by everything that reads it, ``report`` included."""
+    named = format_for_path(str(output)) if output else None
+    if output is not None and output_format and named and output_format != named:
+        suffix = ".txt" if output_format == "table" else f".{output_format}"
+        raise UsageError(
+            f"-f {output_format} and -o {str(output)!r} disagree ({output.suffix} is {named}): "
+            f"drop -f, or write to {str(output.with_suffix(suffix))!r}"
+        )
+    fmt = output_format or (
+        (named or "jsonl")
+        if output
+        else ("table" if table_by_default or is_terminal(sys.stdout) else "jsonl")
+    )
+    if fmt in FILE_ONLY_FORMATS and output is None:
+        raise UsageError(f"--format {fmt} writes a binary file: add --output FILE.{fmt}")
+    return fmt
+
+
+def open_records(output: Path | None) -> tuple[IO[str], bool]:
+    """The text stream records go to: a new output file, or stdout, and whether it was opened
+    here. (The main command's output file is claimed by ``output.files`` instead; ``merge``
+    writes a plain new file.)"""
+    if output is None:
+        # Our own wrapper so CSV line endings pass through untouched and file names that are
+        # not UTF-8 come out as the bytes they were.
+        stream = io.TextIOWrapper(
+            sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline=""
+        )
+        return stream, False
+    try:
+        return open(output, "x", encoding="utf-8", errors="surrogateescape", newline=""), True
+    except FileExistsError:
+        raise UsageError(f"output file {str(output)!r} exists: choose another name") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+
+
+def close_records(stream: IO[str], opened: bool) -> None:
+    """Close what ``open_records`` gave; stdout stays open."""
+    if opened:
+        stream.close()
+    else:
+        stream.flush()
+        stream.detach()  # type: ignore[attr-defined]
