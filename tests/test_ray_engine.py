@@ -24,8 +24,9 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from conftest import scene
 from resnet_cli import Source, classify, collect_inputs, load_classifier
+from resnet_cli.output.shards import read_ray_output, shard_paths
 from resnet_cli.output.writers import read_records, record_schema
-from resnet_cli.pipeline.ray_job import RayPlacement, classify_on_ray, read_ray_output, shard_paths
+from resnet_cli.pipeline.ray_job import RayPlacement, classify_on_ray
 from resnet_cli.results import Record
 
 pytestmark = pytest.mark.timeout(900, method="thread")

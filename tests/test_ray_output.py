@@ -17,14 +17,11 @@ from typer.testing import CliRunner
 from resnet_cli.cli.classify import app
 from resnet_cli.cli.merge import merge_app
 from resnet_cli.errors import ClusterError, ModelLoadError, UsageError
+from resnet_cli.output import shards
+from resnet_cli.output.shards import prepare_output_folder, read_ray_output, shard_paths
 from resnet_cli.output.writers import read_records, record_json, record_schema, records_table
 from resnet_cli.pipeline import ray_job
-from resnet_cli.pipeline.ray_job import (
-    NEEDS_RAY,
-    prepare_output_folder,
-    read_ray_output,
-    shard_paths,
-)
+from resnet_cli.pipeline.ray_job import NEEDS_RAY
 from resnet_cli.results import Prediction, Record
 
 runner = CliRunner()
@@ -88,7 +85,7 @@ def test_resume_sets_torn_shards_aside_and_drops_failures(folder: Path) -> None:
 
     assert done == {"a.jpg", "c.jpg", "d.jpg", "e.jpg", "f\\udcff.jpg"}  # b failed: retried
     assert (folder / ".d_000000-0.parquet.torn").exists()  # hidden from pyarrow and pandas
-    assert [ray_job.output_key(r.input) for r in read_ray_output(folder)] == sorted(done)
+    assert [shards.output_key(r.input) for r in read_ray_output(folder)] == sorted(done)
     assert "g.jp" not in (folder / "c_000000.jsonl").read_text()
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
         ".d_000000-0.parquet.torn"  # and no temporary file left behind
@@ -297,3 +294,14 @@ def test_true_labels_travel_through_the_job_rows_and_merge(tmp_path: Path) -> No
     text = merged.read_text()
     assert text.splitlines()[0] == "input,rank,label,score,class_id,error,category,true_label"
     assert read_records(text, "csv") == [labelled, failed("b.png")]
+
+
+def test_merge_reads_the_folder_through_output_alone() -> None:
+    """The results folder's reading, resume and merge are ``output``'s (issue 25): ``merge``
+    imports nothing from the Ray job, and the job no longer holds the reader."""
+    from test_layout import PACKAGE, imports_of
+
+    imported = {target for _, target in imports_of("cli.merge", PACKAGE / "cli" / "merge.py")}
+    assert "output.shards" in imported
+    assert not [t for t in imported if t.startswith("pipeline")], imported
+    assert not hasattr(ray_job, "read_ray_output") and not hasattr(ray_job, "resume_folder")

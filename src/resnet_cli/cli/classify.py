@@ -1009,14 +1009,8 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options, started: floa
     """``run`` for --engine ray: the same inputs (files, then the dataset's rows), classified
     on a Ray cluster into a folder (``started``: as for ``classify_to``)."""
     from ..inputs.sources import Source, collect_inputs, require_an_image
-    from ..pipeline.ray_job import (
-        NEEDS_RAY,
-        RAY_FORMATS,
-        classify_on_ray,
-        output_key,
-        prepare_output_folder,
-        ray_available,
-    )
+    from ..output.shards import RAY_FORMATS, output_key, prepare_output_folder
+    from ..pipeline.ray_job import NEEDS_RAY, classify_on_ray, ray_available
 
     if not ray_available():
         raise UsageError(NEEDS_RAY)
@@ -1069,7 +1063,7 @@ def run_on_ray(inputs: list[str], dataset: str | None, o: Options, started: floa
     elapsed = time.perf_counter() - started
     if o.report is not None:
         from ..output.report import ReportSummary
-        from ..pipeline.ray_job import read_ray_output
+        from ..output.shards import read_ray_output
 
         summary = ReportSummary(
             model=o.model, device="ray", elapsed=elapsed, interrupted=result.interrupted

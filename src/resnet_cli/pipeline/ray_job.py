@@ -4,17 +4,18 @@ The driver expands the inputs by the local engine's rules and numbers them; Ray 
 per input. CPU tasks read and decode each row with the local engine's ``decode_source`` (a bad
 file becomes an error row: nothing fails the job), a pool of actors that each load the model
 once classify batches with its ``classify_slots``, and Ray writes the records as parquet or
-jsonl shards into one folder, each with its input's position in ``index``.
-``read_ray_output`` gives them back in input order.
+jsonl shards into one folder, each with its input's position in ``index``. How the actors
+compute (device, precision, batch size) and how many there are is the one chooser's plan
+(``runtimes.select.choose_plan``), made for the hardware an actor gets.
 
-Ray is imported only when a job starts: reading a results folder needs pyarrow alone.
+The results folder itself (its shards, reading them back, resume, merge, its metadata) is
+``output.shards``. Ray is imported only when a job starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -26,7 +27,6 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..atomic import replaced_atomically
 from ..config import DEFAULT_MODEL
 from ..errors import (
     ClusterError,
@@ -38,21 +38,17 @@ from ..errors import (
 )
 from ..inputs.decode import DEFAULT_MAX_PIXELS, ResizeRule
 from ..inputs.sources import Source
-from ..output.writers import (
-    escape_text,
-    json_line_records,
-    record_from_row,
-    record_json,
-    record_schema,
-    records_table,
+from ..output.shards import (
+    RAY_FORMATS,
+    count_records,
+    output_key,
+    shard_paths,
+    shard_table,
 )
-from ..results import Record, needs_review
+from ..output.writers import record_schema
 from ..runtimes.classifier import check_model_options
 
-RAY_FORMATS = ("parquet", "jsonl")
 NEEDS_RAY = f"--engine ray needs Ray: {install_extra('ray')}"
-SHARD_SUFFIXES = (".parquet", ".jsonl")
-TORN_SUFFIX = ".torn"
 # A decode task takes this many batches' worth of inputs; each such block becomes one shard.
 BLOCK_BATCHES = 4
 # How long the job waits for every model actor to start (each loads the model) before work
@@ -181,7 +177,7 @@ def classify_on_ray(
             except Exception as exc:
                 raise _job_failure(exc, path) from exc
         seconds = time.perf_counter() - started
-        images, failed, review = _count(sorted(set(shard_paths(path)) - before))
+        images, failed, review = count_records(sorted(set(shard_paths(path)) - before))
         nodes = None if interrupted else _nodes_used(dataset)
         return RayRun(images, failed, seconds, nodes, interrupted, review)
     finally:
@@ -223,7 +219,7 @@ class ModelActor:
             pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(shape)
             slots.append(Slot(name, image=Image.fromarray(pixels), true_label=truth))
         records = classify_slots(self.classifier, slots, self.top_k, min_score=self.min_score)
-        return _shard_table(records, batch.column("index").to_pylist(), self.fmt)
+        return shard_table(records, batch.column("index").to_pylist(), self.fmt)
 
 
 def _check_model(model: str, options: dict[str, Any]) -> Any:
@@ -553,183 +549,3 @@ def _decode_rows(
         for name, value in zip(_DECODED_COLUMNS, row_out, strict=True):
             columns[name].append(value)
     return pa.table(columns, schema=_decoded_schema())
-
-
-def _shard_table(records: list[Record], indices: list[int], fmt: str) -> Any:
-    """A batch's records as the rows its shard holds: parquet's record columns, or jsonl
-    lines (the local jsonl record with its ``index``)."""
-    if fmt == "parquet":
-        return records_table(records, indices)
-    import pyarrow as pa
-
-    lines = [record_json(record, index) for record, index in zip(records, indices, strict=True)]
-    return pa.table({"index": indices, "line": lines})
-
-
-def output_key(name: str) -> str:
-    """An input's name as a results folder keeps it (parquet strings must be UTF-8)."""
-    return escape_text(name)
-
-
-def shard_paths(folder: str | os.PathLike[str]) -> list[str]:
-    """The record shards in a results folder, in name order."""
-    try:
-        names = sorted(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [
-        os.path.join(folder, name)
-        for name in names
-        if name.endswith(SHARD_SUFFIXES) and not name.startswith(".")
-    ]
-
-
-def read_shard(path: str) -> tuple[list[tuple[int, Record]] | None, bool]:
-    """A shard's (index, record) rows and whether it is whole; None for a shard that cannot
-    be read at all (a parquet file cut short by an interrupted run has no footer)."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        try:
-            rows = pq.read_table(path).to_pylist()
-            return [(int(row["index"]), record_from_row(row)) for row in rows], True
-        except Exception:
-            return None, False
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            found, whole = json_line_records(handle.read())
-    except OSError:
-        return None, False
-    indexed = [(data["index"], record) for data, record in found if type(data.get("index")) is int]
-    return indexed, whole and len(indexed) == len(found)
-
-
-def read_ray_output(folder: str | os.PathLike[str], *, empty: bool = True) -> list[Record]:
-    """The records of a results folder written by the Ray engine, in input order.
-    ``empty=False``: a folder without a shard is a UsageError (``merge``)."""
-    if not os.path.isdir(folder):
-        raise UsageError(f"no results folder at {os.fspath(folder)!r}")
-    paths = shard_paths(folder)
-    if not paths and not empty:
-        raise UsageError(
-            f"no shards in {os.fspath(folder)!r}: name the folder an --engine ray run wrote "
-            "(its -o DIR)"
-        )
-    rows: list[tuple[int, Record]] = []
-    for path in paths:
-        shard, whole = read_shard(path)
-        if shard is None or not whole:
-            _refuse_a_stranger(path)
-            raise UsageError(
-                f"shard {path!r} is torn (its run was interrupted): run the command again "
-                "with --resume to finish it"
-            )
-        rows.extend(shard)
-    rows.sort(key=lambda row: row[0])  # stable: equal indices keep their shard order
-    return [record for _, record in rows]
-
-
-def _refuse_a_stranger(path: str) -> None:
-    """A UsageError where a file named like a shard is not one (a local run's results, a
-    merged file): its records have no ``index``, or it is not records at all. Merging it
-    would mix it in, resuming would drop its records and overwriting would delete it."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        try:
-            stranger = "index" not in pq.read_schema(path).names
-        except Exception:  # no footer: a shard cut short, as far as can be told
-            stranger = False
-    else:
-        # Ray writes whole lines; a kill cuts the last one, never the first complete one.
-        try:
-            with open(path, "rb") as handle:
-                first = handle.readline()
-        except OSError:
-            return
-        try:
-            data = json.loads(first) if first.endswith(b"\n") else {"index": 0}
-        except ValueError:
-            data = None
-        stranger = not (isinstance(data, dict) and type(data.get("index")) is int)
-    if stranger:
-        raise UsageError(
-            f"{path!r} is not a shard of an --engine ray run (its records have no index): "
-            "move it out of the folder"
-        )
-
-
-def prepare_output_folder(
-    folder: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False
-) -> set[str]:
-    """Check a results folder against --resume/--overwrite; for --resume, the ``output_key``
-    of every input already classified there."""
-    path = os.fspath(folder)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"output {path!r} is a file: --engine ray writes a folder of shards")
-    if not os.path.isdir(path) or not os.listdir(path):
-        return set()
-    if overwrite:
-        for shard in shard_paths(path):
-            _refuse_a_stranger(shard)  # before anything is removed
-        for name in os.listdir(path):
-            if name.endswith((*SHARD_SUFFIXES, TORN_SUFFIX)):
-                os.remove(os.path.join(path, name))
-        return set()
-    if not resume:
-        raise UsageError(
-            f"output folder {path!r} is not empty: pass --resume to continue the run there, "
-            "--overwrite to replace its records, or choose another folder"
-        )
-    return resume_folder(path)
-
-
-def resume_folder(folder: str) -> set[str]:
-    """Get a results folder ready to continue; return the ``output_key`` of each input
-    classified there. A shard that cannot be read (cut short by an interrupted run) is set
-    aside as ``.NAME.torn`` (hidden, so pandas and pyarrow still read the folder as one
-    table); failed records and torn lines are dropped from their shard, so their inputs are
-    classified again and the folder ends with every input exactly once."""
-    done: set[str] = set()
-    for path in shard_paths(folder):
-        rows, whole = read_shard(path)
-        if rows is None or not whole:
-            _refuse_a_stranger(path)
-        if rows is None:
-            os.replace(path, os.path.join(folder, f".{os.path.basename(path)}{TORN_SUFFIX}"))
-            continue
-        kept = [(index, record) for index, record in rows if record.ok]
-        if not whole or len(kept) < len(rows):
-            _rewrite_shard(path, kept)
-        done.update(output_key(record.input) for _, record in kept)
-    return done
-
-
-def _rewrite_shard(path: str, rows: list[tuple[int, Record]]) -> None:
-    """Replace a shard by ``rows`` atomically (remove it when there are none)."""
-    if not rows:
-        os.remove(path)
-        return
-    indices = [index for index, _ in rows]
-    records = [record for _, record in rows]
-    with replaced_atomically(path) as temporary:
-        if path.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            pq.write_table(records_table(records, indices), temporary)
-        else:
-            with open(temporary, "w", encoding="utf-8", newline="") as handle:
-                handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
-
-
-def _count(paths: list[str]) -> tuple[int, int, int]:
-    """Records, failed records and records that need review in the given shards (what a torn
-    one still holds)."""
-    images = failed = review = 0
-    for path in paths:
-        rows, _ = read_shard(path)
-        for _, record in rows or ():
-            images += 1
-            failed += not record.ok
-            review += needs_review(record)
-    return images, failed, review
