@@ -8,6 +8,7 @@ stats) and every test has a time limit, so a hung cluster cannot hang CI.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -238,6 +239,59 @@ def test_an_unreachable_cluster_is_one_line_and_exit_3(tiny_model: Path, tmp_pat
     assert result.stderr.startswith("Error: could not reach a Ray cluster at 127.0.0.1:9: ")
     assert result.stderr.count("\n") == 1
     assert time.monotonic() - started < 120  # not ray.init's minutes of retries
+
+
+# A driver whose own path has the package connects with the job's runtime env. Its task
+# hides every copy of resnet_cli on the worker's path (the source tree, site-packages) but
+# the one Ray unpacked, as on a node where it is not installed, then imports the models.
+_SHIPPED_PROBE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import ray
+from resnet_cli.pipeline.ray_job import runtime_env
+installed = sorted({p for p in sys.path if os.path.isdir(os.path.join(p or ".", "resnet_cli"))})
+ray.init(address=sys.argv[2], runtime_env=runtime_env(), log_to_driver=False)
+
+@ray.remote(num_cpus=0.5)
+def imported(installed):
+    from importlib.machinery import PathFinder
+
+    class NotInstalled:
+        def find_spec(self, name, path=None, target=None):
+            if name != "resnet_cli":
+                return None
+            spec = PathFinder.find_spec(name, [p for p in sys.path if p not in installed])
+            if spec is None:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return spec
+
+    sys.meta_path.insert(0, NotInstalled())
+    for name in [n for n in sys.modules if n.split(".")[0] == "resnet_cli"]:
+        del sys.modules[name]
+    import resnet_cli.models
+    return resnet_cli.models.__file__
+
+print(json.dumps({"installed": installed, "models": ray.get(imported.remote(installed))}))
+"""
+
+
+def test_workers_without_the_package_import_it_from_the_job(cluster, tmp_path: Path) -> None:
+    import resnet_cli
+
+    src = str(Path(resnet_cli.__file__).parent.parent)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", _SHIPPED_PROBE, src, cluster.address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert src in found["installed"]
+    assert not any(found["models"].startswith(p + os.sep) for p in found["installed"]), found
 
 
 def test_ray_is_right_on_the_real_model(cluster, real_model: Path, tmp_path: Path) -> None:

@@ -305,3 +305,13 @@ def test_merge_reads_the_folder_through_output_alone() -> None:
     assert "output.shards" in imported
     assert not [t for t in imported if t.startswith("pipeline")], imported
     assert not hasattr(ray_job, "read_ray_output") and not hasattr(ray_job, "resume_folder")
+
+
+def test_the_job_ships_the_whole_package() -> None:
+    """Workers import ``resnet_cli`` (its models, runtimes, output), not one subpackage: the
+    runtime env names the package's own folder."""
+    import resnet_cli
+
+    (shipped,) = ray_job.runtime_env()["py_modules"]
+    assert Path(shipped) == Path(resnet_cli.__file__).parent
+    assert (Path(shipped) / "models" / "__init__.py").is_file()

@@ -274,8 +274,8 @@ def _actor_batch_size(on_gpu: bool) -> int:
 
 def _connect(ray: Any, address: str | None) -> bool:
     """Join the cluster (default: $RAY_ADDRESS, else a Ray started here); False where this
-    process was connected already. The workers get this package's code, so every node runs
-    the same version as the driver."""
+    process was connected already. The workers get this package's code (``runtime_env``), so
+    every node runs the same version as the driver."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -288,7 +288,7 @@ def _connect(ray: Any, address: str | None) -> bool:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     options: dict[str, Any] = {
         "address": address,
-        "runtime_env": {"py_modules": [os.path.dirname(os.path.abspath(__file__))]},
+        "runtime_env": runtime_env(),
         # Ray's notes at start-up (auth mode, address reuse) are not for our users.
         "logging_level": logging.INFO if debug else logging.ERROR,
         "log_to_driver": debug,
@@ -304,6 +304,15 @@ def _connect(ray: Any, address: str | None) -> bool:
             f"could not start or join a Ray cluster {where}: {_last_line(exc)}"
         ) from exc
     return True
+
+
+def runtime_env() -> dict[str, Any]:
+    """What Ray sets up for every worker of the job: the whole ``resnet_cli`` package as the
+    driver has it (the actors and tasks import its models, runtimes, inputs and output, not
+    just this module), first on the workers' path, so a node without it installed, or with
+    another version, runs the driver's."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {"py_modules": [package]}
 
 
 # What Ray's C++ core prints to stderr whenever RAY_BACKEND_LOG_LEVEL is set, at any level:
