@@ -25,7 +25,7 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from conftest import scene
 from resnet_cli import Source, classify, collect_inputs, load_classifier
-from resnet_cli.output.shards import read_ray_output, shard_paths
+from resnet_cli.output.shards import read_folder_meta, read_ray_output, shard_paths
 from resnet_cli.output.writers import read_records, record_schema
 from resnet_cli.pipeline.ray_job import RayPlacement, classify_on_ray
 from resnet_cli.results import Record
@@ -139,7 +139,9 @@ def test_ray_gives_the_local_records_with_both_nodes_classifying(
     assert sorted(table.column("index").to_pylist()) == list(range(len(local)))
 
 
-def _ray_command(model: Path, folder: Path, out: Path, address: str, *extra: str) -> list[str]:
+def _ray_command(
+    model: Path, folder: Path, out: Path, address: str, *extra: str, batch: str = "1"
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -155,7 +157,7 @@ def _ray_command(model: Path, folder: Path, out: Path, address: str, *extra: str
         "-k",
         "2",
         "-b",
-        "1",
+        batch,
         "-f",
         "jsonl",
         str(folder),
@@ -222,6 +224,53 @@ def test_a_killed_run_resumed_gives_every_input_once(
     assert [r.input for r in records] == expected  # every input once, in input order
     assert [r.input for r in records if not r.ok] == [str(photos / "zz-broken.jpg")]
     assert all(len(r.predictions) == 2 for r in records if r.ok)
+
+
+def test_the_folder_records_the_plan_its_actors_ran(
+    cluster, tiny_model: Path, tmp_path: Path
+) -> None:
+    """-b reaches the one chooser's plan, the plan the actors ran is in the folder's metadata,
+    and ``resnet-classify env`` with the same flags shows the same plan."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        scene(120, 90, seed=i).save(photos / f"{i}.jpg")
+    out = tmp_path / "results"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = _ray_command(tiny_model, photos, out, cluster.address, batch="8")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    meta = read_folder_meta(out)
+    assert meta is not None
+    plan = meta["plan"]
+    assert (plan["batch_size"], plan["reasons"]["batch_size"]) == (8, "as asked")
+    assert plan["device"] == "cpu"  # the test cluster has no GPUs
+    assert plan["actors"] == 1 and plan["actor_options"] == {"num_cpus": 1}  # 2 CPUs in all
+    assert set(plan["reasons"]) >= {"device", "precision", "batch_size", "actors"}
+    assert meta["model"] == str(tiny_model.resolve()) and meta["top_k"] == 2
+    assert len(read_ray_output(out)) == 3
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "env", "-m", str(tiny_model), "-f", "json", "-b", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    fields = ["device", "precision", "runtime", "network"]
+    if shown.returncode == 2 and "-b" in shown.stderr:  # env without -b: compare the rest
+        shown = subprocess.run(
+            [sys.executable, "-m", "resnet_cli", "env", "-m", str(tiny_model), "-f", "json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    else:
+        fields.append("batch_size")
+    assert shown.returncode == 0, shown.stderr
+    env_plan = json.loads(shown.stdout)["plan"]
+    assert {name: env_plan[name]["value"] for name in fields} == {n: plan[n] for n in fields}
 
 
 def test_an_unreachable_cluster_is_one_line_and_exit_3(tiny_model: Path, tmp_path: Path) -> None:

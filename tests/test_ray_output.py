@@ -315,3 +315,38 @@ def test_the_job_ships_the_whole_package() -> None:
     (shipped,) = ray_job.runtime_env()["py_modules"]
     assert Path(shipped) == Path(resnet_cli.__file__).parent
     assert (Path(shipped) / "models" / "__init__.py").is_file()
+
+
+def test_the_placement_follows_the_cluster_and_what_was_asked() -> None:
+    gpus = ray_job.place({"GPU": 4.0, "CPU": 32.0}, "auto", ray_job.RayPlacement())
+    assert (gpus.on_gpu, gpus.actors, gpus.actor_options) == (True, 4, {"num_gpus": 1})
+    assert "one per GPU" in gpus.reasons["actors"]
+    cpus = ray_job.place({"CPU": 8.0}, "auto", ray_job.RayPlacement())
+    assert (cpus.on_gpu, cpus.actors, cpus.actor_options) == (False, 4, {"num_cpus": 1})
+    on_cpu = ray_job.place({"GPU": 4.0, "CPU": 32.0}, "cpu", ray_job.RayPlacement(actors=3))
+    assert (on_cpu.on_gpu, on_cpu.actors, on_cpu.reasons["actors"]) == (
+        False,
+        3,
+        "as asked (RayPlacement)",
+    )
+    with pytest.raises(ray_job.DeviceError, match="the Ray cluster has no GPUs"):
+        ray_job.place({"CPU": 8.0}, "cuda:1", ray_job.RayPlacement())
+
+
+def test_the_folder_metadata_is_kept_apart_from_the_records(folder: Path, tmp_path: Path) -> None:
+    (folder / "c_000000.jsonl").unlink()  # parquet shards alone: one table
+    shards.write_folder_meta(folder, {"plan": {"batch_size": 8}})
+    assert shards.read_folder_meta(folder) == {"plan": {"batch_size": 8}}
+    # Hidden: the folder still reads as one table of records, and merge ignores it.
+    assert len(pyarrow.dataset.dataset(folder, format="parquet").to_table()) == 4
+    assert len(read_ray_output(folder)) == 4
+    # A folder that holds only the metadata (a run stopped before its first shard) is empty.
+    started = tmp_path / "started"
+    started.mkdir()
+    shards.write_folder_meta(started, {})
+    assert prepare_output_folder(started) == set()
+    # A user's file of that name is never replaced.
+    (started / shards.FOLDER_META).write_text("mine")
+    with pytest.raises(UsageError, match="not the metadata file resnet-classify writes"):
+        shards.write_folder_meta(started, {})
+    assert (started / shards.FOLDER_META).read_text() == "mine"

@@ -1,6 +1,7 @@
 """A results folder of the Ray engine (``--engine ray -o DIR``): its record shards, read back in
-input order, got ready for ``--resume`` or ``--overwrite``, and merged into one file. No Ray
-and no torch here: pyarrow reads the shards.
+input order, got ready for ``--resume`` or ``--overwrite``, merged into one file, and its
+metadata file (what made the records, the plan the model actors ran). No Ray and no torch
+here: pyarrow reads the shards.
 
 A shard holds a block of records, each with its input's position in ``index``: parquet with
 the record columns (one explicit schema, so ``pandas.read_parquet(DIR)`` reads the folder as
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from .. import __version__
 from ..atomic import replaced_atomically
 from ..errors import UsageError
 from ..results import Record, needs_review
+from .files import META_KEY, ForeignFileError, load_sidecar, model_key
 from .writers import (
     create_writer,
     escape_text,
@@ -31,6 +35,8 @@ from .writers import (
 RAY_FORMATS = ("parquet", "jsonl")
 SHARD_SUFFIXES = (".parquet", ".jsonl")
 TORN_SUFFIX = ".torn"
+# The folder's metadata file: hidden, so pandas and pyarrow still read the folder as one table.
+FOLDER_META = ".resnet-classify.meta.json"
 
 
 def shard_table(records: list[Record], indices: list[int], fmt: str) -> Any:
@@ -141,11 +147,12 @@ def prepare_output_folder(
     folder: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False
 ) -> set[str]:
     """Check a results folder against --resume/--overwrite; for --resume, the ``output_key``
-    of every input already classified there."""
+    of every input already classified there. A folder that holds only its metadata file (a
+    run stopped before its first shard) is as good as empty."""
     path = os.fspath(folder)
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"output {path!r} is a file: --engine ray writes a folder of shards")
-    if not os.path.isdir(path) or not os.listdir(path):
+    if not os.path.isdir(path) or not set(os.listdir(path)) - {FOLDER_META}:
         return set()
     if overwrite:
         for shard in shard_paths(path):
@@ -229,3 +236,42 @@ def merge_folder(folder: str | os.PathLike[str]) -> Callable[[IO[str], str], Non
             writer.close()
 
     return write
+
+
+def folder_meta(
+    model: str, top_k: int, min_score: float, fmt: str, plan: dict[str, Any]
+) -> dict[str, Any]:
+    """What made a results folder's records: the tool, the model, the run's options and the
+    plan its model actors ran (``plan``: field -> value, with ``reasons``)."""
+    return {
+        "version": __version__,
+        "model": model_key(model),
+        "top_k": top_k,
+        "min_score": min_score,
+        "format": fmt,
+        "plan": plan,
+        "cwd": os.getcwd(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_folder_meta(folder: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """Write the folder's metadata file (the last run's: a resumed run replaces it), in one
+    step. A file of that name that resnet-classify did not write is refused, never replaced."""
+    path = os.path.join(os.fspath(folder), FOLDER_META)
+    read_folder_meta(folder)  # a stranger's file there is a UsageError
+    with replaced_atomically(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
+        json.dump({META_KEY: meta}, handle, ensure_ascii=False)
+        handle.write("\n")
+
+
+def read_folder_meta(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What made a results folder's records (its metadata file), or None without one."""
+    path = os.path.join(os.fspath(folder), FOLDER_META)
+    try:
+        return load_sidecar(path)
+    except ForeignFileError as exc:
+        raise UsageError(
+            f"{path!r} is not the metadata file resnet-classify writes ({exc}): move it out "
+            "of the folder"
+        ) from None

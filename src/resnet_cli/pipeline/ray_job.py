@@ -15,6 +15,7 @@ The results folder itself (its shards, reading them back, resume, merge, its met
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -41,12 +42,15 @@ from ..inputs.sources import Source
 from ..output.shards import (
     RAY_FORMATS,
     count_records,
+    folder_meta,
     output_key,
     shard_paths,
     shard_table,
+    write_folder_meta,
 )
 from ..output.writers import record_schema
 from ..runtimes.classifier import check_model_options
+from ..runtimes.select import Plan
 
 NEEDS_RAY = f"--engine ray needs Ray: {install_extra('ray')}"
 # A decode task takes this many batches' worth of inputs; each such block becomes one shard.
@@ -72,8 +76,8 @@ class RayPlacement:
 @dataclass(frozen=True)
 class RayRun:
     """What a Ray job did: the records it wrote, how many of them are failures and how many
-    need review, its wall time, and how many nodes ran the model (None where Ray's stats do
-    not say)."""
+    need review, its wall time, how many nodes ran the model (None where Ray's stats do not
+    say), and the plan its model actors ran (also in the folder's metadata file)."""
 
     images: int
     failed: int
@@ -81,6 +85,7 @@ class RayRun:
     nodes: int | None = None
     interrupted: bool = False
     review: int = 0
+    plan: dict[str, Any] | None = None  # RayPlan.as_dict(): what the model actors ran
 
 
 def ray_available() -> bool:
@@ -135,24 +140,31 @@ def classify_on_ray(
     check_model_options(device, options.get("precision", "auto"), bool(options.get("exact")))
     if options.get("precision") == "int8":  # each actor would calibrate on its own images
         raise UsageError("--precision int8 runs with --engine local only")
-    resize = _check_model(model, options)
+    checked = _check_model(model, options)
     path = os.fspath(folder)
     os.makedirs(path, exist_ok=True)
     connected_here = _connect(ray, address)
     try:
-        plan = _plan(ray, device, placement or RayPlacement())
-        size = batch_size or plan.batch_size
+        plan = _plan(ray, model, options, batch_size, placement or RayPlacement(), checked, path)
+        size = plan.plan.batch_size
         tables = list(_input_tables(sources, set(skip), BLOCK_BATCHES * size))
         if not tables:
             return RayRun(images=0, failed=0, seconds=0.0)
-        actor_model = {**options, "model": model, "device": plan.device}
+        # The actors compute as the plan says: its device and precision, asked for by name.
+        actor_model = {
+            **options,
+            "model": model,
+            "device": plan.plan.device,
+            "precision": plan.plan.precision,
+        }
+        write_folder_meta(path, folder_meta(model, top_k, min_score, fmt, plan.as_dict()))
         before = set(shard_paths(path))
         started = time.perf_counter()
         interrupted = False
         with _data_context(ray, quiet):
             dataset = ray.data.from_arrow(tables).map_batches(
                 _decode_rows,
-                fn_kwargs={"resize": resize, "max_pixels": max_pixels, "offline": offline},
+                fn_kwargs={"resize": checked.resize, "max_pixels": max_pixels, "offline": offline},
                 batch_size=None,
                 batch_format="pyarrow",
                 **plan.decode_options,
@@ -179,7 +191,7 @@ def classify_on_ray(
         seconds = time.perf_counter() - started
         images, failed, review = count_records(sorted(set(shard_paths(path)) - before))
         nodes = None if interrupted else _nodes_used(dataset)
-        return RayRun(images, failed, seconds, nodes, interrupted, review)
+        return RayRun(images, failed, seconds, nodes, interrupted, review, plan.as_dict())
     finally:
         if connected_here:
             ray.shutdown()
@@ -225,51 +237,135 @@ class ModelActor:
 def _check_model(model: str, options: dict[str, Any]) -> Any:
     """Load the model once in the driver, on its CPU: a model that cannot load is one clear
     error before any job starts, and its processor gives the resize rule the decode tasks
-    apply (the same rule the local engine's decoding uses)."""
+    apply (the same rule the local engine's decoding uses) and the input shape the plan
+    needs."""
     from ..runtimes.classifier import load_classifier
 
     on_cpu = {"device": "cpu", "precision": "fp32", "compile_model": False}
-    return load_classifier(model, **{**options, **on_cpu}).resize
+    return load_classifier(model, **{**options, **on_cpu})
 
 
 @dataclass(frozen=True)
-class _Plan:
-    device: str
+class RayPlan:
+    """How a job computes. ``plan``: the one chooser's (``runtimes.select.choose_plan``) for
+    a model actor, on the hardware and checkpoint an actor finds (a probe run with an
+    actor's resources) and the batch size asked for; ``actors`` model actors, each asking Ray
+    for ``actor_options``; decode tasks asking for ``decode_options``; ``reasons``: why, for
+    those three."""
+
+    plan: Plan
     actors: int
     actor_options: dict[str, Any]
     decode_options: dict[str, Any]
-    batch_size: int
+    reasons: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field -> value, with ``reasons`` for every field, as the results folder's metadata
+        records it. Ray decodes in its tasks, so the local engine's decode threads and nvJPEG
+        (the plan's ``workers`` and ``device_decode``) are left out."""
+        local_only = ("workers", "device_decode")
+        fields = {k: v for k, v in dataclasses.asdict(self.plan).items() if k not in local_only}
+        reasons = {k: v for k, v in self.plan.reasons.items() if k not in local_only}
+        return {
+            **fields,
+            "actors": self.actors,
+            "actor_options": self.actor_options,
+            "decode_options": self.decode_options,
+            "reasons": {**reasons, **self.reasons},
+        }
 
 
-def _plan(ray: Any, device: str, placement: RayPlacement) -> _Plan:
-    """The actors' device and the job's placement, from the cluster's resources."""
-    resources = ray.cluster_resources()
+@dataclass(frozen=True)
+class Placement:
+    """Where the model actors go, before the chooser: on GPUs or not, how many, and what
+    each actor and decode task asks Ray for, with reasons."""
+
+    on_gpu: bool
+    actors: int
+    actor_options: dict[str, Any]
+    decode_options: dict[str, Any]
+    reasons: dict[str, str]
+
+
+def place(resources: Mapping[str, float], device: str, asked: RayPlacement) -> Placement:
+    """The placement on a cluster with ``resources`` (as ``ray.cluster_resources()`` gives
+    them) for ``--device``: one actor per GPU, else one per two CPUs; what ``asked`` sets
+    wins."""
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
     if device.startswith("cuda") and gpus == 0:
         raise DeviceError(f"--device {device} was asked for, but the Ray cluster has no GPUs")
     on_gpu = gpus > 0 and (device == "auto" or device.startswith("cuda"))
-    # Ray gives each GPU actor one device of its own, which it sees as cuda:0.
-    actor_device = "cuda" if on_gpu else ("cpu" if device == "auto" else device)
     # One CPU each; on a one-CPU cluster, half of it, or the actor would starve the decoding.
-    cpu_share = {"num_cpus": 1 if cpus >= 2 else 0.5}
-    return _Plan(
-        device=actor_device,
-        actors=placement.actors or (gpus if on_gpu else max(1, cpus // 2)),
-        actor_options=dict(placement.actor_options or ({"num_gpus": 1} if on_gpu else cpu_share)),
-        decode_options=dict(placement.decode_options or cpu_share),
-        batch_size=_actor_batch_size(on_gpu),
+    cpu_share: dict[str, Any] = {"num_cpus": 1 if cpus >= 2 else 0.5}
+    cpu_why = "one CPU each" if cpus >= 2 else "half a CPU each: the cluster has one"
+    options: dict[str, Any]
+    if on_gpu:
+        actors, actors_why = gpus, f"one per GPU of the cluster ({gpus})"
+        options, options_why = {"num_gpus": 1}, "one GPU each, which the actor sees as cuda:0"
+    else:
+        actors, actors_why = max(1, cpus // 2), f"one per two CPUs of the cluster ({cpus})"
+        options, options_why = cpu_share, f"{cpu_why}, the rest for decoding"
+    decode_why = cpu_why
+    if asked.actors:
+        actors, actors_why = asked.actors, "as asked (RayPlacement)"
+    if asked.actor_options:
+        options, options_why = dict(asked.actor_options), "as asked (RayPlacement)"
+    decode = dict(asked.decode_options or cpu_share)
+    if asked.decode_options:
+        decode_why = "as asked (RayPlacement)"
+    reasons = {"actors": actors_why, "actor_options": options_why, "decode_options": decode_why}
+    return Placement(on_gpu, actors, options, decode, reasons)
+
+
+def _plan(
+    ray: Any,
+    model: str,
+    options: dict[str, Any],
+    batch_size: int | None,
+    asked: RayPlacement,
+    checked: Any,
+    folder: str,
+) -> RayPlan:
+    """The job's plan: the placement from the cluster's resources, then the chooser's plan
+    for an actor, from what a probe with an actor's resources finds (its hardware, the
+    checkpoint and runtime cache on its node) and the batch size asked for."""
+    device = options.get("device", "auto")
+    placed = place(ray.cluster_resources(), device, asked)
+    # Ray gives each GPU actor one device of its own, which it sees as cuda:0.
+    actor_device = "cuda" if placed.on_gpu else ("cpu" if device == "auto" else device)
+    probe = ray.remote(max_retries=0, **placed.actor_options)(_plan_inputs)
+    try:
+        planning = ray.get(
+            probe.remote(model, options, actor_device), timeout=ACTOR_START_TIMEOUT_S
+        )
+    except Exception as exc:
+        raise _job_failure(exc, folder) from exc
+    planning = dataclasses.replace(
+        planning, request=dataclasses.replace(planning.request, batch_size=batch_size)
     )
+    # What loading found out of the checkpoint (as load_classifier does): a fixed input.
+    changes = {} if planning.checkpoint.native else {"image_batch": checked.input_shape is not None}
+    plan = planning.plan(**changes)
+    return RayPlan(plan, placed.actors, placed.actor_options, placed.decode_options, placed.reasons)
 
 
-def _actor_batch_size(on_gpu: bool) -> int:
-    """The chooser's batch size for an actor's device, before any actor has probed its own
-    machine: fp32's on CPU nodes (the smaller one), the accelerators' on GPU nodes."""
-    from ..runtimes.hardware import Hardware
-    from ..runtimes.select import Checkpoint, Request, choose_plan
+def _plan_inputs(model: str, options: dict[str, Any], device: str) -> Any:
+    """A probe, run with an actor's resources: what the chooser takes, as an actor on that
+    node would find it (``runtimes.classifier.plan_inputs``, which ``load_classifier`` and
+    ``resnet-classify env`` start from too)."""
+    from ..models.zero_shot import ZeroShot
+    from ..runtimes.classifier import plan_inputs
 
-    node = Hardware(cores=1, cuda=("a node's GPU",) if on_gpu else ())
-    plan = choose_plan(Request(device="cuda" if on_gpu else "cpu"), Checkpoint(), node)
-    return plan.batch_size
+    labels = options.get("labels")
+    return plan_inputs(
+        model,
+        revision=options.get("revision"),
+        device=device,
+        precision=options.get("precision", "auto"),
+        exact=bool(options.get("exact")),
+        compile_model=bool(options.get("compile_model")),
+        zero_shot=None if labels is None else ZeroShot.of(labels, options.get("template")),
+    )
 
 
 def _connect(ray: Any, address: str | None) -> bool:
@@ -415,7 +511,7 @@ def _job_failure(exc: BaseException, folder: str) -> ResnetCliError:
         found = re.search(rf"{kind.__name__}: (.+)", text)
         if found:
             return kind(f"on a Ray node: {found.group(1).strip()}")
-    if "Timed out while starting actors" in text:
+    if "Timed out while starting actors" in text or type(exc).__name__ == "GetTimeoutError":
         return ClusterError(
             f"the Ray cluster did not start the model actors within {ACTOR_START_TIMEOUT_S} s: "
             "it lacks the CPUs, GPUs or resources they ask for"
