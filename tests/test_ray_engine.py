@@ -8,6 +8,7 @@ stats) and every test has a time limit, so a hung cluster cannot hang CI.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,8 +25,9 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 from conftest import scene
 from resnet_cli import Source, classify, collect_inputs, load_classifier
+from resnet_cli.output.shards import read_folder_meta, read_ray_output, shard_paths
 from resnet_cli.output.writers import read_records, record_schema
-from resnet_cli.pipeline.ray_job import RayPlacement, classify_on_ray, read_ray_output, shard_paths
+from resnet_cli.pipeline.ray_job import RayPlacement, classify_on_ray
 from resnet_cli.results import Record
 
 pytestmark = pytest.mark.timeout(900, method="thread")
@@ -137,7 +139,9 @@ def test_ray_gives_the_local_records_with_both_nodes_classifying(
     assert sorted(table.column("index").to_pylist()) == list(range(len(local)))
 
 
-def _ray_command(model: Path, folder: Path, out: Path, address: str, *extra: str) -> list[str]:
+def _ray_command(
+    model: Path, folder: Path, out: Path, address: str, *extra: str, batch: str = "1"
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -153,7 +157,7 @@ def _ray_command(model: Path, folder: Path, out: Path, address: str, *extra: str
         "-k",
         "2",
         "-b",
-        "1",
+        batch,
         "-f",
         "jsonl",
         str(folder),
@@ -222,6 +226,53 @@ def test_a_killed_run_resumed_gives_every_input_once(
     assert all(len(r.predictions) == 2 for r in records if r.ok)
 
 
+def test_the_folder_records_the_plan_its_actors_ran(
+    cluster, tiny_model: Path, tmp_path: Path
+) -> None:
+    """-b reaches the one chooser's plan, the plan the actors ran is in the folder's metadata,
+    and ``resnet-classify env`` with the same flags shows the same plan."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        scene(120, 90, seed=i).save(photos / f"{i}.jpg")
+    out = tmp_path / "results"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = _ray_command(tiny_model, photos, out, cluster.address, batch="8")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    meta = read_folder_meta(out)
+    assert meta is not None
+    plan = meta["plan"]
+    assert (plan["batch_size"], plan["reasons"]["batch_size"]) == (8, "as asked")
+    assert plan["device"] == "cpu"  # the test cluster has no GPUs
+    assert plan["actors"] == 1 and plan["actor_options"] == {"num_cpus": 1}  # 2 CPUs in all
+    assert set(plan["reasons"]) >= {"device", "precision", "batch_size", "actors"}
+    assert meta["model"] == str(tiny_model.resolve()) and meta["top_k"] == 2
+    assert len(read_ray_output(out)) == 3
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "resnet_cli", "env", "-m", str(tiny_model), "-f", "json", "-b", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    fields = ["device", "precision", "runtime", "network"]
+    if shown.returncode == 2 and "-b" in shown.stderr:  # env without -b: compare the rest
+        shown = subprocess.run(
+            [sys.executable, "-m", "resnet_cli", "env", "-m", str(tiny_model), "-f", "json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    else:
+        fields.append("batch_size")
+    assert shown.returncode == 0, shown.stderr
+    env_plan = json.loads(shown.stdout)["plan"]
+    assert {name: env_plan[name]["value"] for name in fields} == {n: plan[n] for n in fields}
+
+
 def test_an_unreachable_cluster_is_one_line_and_exit_3(tiny_model: Path, tmp_path: Path) -> None:
     image = tmp_path / "a.jpg"
     scene(64, 48, seed=1).save(image)
@@ -237,6 +288,59 @@ def test_an_unreachable_cluster_is_one_line_and_exit_3(tiny_model: Path, tmp_pat
     assert result.stderr.startswith("Error: could not reach a Ray cluster at 127.0.0.1:9: ")
     assert result.stderr.count("\n") == 1
     assert time.monotonic() - started < 120  # not ray.init's minutes of retries
+
+
+# A driver whose own path has the package connects with the job's runtime env. Its task
+# hides every copy of resnet_cli on the worker's path (the source tree, site-packages) but
+# the one Ray unpacked, as on a node where it is not installed, then imports the models.
+_SHIPPED_PROBE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import ray
+from resnet_cli.pipeline.ray_job import runtime_env
+installed = sorted({p for p in sys.path if os.path.isdir(os.path.join(p or ".", "resnet_cli"))})
+ray.init(address=sys.argv[2], runtime_env=runtime_env(), log_to_driver=False)
+
+@ray.remote(num_cpus=0.5)
+def imported(installed):
+    from importlib.machinery import PathFinder
+
+    class NotInstalled:
+        def find_spec(self, name, path=None, target=None):
+            if name != "resnet_cli":
+                return None
+            spec = PathFinder.find_spec(name, [p for p in sys.path if p not in installed])
+            if spec is None:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return spec
+
+    sys.meta_path.insert(0, NotInstalled())
+    for name in [n for n in sys.modules if n.split(".")[0] == "resnet_cli"]:
+        del sys.modules[name]
+    import resnet_cli.models
+    return resnet_cli.models.__file__
+
+print(json.dumps({"installed": installed, "models": ray.get(imported.remote(installed))}))
+"""
+
+
+def test_workers_without_the_package_import_it_from_the_job(cluster, tmp_path: Path) -> None:
+    import resnet_cli
+
+    src = str(Path(resnet_cli.__file__).parent.parent)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", _SHIPPED_PROBE, src, cluster.address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert src in found["installed"]
+    assert not any(found["models"].startswith(p + os.sep) for p in found["installed"]), found
 
 
 def test_ray_is_right_on_the_real_model(cluster, real_model: Path, tmp_path: Path) -> None:

@@ -17,14 +17,11 @@ from typer.testing import CliRunner
 from resnet_cli.cli.classify import app
 from resnet_cli.cli.merge import merge_app
 from resnet_cli.errors import ClusterError, ModelLoadError, UsageError
+from resnet_cli.output import shards
+from resnet_cli.output.shards import prepare_output_folder, read_ray_output, shard_paths
 from resnet_cli.output.writers import read_records, record_json, record_schema, records_table
 from resnet_cli.pipeline import ray_job
-from resnet_cli.pipeline.ray_job import (
-    NEEDS_RAY,
-    prepare_output_folder,
-    read_ray_output,
-    shard_paths,
-)
+from resnet_cli.pipeline.ray_job import NEEDS_RAY
 from resnet_cli.results import Prediction, Record
 
 runner = CliRunner()
@@ -88,7 +85,7 @@ def test_resume_sets_torn_shards_aside_and_drops_failures(folder: Path) -> None:
 
     assert done == {"a.jpg", "c.jpg", "d.jpg", "e.jpg", "f\\udcff.jpg"}  # b failed: retried
     assert (folder / ".d_000000-0.parquet.torn").exists()  # hidden from pyarrow and pandas
-    assert [ray_job.output_key(r.input) for r in read_ray_output(folder)] == sorted(done)
+    assert [shards.output_key(r.input) for r in read_ray_output(folder)] == sorted(done)
     assert "g.jp" not in (folder / "c_000000.jsonl").read_text()
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
         ".d_000000-0.parquet.torn"  # and no temporary file left behind
@@ -297,3 +294,59 @@ def test_true_labels_travel_through_the_job_rows_and_merge(tmp_path: Path) -> No
     text = merged.read_text()
     assert text.splitlines()[0] == "input,rank,label,score,class_id,error,category,true_label"
     assert read_records(text, "csv") == [labelled, failed("b.png")]
+
+
+def test_merge_reads_the_folder_through_output_alone() -> None:
+    """The results folder's reading, resume and merge are ``output``'s (issue 25): ``merge``
+    imports nothing from the Ray job, and the job no longer holds the reader."""
+    from test_layout import PACKAGE, imports_of
+
+    imported = {target for _, target in imports_of("cli.merge", PACKAGE / "cli" / "merge.py")}
+    assert "output.shards" in imported
+    assert not [t for t in imported if t.startswith("pipeline")], imported
+    assert not hasattr(ray_job, "read_ray_output") and not hasattr(ray_job, "resume_folder")
+
+
+def test_the_job_ships_the_whole_package() -> None:
+    """Workers import ``resnet_cli`` (its models, runtimes, output), not one subpackage: the
+    runtime env names the package's own folder."""
+    import resnet_cli
+
+    (shipped,) = ray_job.runtime_env()["py_modules"]
+    assert Path(shipped) == Path(resnet_cli.__file__).parent
+    assert (Path(shipped) / "models" / "__init__.py").is_file()
+
+
+def test_the_placement_follows_the_cluster_and_what_was_asked() -> None:
+    gpus = ray_job.place({"GPU": 4.0, "CPU": 32.0}, "auto", ray_job.RayPlacement())
+    assert (gpus.on_gpu, gpus.actors, gpus.actor_options) == (True, 4, {"num_gpus": 1})
+    assert "one per GPU" in gpus.reasons["actors"]
+    cpus = ray_job.place({"CPU": 8.0}, "auto", ray_job.RayPlacement())
+    assert (cpus.on_gpu, cpus.actors, cpus.actor_options) == (False, 4, {"num_cpus": 1})
+    on_cpu = ray_job.place({"GPU": 4.0, "CPU": 32.0}, "cpu", ray_job.RayPlacement(actors=3))
+    assert (on_cpu.on_gpu, on_cpu.actors, on_cpu.reasons["actors"]) == (
+        False,
+        3,
+        "as asked (RayPlacement)",
+    )
+    with pytest.raises(ray_job.DeviceError, match="the Ray cluster has no GPUs"):
+        ray_job.place({"CPU": 8.0}, "cuda:1", ray_job.RayPlacement())
+
+
+def test_the_folder_metadata_is_kept_apart_from_the_records(folder: Path, tmp_path: Path) -> None:
+    (folder / "c_000000.jsonl").unlink()  # parquet shards alone: one table
+    shards.write_folder_meta(folder, {"plan": {"batch_size": 8}})
+    assert shards.read_folder_meta(folder) == {"plan": {"batch_size": 8}}
+    # Hidden: the folder still reads as one table of records, and merge ignores it.
+    assert len(pyarrow.dataset.dataset(folder, format="parquet").to_table()) == 4
+    assert len(read_ray_output(folder)) == 4
+    # A folder that holds only the metadata (a run stopped before its first shard) is empty.
+    started = tmp_path / "started"
+    started.mkdir()
+    shards.write_folder_meta(started, {})
+    assert prepare_output_folder(started) == set()
+    # A user's file of that name is never replaced.
+    (started / shards.FOLDER_META).write_text("mine")
+    with pytest.raises(UsageError, match="not the metadata file resnet-classify writes"):
+        shards.write_folder_meta(started, {})
+    assert (started / shards.FOLDER_META).read_text() == "mine"

@@ -44,25 +44,14 @@ def merge_command(
 def merge(folder: Path, output: Path | None, output_format: str | None) -> int:
     """``merge_command``'s work: every record of a results folder, in input order, written
     in one format."""
-    from ..output.writers import (
-        close_records,
-        create_writer,
-        has_categories,
-        has_true_labels,
-        open_records,
-        resolve_format,
-    )
-    from ..pipeline.ray_job import read_ray_output
+    from ..output.shards import merge_folder
+    from ..output.writers import close_records, open_records, resolve_format
 
     fmt = resolve_format(output_format, output)
-    records = read_ray_output(folder, empty=False)
+    write = merge_folder(folder)
     stream, opened = open_records(output)
-    # A CSV has the optional columns exactly when the records have them, as a local run's.
-    optional = {"category": has_categories(records), "true_label": has_true_labels(records)}
-    writer = create_writer(fmt, stream, **optional)
     try:
-        writer.write(records)
+        write(stream, fmt)
     finally:
-        writer.close()
         close_records(stream, opened)
     return EXIT_OK

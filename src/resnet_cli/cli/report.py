@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import EXIT_OK, UsageError
-from ..results import Record
+from ..errors import EXIT_OK
 from ._console import create_app, say
 from ._errors import Command
 
@@ -80,55 +79,9 @@ def report_command(
 
     One self-contained file: open it in any browser, no network needed.
     """
-    raise typer.Exit(make_report(results, output, title, model, overwrite, quiet))
+    from ..output.report import report_of_results
 
-
-def make_report(
-    results: list[Path],
-    output: Path | None,
-    title: str | None,
-    model: str | None,
-    overwrite: bool,
-    quiet: bool,
-) -> int:
-    """The ``report`` subcommand's work: read the results files, write the report."""
-    from ..output.report import ReportSummary, check_report_path
-    from ..output.writers import read_results_file
-
-    for path in results:  # before the report's folder, which may be theirs
-        if not path.exists():
-            raise UsageError(f"results file {str(path)!r} does not exist")
-    if output is None:
-        output = results[0].parent / "report.html"
-    check_report_path(output, replace=overwrite, another="name another file with -o")
-    records: list[Record] = []
-    for path in results:
-        if output.resolve() == path.resolve():
-            raise UsageError(f"{str(path)!r} is both a results file and the report: pick -o")
-        try:
-            records.extend(read_results_file(str(path)))
-        except OSError as exc:
-            raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(
-                f"{str(path)!r} is not a resnet-classify results file ({exc})"
-            ) from None
-    names = ", ".join(path.name for path in results)
-    summary = ReportSummary(
-        title=title or f"resnet-classify report: {names}",
-        model=model,
-        sources=tuple(str(path) for path in results),
-    )
-    # Relative image paths are relative to where the run was (its metadata says); else try
-    # here, then beside the results.
-    from ..output.files import read_results_meta
-
-    metas = [read_results_meta(str(path)) for path in results]
-    ran_in = [meta["cwd"] for meta in metas if meta and isinstance(meta.get("cwd"), str)]
-    folders = tuple(dict.fromkeys([*ran_in, "", *(str(path.parent) for path in results)]))
-    from ..output.report import write_report_file
-
-    written = write_report_file(records, output, summary, folders)
+    written = report_of_results(results, output, title, model, overwrite)
     if not quiet:
         say(written)
-    return EXIT_OK
+    raise typer.Exit(EXIT_OK)

@@ -39,8 +39,8 @@ from ..results import (
     top1_right,
 )
 from ..text import printable
-from .files import recorded_path
-from .writers import common_folder
+from .files import read_results_meta, recorded_path
+from .writers import common_folder, read_results_file
 
 THUMBNAIL_EDGE = 160  # longest side, in pixels
 THUMBNAIL_QUALITY = 70  # JPEG quality: about 5 kB for a 160-pixel photo
@@ -611,3 +611,44 @@ def write_report_file(
         f"wrote {path}: {len(records)} image{'s' if len(records) != 1 else ''}, "
         f"{failed} failed ({size / 1e6:.1f} MB)"
     )
+
+
+def report_of_results(
+    results: list[Path],
+    output: Path | None,
+    title: str | None,
+    model: str | None,
+    overwrite: bool,
+) -> str:
+    """``resnet-classify report``: read the results files, write the report (``output``: None
+    for report.html beside the first); the line that says what was written."""
+    for path in results:  # before the report's folder, which may be theirs
+        if not path.exists():
+            raise UsageError(f"results file {str(path)!r} does not exist")
+    if output is None:
+        output = results[0].parent / "report.html"
+    check_report_path(output, replace=overwrite, another="name another file with -o")
+    records: list[Record] = []
+    for path in results:
+        if output.resolve() == path.resolve():
+            raise UsageError(f"{str(path)!r} is both a results file and the report: pick -o")
+        try:
+            records.extend(read_results_file(str(path)))
+        except OSError as exc:
+            raise UsageError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"{str(path)!r} is not a resnet-classify results file ({exc})"
+            ) from None
+    names = ", ".join(path.name for path in results)
+    summary = ReportSummary(
+        title=title or f"resnet-classify report: {names}",
+        model=model,
+        sources=tuple(str(path) for path in results),
+    )
+    # Relative image paths are relative to where the run was (its metadata says); else try
+    # here, then beside the results.
+    metas = [read_results_meta(str(path)) for path in results]
+    ran_in = [meta["cwd"] for meta in metas if meta and isinstance(meta.get("cwd"), str)]
+    folders = tuple(dict.fromkeys([*ran_in, "", *(str(path.parent) for path in results)]))
+    return write_report_file(records, output, summary, folders)

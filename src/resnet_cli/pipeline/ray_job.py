@@ -4,17 +4,19 @@ The driver expands the inputs by the local engine's rules and numbers them; Ray 
 per input. CPU tasks read and decode each row with the local engine's ``decode_source`` (a bad
 file becomes an error row: nothing fails the job), a pool of actors that each load the model
 once classify batches with its ``classify_slots``, and Ray writes the records as parquet or
-jsonl shards into one folder, each with its input's position in ``index``.
-``read_ray_output`` gives them back in input order.
+jsonl shards into one folder, each with its input's position in ``index``. How the actors
+compute (device, precision, batch size) and how many there are is the one chooser's plan
+(``runtimes.select.choose_plan``), made for the hardware an actor gets.
 
-Ray is imported only when a job starts: reading a results folder needs pyarrow alone.
+The results folder itself (its shards, reading them back, resume, merge, its metadata) is
+``output.shards``. Ray is imported only when a job starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -26,7 +28,6 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..atomic import replaced_atomically
 from ..config import DEFAULT_MODEL
 from ..errors import (
     ClusterError,
@@ -38,21 +39,20 @@ from ..errors import (
 )
 from ..inputs.decode import DEFAULT_MAX_PIXELS, ResizeRule
 from ..inputs.sources import Source
-from ..output.writers import (
-    escape_text,
-    json_line_records,
-    record_from_row,
-    record_json,
-    record_schema,
-    records_table,
+from ..output.shards import (
+    RAY_FORMATS,
+    count_records,
+    folder_meta,
+    output_key,
+    shard_paths,
+    shard_table,
+    write_folder_meta,
 )
-from ..results import Record, needs_review
+from ..output.writers import record_schema
 from ..runtimes.classifier import check_model_options
+from ..runtimes.select import Plan
 
-RAY_FORMATS = ("parquet", "jsonl")
 NEEDS_RAY = f"--engine ray needs Ray: {install_extra('ray')}"
-SHARD_SUFFIXES = (".parquet", ".jsonl")
-TORN_SUFFIX = ".torn"
 # A decode task takes this many batches' worth of inputs; each such block becomes one shard.
 BLOCK_BATCHES = 4
 # How long the job waits for every model actor to start (each loads the model) before work
@@ -76,8 +76,8 @@ class RayPlacement:
 @dataclass(frozen=True)
 class RayRun:
     """What a Ray job did: the records it wrote, how many of them are failures and how many
-    need review, its wall time, and how many nodes ran the model (None where Ray's stats do
-    not say)."""
+    need review, its wall time, how many nodes ran the model (None where Ray's stats do not
+    say), and the plan its model actors ran (also in the folder's metadata file)."""
 
     images: int
     failed: int
@@ -85,6 +85,7 @@ class RayRun:
     nodes: int | None = None
     interrupted: bool = False
     review: int = 0
+    plan: dict[str, Any] | None = None  # RayPlan.as_dict(): what the model actors ran
 
 
 def ray_available() -> bool:
@@ -139,24 +140,31 @@ def classify_on_ray(
     check_model_options(device, options.get("precision", "auto"), bool(options.get("exact")))
     if options.get("precision") == "int8":  # each actor would calibrate on its own images
         raise UsageError("--precision int8 runs with --engine local only")
-    resize = _check_model(model, options)
+    checked = _check_model(model, options)
     path = os.fspath(folder)
     os.makedirs(path, exist_ok=True)
     connected_here = _connect(ray, address)
     try:
-        plan = _plan(ray, device, placement or RayPlacement())
-        size = batch_size or plan.batch_size
+        plan = _plan(ray, model, options, batch_size, placement or RayPlacement(), checked, path)
+        size = plan.plan.batch_size
         tables = list(_input_tables(sources, set(skip), BLOCK_BATCHES * size))
         if not tables:
             return RayRun(images=0, failed=0, seconds=0.0)
-        actor_model = {**options, "model": model, "device": plan.device}
+        # The actors compute as the plan says: its device and precision, asked for by name.
+        actor_model = {
+            **options,
+            "model": model,
+            "device": plan.plan.device,
+            "precision": plan.plan.precision,
+        }
+        write_folder_meta(path, folder_meta(model, top_k, min_score, fmt, plan.as_dict()))
         before = set(shard_paths(path))
         started = time.perf_counter()
         interrupted = False
         with _data_context(ray, quiet):
             dataset = ray.data.from_arrow(tables).map_batches(
                 _decode_rows,
-                fn_kwargs={"resize": resize, "max_pixels": max_pixels, "offline": offline},
+                fn_kwargs={"resize": checked.resize, "max_pixels": max_pixels, "offline": offline},
                 batch_size=None,
                 batch_format="pyarrow",
                 **plan.decode_options,
@@ -181,9 +189,9 @@ def classify_on_ray(
             except Exception as exc:
                 raise _job_failure(exc, path) from exc
         seconds = time.perf_counter() - started
-        images, failed, review = _count(sorted(set(shard_paths(path)) - before))
+        images, failed, review = count_records(sorted(set(shard_paths(path)) - before))
         nodes = None if interrupted else _nodes_used(dataset)
-        return RayRun(images, failed, seconds, nodes, interrupted, review)
+        return RayRun(images, failed, seconds, nodes, interrupted, review, plan.as_dict())
     finally:
         if connected_here:
             ray.shutdown()
@@ -223,63 +231,147 @@ class ModelActor:
             pixels = np.frombuffer(row["pixels"], dtype=np.uint8).reshape(shape)
             slots.append(Slot(name, image=Image.fromarray(pixels), true_label=truth))
         records = classify_slots(self.classifier, slots, self.top_k, min_score=self.min_score)
-        return _shard_table(records, batch.column("index").to_pylist(), self.fmt)
+        return shard_table(records, batch.column("index").to_pylist(), self.fmt)
 
 
 def _check_model(model: str, options: dict[str, Any]) -> Any:
     """Load the model once in the driver, on its CPU: a model that cannot load is one clear
     error before any job starts, and its processor gives the resize rule the decode tasks
-    apply (the same rule the local engine's decoding uses)."""
+    apply (the same rule the local engine's decoding uses) and the input shape the plan
+    needs."""
     from ..runtimes.classifier import load_classifier
 
     on_cpu = {"device": "cpu", "precision": "fp32", "compile_model": False}
-    return load_classifier(model, **{**options, **on_cpu}).resize
+    return load_classifier(model, **{**options, **on_cpu})
 
 
 @dataclass(frozen=True)
-class _Plan:
-    device: str
+class RayPlan:
+    """How a job computes. ``plan``: the one chooser's (``runtimes.select.choose_plan``) for
+    a model actor, on the hardware and checkpoint an actor finds (a probe run with an
+    actor's resources) and the batch size asked for; ``actors`` model actors, each asking Ray
+    for ``actor_options``; decode tasks asking for ``decode_options``; ``reasons``: why, for
+    those three."""
+
+    plan: Plan
     actors: int
     actor_options: dict[str, Any]
     decode_options: dict[str, Any]
-    batch_size: int
+    reasons: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field -> value, with ``reasons`` for every field, as the results folder's metadata
+        records it. Ray decodes in its tasks, so the local engine's decode threads and nvJPEG
+        (the plan's ``workers`` and ``device_decode``) are left out."""
+        local_only = ("workers", "device_decode")
+        fields = {k: v for k, v in dataclasses.asdict(self.plan).items() if k not in local_only}
+        reasons = {k: v for k, v in self.plan.reasons.items() if k not in local_only}
+        return {
+            **fields,
+            "actors": self.actors,
+            "actor_options": self.actor_options,
+            "decode_options": self.decode_options,
+            "reasons": {**reasons, **self.reasons},
+        }
 
 
-def _plan(ray: Any, device: str, placement: RayPlacement) -> _Plan:
-    """The actors' device and the job's placement, from the cluster's resources."""
-    resources = ray.cluster_resources()
+@dataclass(frozen=True)
+class Placement:
+    """Where the model actors go, before the chooser: on GPUs or not, how many, and what
+    each actor and decode task asks Ray for, with reasons."""
+
+    on_gpu: bool
+    actors: int
+    actor_options: dict[str, Any]
+    decode_options: dict[str, Any]
+    reasons: dict[str, str]
+
+
+def place(resources: Mapping[str, float], device: str, asked: RayPlacement) -> Placement:
+    """The placement on a cluster with ``resources`` (as ``ray.cluster_resources()`` gives
+    them) for ``--device``: one actor per GPU, else one per two CPUs; what ``asked`` sets
+    wins."""
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
     if device.startswith("cuda") and gpus == 0:
         raise DeviceError(f"--device {device} was asked for, but the Ray cluster has no GPUs")
     on_gpu = gpus > 0 and (device == "auto" or device.startswith("cuda"))
-    # Ray gives each GPU actor one device of its own, which it sees as cuda:0.
-    actor_device = "cuda" if on_gpu else ("cpu" if device == "auto" else device)
     # One CPU each; on a one-CPU cluster, half of it, or the actor would starve the decoding.
-    cpu_share = {"num_cpus": 1 if cpus >= 2 else 0.5}
-    return _Plan(
-        device=actor_device,
-        actors=placement.actors or (gpus if on_gpu else max(1, cpus // 2)),
-        actor_options=dict(placement.actor_options or ({"num_gpus": 1} if on_gpu else cpu_share)),
-        decode_options=dict(placement.decode_options or cpu_share),
-        batch_size=_actor_batch_size(on_gpu),
+    cpu_share: dict[str, Any] = {"num_cpus": 1 if cpus >= 2 else 0.5}
+    cpu_why = "one CPU each" if cpus >= 2 else "half a CPU each: the cluster has one"
+    options: dict[str, Any]
+    if on_gpu:
+        actors, actors_why = gpus, f"one per GPU of the cluster ({gpus})"
+        options, options_why = {"num_gpus": 1}, "one GPU each, which the actor sees as cuda:0"
+    else:
+        actors, actors_why = max(1, cpus // 2), f"one per two CPUs of the cluster ({cpus})"
+        options, options_why = cpu_share, f"{cpu_why}, the rest for decoding"
+    decode_why = cpu_why
+    if asked.actors:
+        actors, actors_why = asked.actors, "as asked (RayPlacement)"
+    if asked.actor_options:
+        options, options_why = dict(asked.actor_options), "as asked (RayPlacement)"
+    decode = dict(asked.decode_options or cpu_share)
+    if asked.decode_options:
+        decode_why = "as asked (RayPlacement)"
+    reasons = {"actors": actors_why, "actor_options": options_why, "decode_options": decode_why}
+    return Placement(on_gpu, actors, options, decode, reasons)
+
+
+def _plan(
+    ray: Any,
+    model: str,
+    options: dict[str, Any],
+    batch_size: int | None,
+    asked: RayPlacement,
+    checked: Any,
+    folder: str,
+) -> RayPlan:
+    """The job's plan: the placement from the cluster's resources, then the chooser's plan
+    for an actor, from what a probe with an actor's resources finds (its hardware, the
+    checkpoint and runtime cache on its node) and the batch size asked for."""
+    device = options.get("device", "auto")
+    placed = place(ray.cluster_resources(), device, asked)
+    # Ray gives each GPU actor one device of its own, which it sees as cuda:0.
+    actor_device = "cuda" if placed.on_gpu else ("cpu" if device == "auto" else device)
+    probe = ray.remote(max_retries=0, **placed.actor_options)(_plan_inputs)
+    try:
+        planning = ray.get(
+            probe.remote(model, options, actor_device), timeout=ACTOR_START_TIMEOUT_S
+        )
+    except Exception as exc:
+        raise _job_failure(exc, folder) from exc
+    planning = dataclasses.replace(
+        planning, request=dataclasses.replace(planning.request, batch_size=batch_size)
     )
+    # What loading found out of the checkpoint (as load_classifier does): a fixed input.
+    changes = {} if planning.checkpoint.native else {"image_batch": checked.input_shape is not None}
+    plan = planning.plan(**changes)
+    return RayPlan(plan, placed.actors, placed.actor_options, placed.decode_options, placed.reasons)
 
 
-def _actor_batch_size(on_gpu: bool) -> int:
-    """The chooser's batch size for an actor's device, before any actor has probed its own
-    machine: fp32's on CPU nodes (the smaller one), the accelerators' on GPU nodes."""
-    from ..runtimes.hardware import Hardware
-    from ..runtimes.select import Checkpoint, Request, choose_plan
+def _plan_inputs(model: str, options: dict[str, Any], device: str) -> Any:
+    """A probe, run with an actor's resources: what the chooser takes, as an actor on that
+    node would find it (``runtimes.classifier.plan_inputs``, which ``load_classifier`` and
+    ``resnet-classify env`` start from too)."""
+    from ..models.zero_shot import ZeroShot
+    from ..runtimes.classifier import plan_inputs
 
-    node = Hardware(cores=1, cuda=("a node's GPU",) if on_gpu else ())
-    plan = choose_plan(Request(device="cuda" if on_gpu else "cpu"), Checkpoint(), node)
-    return plan.batch_size
+    labels = options.get("labels")
+    return plan_inputs(
+        model,
+        revision=options.get("revision"),
+        device=device,
+        precision=options.get("precision", "auto"),
+        exact=bool(options.get("exact")),
+        compile_model=bool(options.get("compile_model")),
+        zero_shot=None if labels is None else ZeroShot.of(labels, options.get("template")),
+    )
 
 
 def _connect(ray: Any, address: str | None) -> bool:
     """Join the cluster (default: $RAY_ADDRESS, else a Ray started here); False where this
-    process was connected already. The workers get this package's code, so every node runs
-    the same version as the driver."""
+    process was connected already. The workers get this package's code (``runtime_env``), so
+    every node runs the same version as the driver."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -292,7 +384,7 @@ def _connect(ray: Any, address: str | None) -> bool:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     options: dict[str, Any] = {
         "address": address,
-        "runtime_env": {"py_modules": [os.path.dirname(os.path.abspath(__file__))]},
+        "runtime_env": runtime_env(),
         # Ray's notes at start-up (auth mode, address reuse) are not for our users.
         "logging_level": logging.INFO if debug else logging.ERROR,
         "log_to_driver": debug,
@@ -308,6 +400,15 @@ def _connect(ray: Any, address: str | None) -> bool:
             f"could not start or join a Ray cluster {where}: {_last_line(exc)}"
         ) from exc
     return True
+
+
+def runtime_env() -> dict[str, Any]:
+    """What Ray sets up for every worker of the job: the whole ``resnet_cli`` package as the
+    driver has it (the actors and tasks import its models, runtimes, inputs and output, not
+    just this module), first on the workers' path, so a node without it installed, or with
+    another version, runs the driver's."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {"py_modules": [package]}
 
 
 # What Ray's C++ core prints to stderr whenever RAY_BACKEND_LOG_LEVEL is set, at any level:
@@ -362,7 +463,7 @@ def _data_context(ray: Any, quiet: bool) -> Iterator[None]:
     actor started before work is handed out, and Ray's own logs kept to warnings."""
     context = ray.data.DataContext.get_current()
     saved = (context.enable_progress_bars, context.wait_for_min_actors_s)
-    context.enable_progress_bars = not quiet and _isatty(sys.stderr)
+    context.enable_progress_bars = not quiet and is_terminal(sys.stderr)
     context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
     # Ray Data's progress module warns that its bars are off whenever they are.
     levels = {"ray.data": logging.ERROR if quiet else logging.WARNING}
@@ -377,13 +478,6 @@ def _data_context(ray: Any, quiet: bool) -> Iterator[None]:
         context.enable_progress_bars, context.wait_for_min_actors_s = saved
         for logger, level in saved_levels.items():
             logger.setLevel(level)
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def _write(dataset: Any, folder: str, fmt: str) -> None:
@@ -410,7 +504,7 @@ def _job_failure(exc: BaseException, folder: str) -> ResnetCliError:
         found = re.search(rf"{kind.__name__}: (.+)", text)
         if found:
             return kind(f"on a Ray node: {found.group(1).strip()}")
-    if "Timed out while starting actors" in text:
+    if "Timed out while starting actors" in text or type(exc).__name__ == "GetTimeoutError":
         return ClusterError(
             f"the Ray cluster did not start the model actors within {ACTOR_START_TIMEOUT_S} s: "
             "it lacks the CPUs, GPUs or resources they ask for"
@@ -553,183 +647,3 @@ def _decode_rows(
         for name, value in zip(_DECODED_COLUMNS, row_out, strict=True):
             columns[name].append(value)
     return pa.table(columns, schema=_decoded_schema())
-
-
-def _shard_table(records: list[Record], indices: list[int], fmt: str) -> Any:
-    """A batch's records as the rows its shard holds: parquet's record columns, or jsonl
-    lines (the local jsonl record with its ``index``)."""
-    if fmt == "parquet":
-        return records_table(records, indices)
-    import pyarrow as pa
-
-    lines = [record_json(record, index) for record, index in zip(records, indices, strict=True)]
-    return pa.table({"index": indices, "line": lines})
-
-
-def output_key(name: str) -> str:
-    """An input's name as a results folder keeps it (parquet strings must be UTF-8)."""
-    return escape_text(name)
-
-
-def shard_paths(folder: str | os.PathLike[str]) -> list[str]:
-    """The record shards in a results folder, in name order."""
-    try:
-        names = sorted(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [
-        os.path.join(folder, name)
-        for name in names
-        if name.endswith(SHARD_SUFFIXES) and not name.startswith(".")
-    ]
-
-
-def read_shard(path: str) -> tuple[list[tuple[int, Record]] | None, bool]:
-    """A shard's (index, record) rows and whether it is whole; None for a shard that cannot
-    be read at all (a parquet file cut short by an interrupted run has no footer)."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        try:
-            rows = pq.read_table(path).to_pylist()
-            return [(int(row["index"]), record_from_row(row)) for row in rows], True
-        except Exception:
-            return None, False
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            found, whole = json_line_records(handle.read())
-    except OSError:
-        return None, False
-    indexed = [(data["index"], record) for data, record in found if type(data.get("index")) is int]
-    return indexed, whole and len(indexed) == len(found)
-
-
-def read_ray_output(folder: str | os.PathLike[str], *, empty: bool = True) -> list[Record]:
-    """The records of a results folder written by the Ray engine, in input order.
-    ``empty=False``: a folder without a shard is a UsageError (``merge``)."""
-    if not os.path.isdir(folder):
-        raise UsageError(f"no results folder at {os.fspath(folder)!r}")
-    paths = shard_paths(folder)
-    if not paths and not empty:
-        raise UsageError(
-            f"no shards in {os.fspath(folder)!r}: name the folder an --engine ray run wrote "
-            "(its -o DIR)"
-        )
-    rows: list[tuple[int, Record]] = []
-    for path in paths:
-        shard, whole = read_shard(path)
-        if shard is None or not whole:
-            _refuse_a_stranger(path)
-            raise UsageError(
-                f"shard {path!r} is torn (its run was interrupted): run the command again "
-                "with --resume to finish it"
-            )
-        rows.extend(shard)
-    rows.sort(key=lambda row: row[0])  # stable: equal indices keep their shard order
-    return [record for _, record in rows]
-
-
-def _refuse_a_stranger(path: str) -> None:
-    """A UsageError where a file named like a shard is not one (a local run's results, a
-    merged file): its records have no ``index``, or it is not records at all. Merging it
-    would mix it in, resuming would drop its records and overwriting would delete it."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        try:
-            stranger = "index" not in pq.read_schema(path).names
-        except Exception:  # no footer: a shard cut short, as far as can be told
-            stranger = False
-    else:
-        # Ray writes whole lines; a kill cuts the last one, never the first complete one.
-        try:
-            with open(path, "rb") as handle:
-                first = handle.readline()
-        except OSError:
-            return
-        try:
-            data = json.loads(first) if first.endswith(b"\n") else {"index": 0}
-        except ValueError:
-            data = None
-        stranger = not (isinstance(data, dict) and type(data.get("index")) is int)
-    if stranger:
-        raise UsageError(
-            f"{path!r} is not a shard of an --engine ray run (its records have no index): "
-            "move it out of the folder"
-        )
-
-
-def prepare_output_folder(
-    folder: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False
-) -> set[str]:
-    """Check a results folder against --resume/--overwrite; for --resume, the ``output_key``
-    of every input already classified there."""
-    path = os.fspath(folder)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"output {path!r} is a file: --engine ray writes a folder of shards")
-    if not os.path.isdir(path) or not os.listdir(path):
-        return set()
-    if overwrite:
-        for shard in shard_paths(path):
-            _refuse_a_stranger(shard)  # before anything is removed
-        for name in os.listdir(path):
-            if name.endswith((*SHARD_SUFFIXES, TORN_SUFFIX)):
-                os.remove(os.path.join(path, name))
-        return set()
-    if not resume:
-        raise UsageError(
-            f"output folder {path!r} is not empty: pass --resume to continue the run there, "
-            "--overwrite to replace its records, or choose another folder"
-        )
-    return resume_folder(path)
-
-
-def resume_folder(folder: str) -> set[str]:
-    """Get a results folder ready to continue; return the ``output_key`` of each input
-    classified there. A shard that cannot be read (cut short by an interrupted run) is set
-    aside as ``.NAME.torn`` (hidden, so pandas and pyarrow still read the folder as one
-    table); failed records and torn lines are dropped from their shard, so their inputs are
-    classified again and the folder ends with every input exactly once."""
-    done: set[str] = set()
-    for path in shard_paths(folder):
-        rows, whole = read_shard(path)
-        if rows is None or not whole:
-            _refuse_a_stranger(path)
-        if rows is None:
-            os.replace(path, os.path.join(folder, f".{os.path.basename(path)}{TORN_SUFFIX}"))
-            continue
-        kept = [(index, record) for index, record in rows if record.ok]
-        if not whole or len(kept) < len(rows):
-            _rewrite_shard(path, kept)
-        done.update(output_key(record.input) for _, record in kept)
-    return done
-
-
-def _rewrite_shard(path: str, rows: list[tuple[int, Record]]) -> None:
-    """Replace a shard by ``rows`` atomically (remove it when there are none)."""
-    if not rows:
-        os.remove(path)
-        return
-    indices = [index for index, _ in rows]
-    records = [record for _, record in rows]
-    with replaced_atomically(path) as temporary:
-        if path.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            pq.write_table(records_table(records, indices), temporary)
-        else:
-            with open(temporary, "w", encoding="utf-8", newline="") as handle:
-                handle.write("".join(f"{record_json(r, i)}\n" for i, r in rows))
-
-
-def _count(paths: list[str]) -> tuple[int, int, int]:
-    """Records, failed records and records that need review in the given shards (what a torn
-    one still holds)."""
-    images = failed = review = 0
-    for path in paths:
-        rows, _ = read_shard(path)
-        for _, record in rows or ():
-            images += 1
-            failed += not record.ok
-            review += needs_review(record)
-    return images, failed, review

@@ -398,16 +398,9 @@ def _run_on_ray(
     """``run`` with --engine ray: the same inputs (files, then the dataset's rows),
     classified on a Ray cluster into a folder of shards."""
     from ..inputs.sources import collect_inputs, require_an_image
+    from ..output.shards import RAY_FORMATS, output_key, prepare_output_folder, read_ray_output
     from ..output.writers import format_for_path
-    from .ray_job import (
-        NEEDS_RAY,
-        RAY_FORMATS,
-        classify_on_ray,
-        output_key,
-        prepare_output_folder,
-        ray_available,
-        read_ray_output,
-    )
+    from .ray_job import NEEDS_RAY, classify_on_ray, ray_available
 
     if not ray_available():
         raise UsageError(NEEDS_RAY)
