@@ -51,6 +51,7 @@ from ..output.shards import (
 from ..output.writers import record_schema
 from ..runtimes.classifier import check_model_options
 from ..runtimes.select import Plan
+from ..text import is_terminal
 
 NEEDS_RAY = f"--engine ray needs Ray: {install_extra('ray')}"
 # A decode task takes this many batches' worth of inputs; each such block becomes one shard.

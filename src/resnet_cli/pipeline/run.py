@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..errors import (
     EXIT_FAILED,
@@ -37,7 +37,7 @@ from .options import RunOptions
 if TYPE_CHECKING:
     from ..inputs.datasets import DatasetInput
     from ..inputs.sources import Source
-    from ..output.files import ClaimedOutput, DoneInputs
+    from ..output.files import ClaimedOutput
     from ..output.organize import Organizer
     from ..output.xmp import SidecarWriter
 
@@ -47,14 +47,12 @@ STOP_SIGNALS = tuple(
 )
 
 
-class Bar:
+class Bar(Protocol):
     """A progress display: ``advance`` by the images done, ``stop`` at the end."""
 
-    def advance(self, n: int) -> None:
-        pass
+    def advance(self, n: int) -> None: ...
 
-    def stop(self) -> None:
-        pass
+    def stop(self) -> None: ...
 
 
 def _to_stderr(line: str) -> None:
@@ -209,7 +207,7 @@ def _run_here(r: _Run, inputs: list[str], dataset: str | None) -> RunResult:
 
 
 def _local_sources(
-    r: _Run, inputs: list[str], dataset: str | None, done: DoneInputs
+    r: _Run, inputs: list[str], dataset: str | None, done: Any
 ) -> tuple[Iterator[Source] | None, int | None]:
     """The inputs left to classify (None: none left of a resumed run) and how many (None:
     unknown, from stdin or a streamed dataset). Folders and globs are listed before the model
