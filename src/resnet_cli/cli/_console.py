@@ -4,11 +4,10 @@ spinner and progress bar, the closing summary, the output stream; the shared Typ
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import typer
 
@@ -29,12 +28,8 @@ def create_app(completion: bool = False, cls: Any = None) -> typer.Typer:
     )
 
 
-class Format(str, enum.Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-    parquet = "parquet"
+Format = Literal["table", "json", "jsonl", "csv", "parquet"]
+assert get_args(Format) == FORMATS
 
 
 def format_option(panel: str | None = None) -> Any:
@@ -144,6 +139,3 @@ def _silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
         os.close(devnull)
-
-
-assert tuple(f.value for f in Format) == FORMATS

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from ..models.zero_shot import zero_shot_on_disk, zero_shot_options
 from ..pipeline.options import RunOptions
 from ..pipeline.run import RunResult, Watcher
 from . import mistyped_command
-from ._console import Format, _progress_bar, _status, create_app, say, summary_line
+from ._console import _progress_bar, _status, create_app, say, summary_line
 from ._errors import Command
 from .options import (
     BatchSize,
@@ -29,7 +28,6 @@ from .options import (
     Device,
     DryRun,
     Engine,
-    EngineName,
     Exact,
     ImageColumn,
     Inputs,
@@ -48,7 +46,6 @@ from .options import (
     OutputFormat,
     Overwrite,
     Precision,
-    PrecisionName,
     Quiet,
     RayAddress,
     Report,
@@ -126,7 +123,7 @@ def classify_command(
     xmp_name: XmpName = None,
     quiet: Quiet = False,
     device: Device = "auto",
-    precision: Precision = PrecisionName.auto,
+    precision: Precision = "auto",
     batch_size: BatchSize = None,
     workers: Workers = None,
     compile_model: CompileModel = False,
@@ -134,7 +131,7 @@ def classify_command(
     organize_by: OrganizeBy = None,
     organize_mode: OrganizeMode = None,
     dry_run: DryRun = False,
-    engine: Engine = EngineName.local,
+    engine: Engine = "local",
     ray_address: RayAddress = None,
     version: Version = False,
 ) -> None:
@@ -166,8 +163,8 @@ def classify(inputs: list[str], parsed: dict[str, Any]) -> int:
 
 
 def run_options(parsed: dict[str, Any]) -> RunOptions:
-    """The RunOptions of the command's parameters (enums as their values)."""
-    values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in parsed.items()}
+    """The RunOptions of the command's parameters."""
+    values = dict(parsed)
     del values["version"]
     zero_shot = zero_shot_options(
         values.pop("labels"), values.pop("labels_file"), values.pop("template")
@@ -193,7 +190,7 @@ def _format_option(output_format: str | None, json_output: bool) -> str | None:
     """-f's value, with --json as -f json."""
     if not json_output:
         return output_format
-    if output_format is not None and output_format != Format.json.value:
+    if output_format is not None and output_format != "json":
         raise UsageError(f"--json means -f json, not -f {output_format}: pass one of the two")
     return "json"
 

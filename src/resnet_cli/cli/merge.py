@@ -37,8 +37,7 @@ def merge_command(
     output_format: Annotated[Format | None, format_option()] = None,
 ) -> None:
     """Merge the record shards of a --engine ray run into one file, in input order."""
-    fmt = output_format.value if output_format else None
-    raise typer.Exit(merge(folder, output, fmt))
+    raise typer.Exit(merge(folder, output, output_format))
 
 
 def merge(folder: Path, output: Path | None, output_format: str | None) -> int:

@@ -4,9 +4,8 @@ is named as its ``pipeline.options.RunOptions`` field, which the command fills f
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -26,23 +25,8 @@ INPUTS, DATASETS, MODEL, OUTPUT, SPEED, SORTING, RAY = (
 )
 
 
-class PrecisionName(str, enum.Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-    int8 = "int8"
-
-
-class EngineName(str, enum.Enum):
-    local = "local"
-    ray = "ray"
-
-
-# The choices organize.py and xmp.py define, as the enums Typer wants.
-OrganizeByName = enum.Enum("OrganizeByName", {name: name for name in organize.BY}, type=str)  # type: ignore[misc]
-OrganizeModeName = enum.Enum("OrganizeModeName", {name: name for name in organize.MODES}, type=str)  # type: ignore[misc]
-XmpNaming = enum.Enum("XmpNaming", {name: name for name in xmp.NAMINGS}, type=str)  # type: ignore[misc]
+PrecisionName = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+EngineName = Literal["local", "ray"]
 
 
 def option(*names: str, panel: str | None = None, **settings: Any) -> Any:
@@ -100,7 +84,7 @@ Report = Annotated[
 ]
 XmpSidecars = Annotated[bool, option("--xmp", panel=OUTPUT)]
 XmpName = Annotated[
-    XmpNaming | None, option("--xmp-name", metavar="NAME", show_default=False, panel=OUTPUT)
+    xmp.Naming | None, option("--xmp-name", metavar="NAME", show_default=False, panel=OUTPUT)
 ]
 Quiet = Annotated[bool, option("--quiet", "-q", panel=OUTPUT)]
 Device = Annotated[str, option("--device", "-d", metavar="DEVICE", panel=SPEED)]
@@ -112,10 +96,10 @@ Organize = Annotated[
     Path | None, option("--organize", metavar="DIR", show_default=False, panel=SORTING)
 ]
 OrganizeBy = Annotated[
-    OrganizeByName | None, option("--organize-by", metavar="BY", show_default=False, panel=SORTING)
+    organize.By | None, option("--organize-by", metavar="BY", show_default=False, panel=SORTING)
 ]
 OrganizeMode = Annotated[
-    OrganizeModeName | None,
+    organize.Mode | None,
     option("--organize-mode", metavar="MODE", show_default=False, panel=SORTING),
 ]
 DryRun = Annotated[bool, option("--dry-run", panel=SORTING)]

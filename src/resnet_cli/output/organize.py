@@ -28,7 +28,7 @@ import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from ..errors import UsageError
 from ..inputs.sources import Source
@@ -38,8 +38,10 @@ from ..text import printable
 if TYPE_CHECKING:
     from .files import DoneInputs
 
-MODES = ("link", "symlink", "copy", "move")
-BY = ("category", "label")
+Mode = Literal["link", "symlink", "copy", "move"]
+By = Literal["category", "label"]
+MODES: tuple[str, ...] = get_args(Mode)
+BY: tuple[str, ...] = get_args(By)
 FAILED, REVIEW = "_failed", "_review"
 # Characters a folder name cannot hold everywhere (Windows shares, macOS, Linux).
 _UNSAFE = str.maketrans({c: "_" for c in '/\\:*?"<>|\0'})

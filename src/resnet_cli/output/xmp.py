@@ -37,7 +37,7 @@ import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..errors import UsageError
 from ..results import Record
@@ -46,7 +46,8 @@ from ..text import printable
 NAMESPACE = "urn:resnet-classify:xmp:1.0/"
 PREFIX = "resnetcli"
 # full: IMG_1.jpg.xmp (darktable, digiKam); stem: IMG_1.xmp (Lightroom, exiftool).
-NAMINGS = ("full", "stem")
+Naming = Literal["full", "stem"]
+NAMINGS: tuple[str, ...] = get_args(Naming)
 # A sidecar is a few kilobytes (darktable's history: a few hundred); anything this big is not one.
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 SUBJECT, HIERARCHICAL = "Xmp.dc.subject", "Xmp.lr.hierarchicalSubject"
