@@ -40,6 +40,7 @@ __all__ = [
     "RunResult",
     "Source",
     "UsageError",
+    "Watcher",
     "__version__",
     "classify",
     "collect_inputs",
