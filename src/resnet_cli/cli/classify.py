@@ -765,11 +765,13 @@ def classify_to(
     from ..runtimes.classifier import load_classifier
 
     try:
-        classifier = load_classifier(o.model, images=total, **o.model_options())
+        classifier = load_classifier(
+            o.model, images=total, batch_size=o.batch_size, workers=o.workers, **o.model_options()
+        )
     finally:
         if progress is not None:
             progress.stop()
-    size = o.batch_size or classifier.plan.batch_size
+    size = classifier.plan.batch_size
     from ..categories import resolve_categories
     from ..output.writers import create_writer
 
@@ -809,8 +811,6 @@ def classify_to(
             classifier,
             sources,
             top_k=o.top_k,
-            batch_size=o.batch_size,
-            workers=o.workers,
             max_pixels=o.max_pixels,
             categories=with_category,
             min_score=o.min_score,
@@ -1127,6 +1127,7 @@ def results_meta(o: Options, classifier: Any) -> dict[str, Any]:
         "exact": o.exact,
         "max_pixels": o.max_pixels,
         **({"int8": classifier.int8.as_dict()} if classifier.int8 is not None else {}),
+        "plan": classifier.plan.as_dict(),
         "cwd": os.getcwd(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **({} if o.zero_shot is None else {"zero_shot": o.zero_shot.meta()}),

@@ -22,6 +22,7 @@ class EnvFormat(str, enum.Enum):
 @env_app.command(
     cls=Command,
     epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json\n\n"
+    "    resnet-classify env -b 64 -j 3\n\n"
     "    resnet-classify env --labels 'cat, dog'",
 )
 def env_command(
@@ -50,13 +51,25 @@ def env_command(
         str, typer.Option("--precision", "-p", help="As for classifying: auto, fp32, bf16, fp16.")
     ] = "auto",
     exact: Annotated[bool, typer.Option("--exact", help="Plan an --exact run.")] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", "-b", min=1, metavar="N", help="As for classifying: images per batch."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-j", min=1, metavar="N", help="As for classifying: decode workers."
+        ),
+    ] = None,
     output_format: Annotated[
         EnvFormat, typer.Option("--format", "-f", help="text for people, json for scripts.")
     ] = EnvFormat.text,
 ) -> None:
     """Print what a bug report needs: versions, the machine as resnet-classify sees it, and
-    how a run of --model would compute (device, precision, runtime, batch size) and why.
-    Nothing is downloaded."""
+    how a run of --model with these options would compute (every choice of its plan) and
+    why. Nothing is downloaded."""
 
     import json
 
@@ -69,7 +82,17 @@ def env_command(
     name, source = resolve_model(
         model, zero_shot is not None, lambda chosen: zero_shot_on_disk(chosen, revision)
     )
-    facts = describe(name, revision, device, precision, exact, zero_shot, model_from=source)
+    facts = describe(
+        name,
+        revision,
+        device,
+        precision,
+        exact,
+        zero_shot,
+        model_from=source,
+        batch_size=batch_size,
+        workers=workers,
+    )
     if output_format == EnvFormat.json:
         print(json.dumps(facts, indent=2))
     else:
