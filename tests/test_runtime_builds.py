@@ -5,6 +5,7 @@ model in training mode, so after image 64 BatchNorm ran on batch statistics and 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def assert_same(model: Any, before: tuple[list[bool], dict[str, torch.Tensor]]) 
 
 
 BUILDS: dict[str, Callable[[Any, torch.Tensor], tuple[Any, str]]] = {
-    "onnxruntime": onnx_runtime.build_export,
+    "onnxruntime": functools.partial(onnx_runtime.build_export, threads=2),
     "torchscript": torchscript.build,
 }
 

@@ -124,6 +124,11 @@ def test_a_runtime_that_cannot_be_built_falls_back_to_torch_with_its_reason() ->
     plan = chosen.fallen_back("the export disagreed")
     assert plan.runtime == "torch" and "the export disagreed" in plan.reasons["runtime"]
     assert chosen.runtime == ORT and chosen.reasons["runtime"].startswith("fp32")  # a new plan
+    with pytest.raises(TypeError):  # nothing changes a plan in place, its reasons neither
+        chosen.reasons["runtime"] = "changed"  # type: ignore[index]
+    import pickle
+
+    assert pickle.loads(pickle.dumps(plan)) == plan  # as a Ray worker would get it
     assert plan.as_dict()["runtime"] == {"value": "torch", "why": plan.reasons["runtime"]}
 
 

@@ -12,7 +12,9 @@ runtime mid-run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError, UsageError, install_extra
@@ -107,7 +109,16 @@ class Plan:
     export_after: bool = False
     calibrate: int = 0
     note: str | None = None
-    reasons: dict[str, str] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Read-only, as the rest of the plan: a change of plan is a new plan (``replace``).
+        object.__setattr__(self, "reasons", MappingProxyType(dict(self.reasons)))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (for a Ray worker) with its reasons as a plain dict."""
+        values = [getattr(self, each.name) for each in fields(self)]
+        return (Plan, (*values[:-1], dict(self.reasons)))
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Every choice as plain data, with its reason: ``{field: {"value": ..., "why": ...}}``
@@ -171,23 +182,7 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
     # An INT8 model an earlier run cached starts without torch; a checkpoint whose processor
     # is not in NumPy cannot, and calibrates again.
     int8_ready = precision == "int8" and checkpoint.int8 is not None and checkpoint.cacheable
-    if request.labels:
-        network, network_why = (
-            "zero-shot",
-            checkpoint.network_note
-            or (
-                f"AutoModelForZeroShotImageClassification: the text of your {request.labels} "
-                "label(s) embedded once, each image's embedding scored against them"
-            ),
-        )
-    elif runtime == "onnxruntime" and checkpoint.cached:
-        network, network_why = "onnx cache", "the cached export runs without torch"
-    elif int8_ready:
-        network, network_why = "int8 cache", "the cached INT8 model runs without torch"
-    elif checkpoint.native:
-        network, network_why = "native", "a ResNet checkpoint on disk: built without transformers"
-    else:
-        network, network_why = "transformers", "AutoModelForImageClassification"
+    network, network_why = _network(request, checkpoint, runtime, int8_ready)
     device_decode, device_decode_why = _device_decode(request, checkpoint, device)
     workers, workers_why = _workers(request, hardware, device_decode)
     torch_model = network not in ("onnx cache", "int8 cache")
@@ -233,6 +228,25 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
             ),
         },
     )
+
+
+def _network(
+    request: Request, checkpoint: Checkpoint, runtime: str, int8_ready: bool
+) -> tuple[str, str]:
+    """What builds the model: nothing (a cache entry runs without torch), native or
+    transformers (zero-shot: with the user's labels)."""
+    if request.labels:
+        return "zero-shot", checkpoint.network_note or (
+            f"AutoModelForZeroShotImageClassification: the text of your {request.labels} "
+            "label(s) embedded once, each image's embedding scored against them"
+        )
+    if runtime == "onnxruntime" and checkpoint.cached:
+        return "onnx cache", "the cached export runs without torch"
+    if int8_ready:
+        return "int8 cache", "the cached INT8 model runs without torch"
+    if checkpoint.native:
+        return "native", "a ResNet checkpoint on disk: built without transformers"
+    return "transformers", "AutoModelForImageClassification"
 
 
 def _quick_start(
