@@ -341,6 +341,32 @@ def test_the_cache_keeps_only_the_most_recently_used_exports(tmp_path: Path) -> 
     assert not (folder / "01.json").exists() and (folder / "05.json").exists()  # records go too
 
 
+def test_the_int8_entries_are_pruned_by_the_same_rule(tmp_path: Path) -> None:
+    """INT8's entries (record, model.xml, model.bin) go through the same cache code: only
+    entries with the tool's own record are pruned, the least recently used first."""
+    from resnet_cli.runtimes.int8 import ENTRIES
+
+    folder = tmp_path / "int8"
+    folder.mkdir()
+    for i in range(5):
+        entry = folder / f"{i:02d}.json"
+        ENTRIES.write_record(entry, {"check": {}, "recipe": {}})
+        for suffix in ENTRIES.suffixes:
+            entry.with_suffix(suffix).write_bytes(b"model")
+        os.utime(entry, (1_000_000 + i, 1_000_000 + i))
+    theirs = [folder / "notes.json", folder / "old.json", folder / "old.xml"]
+    theirs[0].write_text("not json")
+    theirs[1].write_text(json.dumps({"check": {}, "recipe": {}}))  # no key of its own
+    theirs[2].write_text("<xml/>")
+    for path in theirs:
+        os.utime(path, (1000, 1000))
+    ENTRIES.prune(keep=folder / "00.json", most=3)
+    assert sorted(p.name for p in folder.glob("0*")) == [
+        "00.bin", "00.json", "00.xml", "03.bin", "03.json", "03.xml", "04.bin", "04.json", "04.xml"
+    ]  # fmt: skip
+    assert all(path.exists() for path in theirs)
+
+
 def test_loading_an_export_marks_it_recently_used(tiny_model: Path) -> None:
     files = local_files(str(tiny_model), None)
     assert files is not None

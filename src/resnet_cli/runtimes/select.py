@@ -303,7 +303,7 @@ def _fold_batchnorm(request: Request, torch_model: bool) -> tuple[bool, str]:
         return False, "no torch model: the cached model runs as it was saved"
     if request.exact:
         return False, "--exact keeps the pipeline's arithmetic"
-    return True, "into the convolution before it: one pass less, rounding apart the same"
+    return True, "into the convolution before it: one pass less, the same logits but for rounding"
 
 
 def _intra_op_threads(hardware: Hardware) -> tuple[int, str]:
