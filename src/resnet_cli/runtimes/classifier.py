@@ -2,10 +2,10 @@
 image processor, ready to classify.
 
 ``load_classifier`` reads what it can of the checkpoint without torch and asks
-``runtimes.select.choose_plan`` how the run computes, once: where an earlier run left a cache
-entry the plan starts from, from what the files on disk say (and the torch-free classifier of
-``quick_start`` is the run's); otherwise from what loading the network found out. It then
-builds exactly that plan (``build``): the network made ready and the runtime the plan names,
+``runtimes.select.choose_plan`` how the run computes. Where that plan starts from an earlier
+run's cache entry, it is the run's plan (the torch-free classifier of ``quick_start``);
+otherwise the run's plan is chosen once its network is loaded, from all that loading found
+out, and built exactly (``build``): the network made ready and the runtime the plan names,
 checked before the first image. A runtime that cannot be built is a new plan, saying why
 (``Plan.fallen_back``); the classifier holds the plan that runs. Every image of the run is
 scored by that runtime.
@@ -106,17 +106,17 @@ def load_classifier(
         workers=workers,
     )
     checkpoint, files = planning.checkpoint, planning.files
-    if files is not None and (checkpoint.cached or checkpoint.int8 is not None):
-        # A checkpoint exported (or quantized) by an earlier run starts without torch (0.2 s,
-        # not 3-4 s), where the plan says so: that plan is the run's.
-        plan = planning.plan()
-        if not plan.needs_torch:
-            from .quick_start import load
+    # The plan as the files on disk tell it, before torch: a request that cannot run is one
+    # line at once, and a checkpoint exported (or quantized) by an earlier run starts without
+    # torch (0.2 s, not 3-4 s), where this plan says so; it is then the run's plan.
+    early = planning.plan()
+    if not early.needs_torch and files is not None:
+        from .quick_start import load
 
-            cached = load(model, files, plan, checkpoint.int8)
-            if cached is not None:
-                return dataclasses.replace(cached, offline=offline)
-            checkpoint = dataclasses.replace(checkpoint, cached=False, int8=None)
+        cached = load(model, files, early, checkpoint.int8)
+        if cached is not None:
+            return dataclasses.replace(cached, offline=offline)
+        checkpoint = dataclasses.replace(checkpoint, cached=False, int8=None)
     import torch
 
     from ..models.checkpoint import label_fields
@@ -160,8 +160,9 @@ def load_classifier(
             network_note=getattr(network, "plan_note", None),
         )
         files = files if checkpoint.cacheable else None
-    # The plan, from all that is known of the checkpoint now (and oneDNN's kernels, which
-    # only torch can tell).
+    # The run's plan, chosen from all that is known of the checkpoint now that its network is
+    # loaded (its processor's batch, a zero-shot head) and oneDNN's kernels, which only torch
+    # can tell; from here on, only a recorded fallback (a new plan) changes it.
     hardware = planning.hardware.with_torch()
     plan = dataclasses.replace(planning, checkpoint=checkpoint, hardware=hardware).plan()
     torch_device = _torch_device(plan.device)
