@@ -299,3 +299,23 @@ def test_the_jpeg_markers_say_what_pillow_says(name: str, data: bytes) -> None:
     from resnet_cli.pipeline.local import _device_decodable
 
     assert _device_decodable(data, None) == pillow_device_decodable(data), name
+
+
+def test_a_request_that_cannot_run_fails_before_the_network_loads(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from resnet_cli.errors import DeviceError
+    from resnet_cli.models import native
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+
+    def no_loading(*args: Any) -> Any:
+        raise AssertionError("the network was loaded before the plan said it cannot run")
+
+    monkeypatch.setattr(native, "load_native", no_loading)
+    monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))  # no export to start from
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        load_classifier(str(tiny_model), device="cuda", runtime="torch")
