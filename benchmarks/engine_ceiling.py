@@ -17,6 +17,7 @@ the torch classifier, top-k by torch, as a GPU run computes it (here on the CPU)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import platform
 import statistics
@@ -40,7 +41,7 @@ def instant_plan(runtime: str) -> Any:
 
 
 def numpy_classifier(logits: np.ndarray) -> Any:
-    from resnet_cli.runtimes.onnx_runtime import OnnxClassifier, _Cpu
+    from resnet_cli.runtimes.loaded import ArrayClassifier, Cpu
 
     pixels = np.zeros((3, 8, 8), np.float32)
 
@@ -48,11 +49,11 @@ def numpy_classifier(logits: np.ndarray) -> Any:
         def prepare(self, image: Any) -> np.ndarray:
             return pixels
 
-    return OnnxClassifier(
+    return ArrayClassifier(
         name="instant",
         model=None,
         processor=Processor(),
-        device=_Cpu(),
+        device=Cpu(),
         dtype=None,
         labels=[f"label {i}" for i in range(LABELS)],
         multi_label=False,
@@ -64,7 +65,7 @@ def numpy_classifier(logits: np.ndarray) -> Any:
 def torch_classifier(logits: np.ndarray) -> Any:
     import torch
 
-    from resnet_cli.runtimes.classifier import Classifier
+    from resnet_cli.runtimes.loaded import Classifier
 
     table = torch.from_numpy(logits)
 
@@ -97,7 +98,10 @@ def measure(classifier: Any, images: int, batch_size: int) -> float:
     writer = JsonlWriter(io.StringIO())
     start = time.perf_counter()
     count = failed = 0
-    for batch in classify_batches(classifier, sources, top_k=5, batch_size=batch_size):
+    # The batch size as -b asks for it: the plan the classifier runs.
+    plan = dataclasses.replace(classifier.plan, batch_size=batch_size)
+    classifier = dataclasses.replace(classifier, plan=plan)
+    for batch in classify_batches(classifier, sources, top_k=5):
         writer.write(batch)
         count += len(batch)
         failed += sum(not record.ok for record in batch)

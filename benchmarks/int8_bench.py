@@ -108,9 +108,10 @@ class Model:
 
 
 def ort_fp32(model: Model) -> Callable[[np.ndarray], np.ndarray]:
+    from resnet_cli.runtimes.hardware import usable_cores
     from resnet_cli.runtimes.onnx_runtime import INPUT, new_session
 
-    session = new_session(model.onnx)
+    session = new_session(model.onnx, usable_cores())
     return lambda x: session.run(None, {INPUT: x})[0]
 
 
@@ -128,6 +129,7 @@ def ort_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from resnet_cli.runtimes.hardware import usable_cores
     from resnet_cli.runtimes.onnx_runtime import INPUT, new_session
 
     class Reader(CalibrationDataReader):
@@ -159,14 +161,15 @@ def ort_int8(
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=excluded,
             )
-        session = new_session(quantized.read_bytes())
+        session = new_session(quantized.read_bytes(), usable_cores())
     return lambda x: session.run(None, {INPUT: x})[0]
 
 
 def ov_fp32(model: Model) -> Callable[[np.ndarray], np.ndarray]:
+    from resnet_cli.runtimes.hardware import usable_cores
     from resnet_cli.runtimes.int8 import OpenVinoForward
 
-    return OpenVinoForward(model.openvino_model()).run
+    return OpenVinoForward(model.openvino_model(), usable_cores()).run
 
 
 def ov_int8(
@@ -175,10 +178,11 @@ def ov_int8(
     depthwise_in_fp32: bool = True,
     seven_bit: bool | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
+    from resnet_cli.runtimes.hardware import usable_cores
     from resnet_cli.runtimes.int8 import OpenVinoForward, quantize
 
     quantized = quantize(model.openvino_model(), calibration, depthwise_in_fp32, seven_bit)
-    return OpenVinoForward(quantized).run
+    return OpenVinoForward(quantized, usable_cores()).run
 
 
 def rates(

@@ -64,7 +64,8 @@ def test_big_batches_take_inputs_a_few_at_a_time_bounded_and_in_order(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    classifier = load_classifier(str(tiny_model), device="cpu")
+    batch_size, workers = 64, 2
+    classifier = load_classifier(str(tiny_model), device="cpu", batch_size=64, workers=2)
     paths = []
     for i in range(400):
         path = tmp_path / f"{i:03d}.png"
@@ -88,13 +89,10 @@ def test_big_batches_take_inputs_a_few_at_a_time_bounded_and_in_order(
             pulled += 1
             yield Source(path, path)
 
-    batch_size, workers = 64, 2
     chunk = batch_size // (4 * workers)  # 8: what the engine takes for these settings
     in_flight = batch_size + 2 * workers
     records = []
-    for batch in classify_batches(
-        classifier, sources(), batch_size=batch_size, workers=workers, top_k=2
-    ):
+    for batch in classify_batches(classifier, sources(), top_k=2):
         records.extend(batch)
         # Memory stays bounded, however many inputs there are: ahead of the records handed
         # over are at most the queued chunks (in_flight, rounded up to a chunk), the chunk

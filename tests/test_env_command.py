@@ -77,3 +77,36 @@ def test_env_help_imports_no_torch() -> None:
     result = run_probing_imports(["env", "--help"], dict(os.environ))
     assert result.returncode == 0 and "--format" in result.stdout
     assert not imported(result)["torch"]
+
+
+def test_a_run_uses_the_plan_env_prints(
+    tiny_model: Path, images: list[Path], tmp_path: Path
+) -> None:
+    """-b and -j reach the plan: env shows them, and a run with the same flags records the
+    very plan env printed, every field and its reason (the local engine)."""
+    flags = ["-m", tiny_model, "-d", "cpu", "-b", "64", "-j", "3"]
+    code, out, err = env(*flags, "-f", "json")
+    assert code == 0, err
+    printed = json.loads(out)["plan"]
+    assert printed["batch_size"] == {"value": 64, "why": "as asked"}
+    assert printed["workers"] == {"value": 3, "why": "as asked"}
+    results = tmp_path / "out.jsonl"
+    run = run_cli(*flags, *images, "-o", results, "-q")
+    assert run.returncode == 0, run.stderr
+    from resnet_cli.output.files import META_KEY
+
+    recorded = json.loads(Path(f"{results}.meta.json").read_text())[META_KEY]["plan"]
+    assert list(recorded) == list(printed)
+    for name, row in printed.items():
+        assert recorded[name] == row, name
+
+
+def test_text_prints_every_choice_of_the_plan(tiny_model: Path) -> None:
+    code, out, err = env("-m", tiny_model, "-b", "64", "-j", "3")
+    assert code == 0, err
+    rows = [line.split("  ")[1].strip() for line in out.splitlines() if line.startswith("  ")]
+    assert rows[:4] == ["device", "precision", "runtime", "network"]
+    for name in ("batch size", "workers", "channels last", "cudnn benchmark", "fold batchnorm"):
+        assert name in rows
+    assert "intra op threads" in rows
+    assert any(line.split()[:4] == ["batch", "size", "64", "as"] for line in out.splitlines())

@@ -56,10 +56,11 @@ def imports_of(name: str, path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package[: len(package) - (node.level - 1)]
-            target = [*base, *(node.module.split(".") if node.module else [])]
-            if not target:  # from . import x: x is a module of the package, or a name in it
-                target = [alias.name for alias in node.names][:1]
-            found.append((node.lineno, ".".join(target) or "__init__"))
+            if node.module:
+                found.append((node.lineno, ".".join([*base, *node.module.split(".")])))
+            else:  # from . import x: x is a module of the package, or a name in it
+                for alias in node.names:
+                    found.append((node.lineno, ".".join([*base, alias.name])))
         elif isinstance(node, ast.ImportFrom | ast.Import):
             names = [node.module] if isinstance(node, ast.ImportFrom) else []
             names += [alias.name for alias in getattr(node, "names", [])]
@@ -134,3 +135,102 @@ def test_the_steering_modules_load_without_torch() -> None:
     )
     assert len(names) >= 8
     assert json.loads(result.stdout) == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, at module level or inside a function
+    (``from . import x`` names the package itself or its module ``x``, as ``imports_of``
+    reads it; a package's ``__init__`` counts as the package)."""
+    names = set(modules())
+
+    def resolve(target: str) -> str | None:
+        package = target.rpartition(".")[0]  # a name imported from a package's __init__
+        for candidate in (target, f"{target}.__init__", f"{package}.__init__" if package else ""):
+            if candidate in names:
+                return candidate
+        return None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules().items():
+        found = {resolve(target) for _, target in imports_of(name, path)}
+        graph[name] = {target for target in found if target is not None and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's strongly connected components of more than one module (Tarjan's), each
+    sorted: every module in one imports, through the others, every module in it."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    """No module imports, directly or through others, a module that imports it: counting
+    imports inside functions too, which hide a cycle from Python but not from a reader."""
+    graph = import_graph()
+    assert "runtimes.cuda_graph" in graph["runtimes.build"]  # from . import cuda_graph
+    assert len(graph) > 40
+    found = cycles(graph)
+    assert found == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
+    """The check above can fail: a cycle through an import inside a function, and one of
+    three modules, are found; a chain is not a cycle."""
+    module = tmp_path / "runtimes" / "a.py"
+    module.parent.mkdir()
+    module.write_text("from .b import x\n\ndef f():\n    from . import c\n")
+    assert [target for _, target in imports_of("runtimes.a", module)] == [
+        "runtimes.b",
+        "runtimes.c",
+    ]
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"f"}, "f": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"x": {"y"}, "y": {"x"}, "z": set()}) == [["x", "y"]]
+    assert cycles({"x": {"y"}, "y": set()}) == []
+
+
+def merge_leftovers(root: Path) -> list[str]:
+    """Files a merge or a patch left behind (``*.orig``, ``*.rej``) under ``root``."""
+    return sorted(
+        str(path.relative_to(root))
+        for pattern in ("*.orig", "*.rej")
+        for path in root.rglob(pattern)
+    )
+
+
+def test_no_merge_leftovers_under_src(tmp_path: Path) -> None:
+    assert not merge_leftovers(PACKAGE.parent), merge_leftovers(PACKAGE.parent)
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "pipeline" / "ray_job.py.orig").write_text("")
+    (tmp_path / "x.py.rej").write_text("")
+    assert merge_leftovers(tmp_path) == ["pipeline/ray_job.py.orig", "x.py.rej"]  # it can fail

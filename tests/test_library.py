@@ -15,7 +15,7 @@ from resnet_cli.pipeline.local import classify_batches
 
 @pytest.fixture(scope="module")
 def classifier(tiny_model: Path):
-    return load_classifier(str(tiny_model), device="cpu")
+    return load_classifier(str(tiny_model), device="cpu", batch_size=4)
 
 
 def test_paths_images_and_bytes_give_the_same_answer(classifier, images: list[Path]) -> None:
@@ -42,17 +42,16 @@ def test_batches_come_in_order_and_bounded(classifier, tmp_path: Path) -> None:
         path = tmp_path / f"{i:02d}.jpg"
         scene(64 + i, 48, seed=i).save(path)
         paths.append(path)
-    batches = list(
-        classify_batches(classifier, [Source(str(p), str(p)) for p in paths], batch_size=4)
-    )
+    batches = list(classify_batches(classifier, [Source(str(p), str(p)) for p in paths]))
     assert [len(b) for b in batches] == [4, 4, 3]
     assert [r.input for b in batches for r in b] == [str(p) for p in paths]
 
 
 def test_out_of_memory_halves_the_batch_and_loses_nothing(
-    classifier, images: list[Path], monkeypatch: pytest.MonkeyPatch
+    tiny_model: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = list(classify(classifier, images, batch_size=8))
+    classifier = load_classifier(str(tiny_model), device="cpu", batch_size=8)
+    expected = list(classify(classifier, images))
     real_predict = type(classifier).predict
     sizes: list[int] = []
 
@@ -63,7 +62,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(
         return real_predict(self, pixels, top_k)
 
     monkeypatch.setattr(type(classifier), "predict", flaky_predict)
-    records = list(classify(classifier, images, batch_size=8))
+    records = list(classify(classifier, images))
     assert sizes[0] == len(images) and max(s for s in sizes if s <= 2) == 2
     assert [r.input for r in records] == [r.input for r in expected]
     for ours, theirs in zip(records, expected, strict=True):
@@ -127,15 +126,15 @@ def test_every_cpu_runtime_scores_the_whole_run_as_eager_torch_does(
     # bf16: --precision auto on a CPU with AMX or AVX512-BF16 (emulated where there is none).
     bf16 = runtime == "bf16"
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1" if bf16 else "0")
-    eager = load_classifier(str(tiny_model), device="cpu", runtime="torch")
-    fast = load_classifier(str(tiny_model), device="cpu")
+    eager = load_classifier(str(tiny_model), device="cpu", runtime="torch", batch_size=4)
+    fast = load_classifier(str(tiny_model), device="cpu", batch_size=4)
     if bf16:  # oneDNN's packed convolutions where it has bf16 kernels, else eager autocast
         runtime = "onednn" if "bf16" in onednn_kernels() else "torch"
     assert (fast.runtime, eager.runtime) == (runtime, "torch")
     assert fast.precision == eager.precision == ("bf16" if bf16 else "fp32")
     inputs = images * 3
-    expected = list(classify(eager, inputs, batch_size=4))
-    records = list(classify(fast, inputs, batch_size=4))
+    expected = list(classify(eager, inputs))
+    records = list(classify(fast, inputs))
     assert fast.runtime == runtime  # for every image: nothing changes runtime mid-run
     # Only an ONNX export is kept for later runs.
     assert len(list((tmp_path / "cache").glob("onnx/*.onnx"))) == (runtime == "onnxruntime")
@@ -200,7 +199,7 @@ def test_device_path_turns_images_upright_like_pil(orientation: int) -> None:
 
 def test_a_long_run_of_failures_is_flushed_in_batches(classifier) -> None:
     sources = [Source(f"bad{i}", data=b"not an image") for i in range(40)]
-    batches = list(classify_batches(classifier, sources, batch_size=4))
+    batches = list(classify_batches(classifier, sources))
     assert len(batches) > 1 and max(len(b) for b in batches) <= 16
     assert [r.input for b in batches for r in b] == [s.name for s in sources]
     assert not any(r.ok for b in batches for r in b)
@@ -228,10 +227,16 @@ def test_cudnn_times_its_algorithms_on_cuda_runs_but_exact_ones(
 ) -> None:
     import torch
 
-    from resnet_cli.runtimes.classifier import tune_backends
+    from resnet_cli.runtimes.build import tune_backends
+    from resnet_cli.runtimes.hardware import Hardware
+    from resnet_cli.runtimes.select import Checkpoint, Request, choose_plan
 
+    gpu = Hardware(cores=2, cuda=("Fake GPU",), onednn=frozenset())
+    plan = choose_plan(Request(device=device, exact=exact), Checkpoint(), gpu)
+    assert plan.cudnn_benchmark == (device == "cuda" and not exact)  # the plan decides
+    assert plan.reasons["cudnn_benchmark"]
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored afterwards
-    tune_backends(torch.device(device), exact)  # a flag: no GPU needed to set it
+    tune_backends(plan)  # a flag: no GPU needed to set it
     assert torch.backends.cudnn.benchmark == (device == "cuda" and not exact)
 
 
@@ -354,3 +359,23 @@ def test_the_library_run_returns_what_the_command_prints(
         run(images, topk=3)
     with pytest.raises(UsageError, match="--resume needs --output"):
         run(images, model=str(tiny_model), resume=True)
+
+
+def test_a_request_that_cannot_run_fails_before_the_network_loads(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from resnet_cli.errors import DeviceError
+    from resnet_cli.models import native
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+
+    def no_loading(*args: Any) -> Any:
+        raise AssertionError("the network was loaded before the plan said it cannot run")
+
+    monkeypatch.setattr(native, "load_native", no_loading)
+    monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(tmp_path / "cache"))  # no export to start from
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        load_classifier(str(tiny_model), device="cuda", runtime="torch")

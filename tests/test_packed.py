@@ -113,12 +113,12 @@ def test_bf16_runs_on_it_where_oneDNN_has_kernels_and_else_stays_eager(
     import resnet_cli.runtimes.onednn
 
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1")  # --precision auto: bf16
-    classifier = load_classifier(str(tiny_model), device="cpu")
+    classifier = load_classifier(str(tiny_model), device="cpu", batch_size=2)
     assert classifier.precision == "bf16"
     # Without oneDNN bf16 kernels nothing is tried: the check alone would cost two forward
     # passes in emulated bf16.
     assert classifier.runtime == ("onednn" if BF16_KERNELS else "torch")
-    records = list(classify(classifier, images * 2, batch_size=2))
+    records = list(classify(classifier, images * 2))
     assert all(r.ok for r in records)
 
     # A model through transformers is not packed: it stays eager.
@@ -132,10 +132,10 @@ def test_bf16_runs_on_it_where_oneDNN_has_kernels_and_else_stays_eager(
     # Where packing fails, the run goes in eager autocast, with the same answers, and the
     # plan says why.
     monkeypatch.setattr(resnet_cli.runtimes.onednn, "PackedResNet", refuse)
-    fallback = load_classifier(str(tiny_model), device="cpu", precision="bf16")
+    fallback = load_classifier(str(tiny_model), device="cpu", precision="bf16", batch_size=2)
     if BF16_KERNELS:
         assert "could not be built" in fallback.plan.reasons["runtime"]
-    again = list(classify(fallback, images * 2, batch_size=2))
+    again = list(classify(fallback, images * 2))
     assert fallback.runtime == "torch"
     for ours, theirs in zip(again, records, strict=True):
         scores = {p.class_id: p.score for p in theirs.predictions}
@@ -151,8 +151,8 @@ def test_a_bf16_score_does_not_depend_on_where_in_the_run_the_image_came(
     monkeypatch.setenv("RESNET_CLI_CPU_BF16", "1")
 
     def scores(inputs: list[Path], batch_size: int) -> dict[str, dict[int, float]]:
-        classifier = load_classifier(str(tiny_model), device="cpu")
-        records = classify(classifier, inputs, batch_size=batch_size, top_k=3)
+        classifier = load_classifier(str(tiny_model), device="cpu", batch_size=batch_size)
+        records = classify(classifier, inputs, top_k=3)
         return {r.input: {p.class_id: p.score for p in r.predictions} for r in records}
 
     alone = scores(images[-1:], 1)

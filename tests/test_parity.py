@@ -26,8 +26,8 @@ def test_exact_scores_equal_the_transformers_pipeline(tiny_model: Path, photos: 
 
     reference = pipeline("image-classification", model=str(tiny_model), device="cpu")
     expected = reference([str(p) for p in photos], top_k=4)
-    classifier = load_classifier(str(tiny_model), exact=True, device="cpu")
-    records = list(classify(classifier, photos, top_k=4, batch_size=4))
+    classifier = load_classifier(str(tiny_model), exact=True, device="cpu", batch_size=4)
+    records = list(classify(classifier, photos, top_k=4))
     assert [r.input for r in records] == [str(p) for p in photos]
     for record, answer in zip(records, expected, strict=True):
         assert [p.label for p in record.predictions] == [a["label"] for a in answer]

@@ -17,6 +17,7 @@ import pytest
 from conftest import build_tiny_model, imported, run_probing_imports, scene
 from resnet_cli import classify, load_classifier
 from resnet_cli.models.checkpoint import local_files
+from resnet_cli.runtimes import cache
 from resnet_cli.runtimes import onnx_runtime as rt
 
 
@@ -37,7 +38,7 @@ def photos(tmp_path: Path) -> list[Path]:
 
 
 def cached_exports() -> list[Path]:
-    return sorted(rt.cache_dir().glob("onnx/*.onnx"))
+    return sorted(cache.cache_dir().glob("onnx/*.onnx"))
 
 
 def scores(records: list) -> list[dict[int, float]]:
@@ -96,8 +97,8 @@ def test_onnx_runtime_gives_the_torch_answers(
 def test_onnx_runtime_splits_a_batch_that_runs_out_of_memory(
     tiny_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast = load_classifier(str(tiny_model), device="cpu")
-    expected = list(classify(fast, photos, batch_size=8))
+    fast = load_classifier(str(tiny_model), device="cpu", batch_size=8)
+    expected = list(classify(fast, photos))
     session = fast.forward.session  # type: ignore[union-attr]
     run = session.run
 
@@ -107,7 +108,7 @@ def test_onnx_runtime_splits_a_batch_that_runs_out_of_memory(
         return run(outputs, feeds)
 
     monkeypatch.setattr(session, "run", small_memory, raising=False)
-    assert_same_answers(list(classify(fast, photos, batch_size=8)), expected, 0)
+    assert_same_answers(list(classify(fast, photos)), expected, 0)
 
 
 def test_corrupt_export_falls_back_to_torch_and_is_replaced(
@@ -115,7 +116,7 @@ def test_corrupt_export_falls_back_to_torch_and_is_replaced(
 ) -> None:
     files = local_files(str(fresh_model), None)
     assert files is not None
-    path = rt.cache_path(files)
+    path = cache.cache_path(files)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an onnx model")
     classifier = load_classifier(str(fresh_model), device="cpu")
@@ -130,11 +131,11 @@ def test_an_edited_checkpoint_never_meets_a_stale_export(tiny_model: Path, tmp_p
     copy = Path(shutil.copytree(tiny_model, tmp_path / "copy"))
     files = local_files(str(copy), None)
     assert files is not None
-    before = rt.cache_path(files)
+    before = cache.cache_path(files)
     config = json.loads((copy / "config.json").read_text())
     config["id2label"]["0"] = "renamed"
     (copy / "config.json").write_text(json.dumps(config))
-    assert rt.cache_path(files) != before
+    assert cache.cache_path(files) != before
 
 
 def test_the_cache_holds_the_graph_onnx_runtime_optimized(tiny_model: Path) -> None:
@@ -144,7 +145,7 @@ def test_the_cache_holds_the_graph_onnx_runtime_optimized(tiny_model: Path) -> N
 
     files = local_files(str(tiny_model), None)
     assert files is not None
-    graph = onnx.load(str(rt.cache_path(files))).graph  # made by conftest's first run
+    graph = onnx.load(str(cache.cache_path(files))).graph  # made by conftest's first run
     assert any(node.domain.startswith("com.microsoft") for node in graph.node)
 
 
@@ -153,11 +154,11 @@ def test_an_export_optimized_for_another_cpu_is_not_used(
 ) -> None:
     files = local_files(str(tiny_model), None)
     assert files is not None
-    here = rt.cache_path(files)
+    here = cache.cache_path(files)
     assert here.is_file()
-    other = [*rt.hardware()[:-1], "avx512f avx512_bf16"]
-    monkeypatch.setattr(rt, "hardware", lambda: other)
-    assert rt.cache_path(files) != here
+    other = [*cache.optimized_for()[:-1], "avx512f avx512_bf16"]
+    monkeypatch.setattr(cache, "optimized_for", lambda: other)
+    assert cache.cache_path(files) != here
     short = load_classifier(str(tiny_model), device="cpu", images=1)
     assert short.model is not None and short.runtime == "torch"
 
@@ -177,8 +178,8 @@ def test_switched_off_it_neither_loads_nor_writes_an_export(
     fresh_model: Path, photos: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RESNET_CLI_ONNX", "0")
-    classifier = load_classifier(str(fresh_model), device="cpu")
-    assert all(r.ok for r in classify(classifier, photos, batch_size=2))
+    classifier = load_classifier(str(fresh_model), device="cpu", batch_size=2)
+    assert all(r.ok for r in classify(classifier, photos))
     assert not classifier.save_quick_start()
     assert classifier.runtime == "torchscript" and cached_exports() == []
 
@@ -189,9 +190,9 @@ def test_a_cache_that_cannot_be_written_only_costs_the_quick_start(
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("RESNET_CLI_CACHE_DIR", str(blocker / "cache"))  # under a file
-    classifier = load_classifier(str(tiny_model), device="cpu")
+    classifier = load_classifier(str(tiny_model), device="cpu", batch_size=2)
     assert classifier.model is not None  # no cache to start from
-    assert all(r.ok for r in classify(classifier, photos, batch_size=2))
+    assert all(r.ok for r in classify(classifier, photos))
     assert classifier.runtime == "onnxruntime"  # it still runs, it just is not kept
     assert not classifier.save_quick_start()
 
@@ -219,12 +220,12 @@ def test_a_first_run_optimizes_the_graph_once_and_keeps_that_one(
     # write it cost 0.45 s of a ResNet-50 first run.
     sessions = counting_sessions(monkeypatch)
     images = None if when == "export before the run" else len(photos)
-    classifier = load_classifier(str(fresh_model), device="cpu", images=images)
+    classifier = load_classifier(str(fresh_model), device="cpu", images=images, batch_size=2)
     assert classifier.plan.export_after == (images is not None)
-    assert all(r.ok for r in classify(classifier, photos, batch_size=2))
+    assert all(r.ok for r in classify(classifier, photos))
     assert classifier.save_quick_start()
     assert len(sessions) == 1 and sessions[0] is not None
-    assert cached_exports() == [rt.cache_path(classifier.files or {})]
+    assert cached_exports() == [cache.cache_path(classifier.files or {})]
     export = cached_exports()[0]  # and its record; no temporary
     assert sorted(os.listdir(export.parent)) == [f"{export.stem}.json", export.name]
     assert load_classifier(str(fresh_model), device="cpu").runtime == "onnxruntime"
@@ -247,11 +248,11 @@ def test_a_graph_onnx_runtime_cannot_write_costs_only_the_quick_start(
     eager = load_classifier(str(fresh_model), device="cpu", images=1)
     assert eager.runtime == "torch"
     expected = list(classify(eager, photos))
-    classifier = load_classifier(str(fresh_model), device="cpu")
-    records = list(classify(classifier, photos, batch_size=2))
+    classifier = load_classifier(str(fresh_model), device="cpu", batch_size=2)
+    records = list(classify(classifier, photos))
     assert classifier.runtime == "onnxruntime"  # the session, built without writing its graph
     assert_same_answers(records, expected, 1e-4)
-    assert not list(rt.cache_dir().glob("onnx/*"))  # no half-written graph, no temporary
+    assert not list(cache.cache_dir().glob("onnx/*"))  # no half-written graph, no temporary
 
 
 def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
@@ -260,7 +261,7 @@ def test_an_onnxruntime_that_fails_to_import_only_costs_the_quick_start(
     def broken() -> list[str]:
         raise ImportError("libonnxruntime.so: cannot open shared object file")
 
-    monkeypatch.setattr(rt, "hardware", broken)
+    monkeypatch.setattr(cache, "optimized_for", broken)
     classifier = load_classifier(str(fresh_model), device="cpu", images=2)
     assert all(r.ok for r in classify(classifier, photos[:2]))
     # After the results: must not turn a good run into a crash.
@@ -296,22 +297,24 @@ def test_the_torch_free_probe_agrees_with_torch(monkeypatch: pytest.MonkeyPatch)
 def test_sessions_take_the_cores_omp_num_threads_allows(
     limit: str, expected: int | None, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Ray gives each actor OMP_NUM_THREADS = its CPUs; torch honours it, and so do we.
+    # Ray gives each actor OMP_NUM_THREADS = its CPUs; torch honours it, and so do we: the
+    # plan says so, and the session (the torch-free start's, from conftest's export) takes it.
     monkeypatch.setenv("OMP_NUM_THREADS", limit)
     cores = len(os.sched_getaffinity(0))
-    assert rt.session_threads() == (expected or cores)
-    files = local_files(str(tiny_model), None)
-    assert files is not None
-    export = rt.cache_path(files)  # made by conftest
-    threads = rt.new_session(str(export)).get_session_options().intra_op_num_threads
-    assert threads == (expected or cores)
+    classifier = load_classifier(str(tiny_model), device="cpu")
+    assert classifier.model is None  # the cached export, in its own session
+    assert classifier.plan.intra_op_threads == (expected or cores)
+    assert "OMP_NUM_THREADS" in classifier.plan.reasons["intra_op_threads"] or expected is None
+    session = classifier.forward.session  # type: ignore[union-attr]
+    assert session.get_session_options().intra_op_num_threads == (expected or cores)
 
 
 def write_record(export: Path, labels: int = 10) -> None:
     """What the cache writes beside an export it made: its record (key, digest, labels)."""
     digest = hashlib.sha256(export.read_bytes()).hexdigest()
-    record = {"format": rt.FORMAT, "key": export.stem, "sha256": digest, "labels": labels}
-    export.with_suffix(".json").write_text(json.dumps(record))  # rt.record_path
+    record = {"format": cache.EXPORTS.format, "key": export.stem, "sha256": digest}
+    record["labels"] = labels
+    export.with_suffix(".json").write_text(json.dumps(record))  # the entry's record
 
 
 def test_the_cache_keeps_only_the_most_recently_used_exports(tmp_path: Path) -> None:
@@ -331,17 +334,43 @@ def test_the_cache_keeps_only_the_most_recently_used_exports(tmp_path: Path) -> 
     (folder / "05.json").write_text("{}")  # an export whose record is not the cache's: theirs
     os.utime(folder / "03.onnx", (2_000_000, 2_000_000))  # just loaded by a run
     newest = folder / "00.onnx"  # just written: kept whatever its time says
-    rt.prune(folder, keep=newest, most=4)
+    cache.EXPORTS.prune(keep=newest, most=4)
     ours = sorted(p.name for p in folder.glob("[0-9]*.onnx"))
     assert ours == ["00.onnx", "03.onnx", "05.onnx", "10.onnx", "11.onnx"]
     assert all(path.read_bytes() == b"mine" for path in theirs)
     assert not (folder / "01.json").exists() and (folder / "05.json").exists()  # records go too
 
 
+def test_the_int8_entries_are_pruned_by_the_same_rule(tmp_path: Path) -> None:
+    """INT8's entries (record, model.xml, model.bin) go through the same cache code: only
+    entries with the tool's own record are pruned, the least recently used first."""
+    from resnet_cli.runtimes.int8 import ENTRIES
+
+    folder = tmp_path / "int8"
+    folder.mkdir()
+    for i in range(5):
+        entry = folder / f"{i:02d}.json"
+        ENTRIES.write_record(entry, {"check": {}, "recipe": {}})
+        for suffix in ENTRIES.suffixes:
+            entry.with_suffix(suffix).write_bytes(b"model")
+        os.utime(entry, (1_000_000 + i, 1_000_000 + i))
+    theirs = [folder / "notes.json", folder / "old.json", folder / "old.xml"]
+    theirs[0].write_text("not json")
+    theirs[1].write_text(json.dumps({"check": {}, "recipe": {}}))  # no key of its own
+    theirs[2].write_text("<xml/>")
+    for path in theirs:
+        os.utime(path, (1000, 1000))
+    ENTRIES.prune(keep=folder / "00.json", most=3)
+    assert sorted(p.name for p in folder.glob("0*")) == [
+        "00.bin", "00.json", "00.xml", "03.bin", "03.json", "03.xml", "04.bin", "04.json", "04.xml"
+    ]  # fmt: skip
+    assert all(path.exists() for path in theirs)
+
+
 def test_loading_an_export_marks_it_recently_used(tiny_model: Path) -> None:
     files = local_files(str(tiny_model), None)
     assert files is not None
-    export = rt.cache_path(files)
+    export = cache.cache_path(files)
     os.utime(export, (1_000_000, 1_000_000))
     assert load_classifier(str(tiny_model), device="cpu").runtime == "onnxruntime"
     assert export.stat().st_mtime > 1_000_000
@@ -356,8 +385,8 @@ def test_an_export_copied_over_another_models_entry_is_rebuilt_not_used(
     other = build_tiny_model(tmp_path / "other", seed=1)  # the same labels, other weights
     for folder in (fresh_model, other):
         assert load_classifier(str(folder), device="cpu", images=1).save_quick_start()
-    ours = rt.cache_path(local_files(str(fresh_model), None) or {})
-    theirs = rt.cache_path(local_files(str(other), None) or {})
+    ours = cache.cache_path(local_files(str(fresh_model), None) or {})
+    theirs = cache.cache_path(local_files(str(other), None) or {})
     reference = load_classifier(str(fresh_model), device="cpu", runtime="torch")
     expected = list(classify(reference, photos, top_k=4))
     checks = {
@@ -385,7 +414,7 @@ def test_an_export_for_another_label_count_is_rebuilt(
     fresh_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert load_classifier(str(fresh_model), device="cpu", images=1).save_quick_start()
-    export = rt.cache_path(local_files(str(fresh_model), None) or {})
+    export = cache.cache_path(local_files(str(fresh_model), None) or {})
     write_record(export, labels=1000)  # what a copied record of a 1000-label model says
     labels = len(load_classifier(str(fresh_model), device="cpu", runtime="torch").labels)
     capsys.readouterr()

@@ -5,6 +5,7 @@ model in training mode, so after image 64 BatchNorm ran on batch statistics and 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def assert_same(model: Any, before: tuple[list[bool], dict[str, torch.Tensor]]) 
 
 
 BUILDS: dict[str, Callable[[Any, torch.Tensor], tuple[Any, str]]] = {
-    "onnxruntime": onnx_runtime.build_export,
+    "onnxruntime": functools.partial(onnx_runtime.build_export, threads=2),
     "torchscript": torchscript.build,
 }
 
@@ -123,15 +124,19 @@ def test_a_long_run_and_its_cached_export_keep_the_model_and_its_answers(
         path = tmp_path / f"photo{i}.png"
         scene(120 + i % 7, 100 + i % 5, seed=i % 30).save(path)
         photos.append(path)
-    fast = load_classifier(str(mobilenet), device="cpu", precision="fp32", images=len(photos))
+    fast = load_classifier(
+        str(mobilenet), device="cpu", precision="fp32", images=len(photos), batch_size=8
+    )
     assert fast.runtime == "onnxruntime"
     before = snapshot(fast.model)
-    records = list(classify(fast, photos, top_k=3, batch_size=8))
+    records = list(classify(fast, photos, top_k=3))
     assert all(record.ok for record in records)
     assert_same(fast.model, before)
 
-    eager = load_classifier(str(mobilenet), device="cpu", precision="fp32", runtime="torch")
-    reference = list(classify(eager, photos, top_k=3, batch_size=5))
+    eager = load_classifier(
+        str(mobilenet), device="cpu", precision="fp32", runtime="torch", batch_size=5
+    )
+    reference = list(classify(eager, photos, top_k=3))
     assert eager.save_quick_start() is False  # files not cacheable: no NumPy MobileNet processor
     assert_same(eager.model, before)
     for ours, theirs in zip(records, reference, strict=True):

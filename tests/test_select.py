@@ -10,6 +10,7 @@ from resnet_cli.errors import DeviceError, UsageError
 from resnet_cli.runtimes.hardware import Hardware
 from resnet_cli.runtimes.int8 import Check
 from resnet_cli.runtimes.select import (
+    CHOICES,
     EXPORT_WORTH_IMAGES,
     Checkpoint,
     Plan,
@@ -58,6 +59,10 @@ TABLE = [
     (GPU, Request(precision="bf16", batch_size=64), VIT, ("cuda", "bf16", "cudagraph", TF, 64, False)),  # noqa: E501
     (GPU, Request(images=64, batch_size=64), VIT, ("cuda", "fp16", "cudagraph", TF, 64, False)),
     (GPU, Request(), TIMM, ("cuda", "fp16", "cudagraph", TF, 256, False)),
+    # The CLI's path: -b and -j go into the request, and the plan runs them.
+    (AVX2, Request(batch_size=64, workers=3), CACHED_RESNET, ("cpu", "fp32", ORT, CACHE, 64, False)),  # noqa: E501
+    (AVX2, Request(images=3, batch_size=2, workers=1), RESNET, ("cpu", "fp32", "torch", "native", 2, True)),  # noqa: E501
+    (GPU, Request(images=100, batch_size=64, workers=3), RESNET, ("cuda", "fp16", "cudagraph", "native", 64, False)),  # noqa: E501
 ]  # fmt: skip
 
 
@@ -73,8 +78,10 @@ def test_the_plan_for_each_machine_and_option(
 ) -> None:
     plan = choose_plan(request_, checkpoint, hardware)
     assert (*facts(plan), plan.export_after) == expected
-    assert set(plan.reasons) >= {"device", "precision", "runtime", "batch_size", "workers"}
+    assert set(plan.reasons) == set(CHOICES)
     assert all(plan.reasons.values())  # every choice says why
+    if request_.batch_size:
+        assert plan.reasons["batch_size"] == "as asked"
     # JPEGs go to nvJPEG only where the processor takes the tensors it gives (not timm's).
     assert plan.device_decode == (
         plan.device == "cuda" and not request_.exact and checkpoint.device_tensors
@@ -113,8 +120,61 @@ def test_a_runtime_asked_by_name_is_the_one_that_runs() -> None:
 
 
 def test_a_runtime_that_cannot_be_built_falls_back_to_torch_with_its_reason() -> None:
-    plan = choose_plan(Request(), RESNET, AVX2).fallen_back("the export disagreed")
+    chosen = choose_plan(Request(), RESNET, AVX2)
+    plan = chosen.fallen_back("the export disagreed")
     assert plan.runtime == "torch" and "the export disagreed" in plan.reasons["runtime"]
+    assert chosen.runtime == ORT and chosen.reasons["runtime"].startswith("fp32")  # a new plan
+    with pytest.raises(TypeError):  # nothing changes a plan in place, its reasons neither
+        chosen.reasons["runtime"] = "changed"  # type: ignore[index]
+    import pickle
+
+    assert pickle.loads(pickle.dumps(plan)) == plan  # as a Ray worker would get it
+    assert plan.as_dict()["runtime"] == {"value": "torch", "why": plan.reasons["runtime"]}
+
+
+def test_as_dict_holds_every_choice_with_its_reason_as_plain_data() -> None:
+    import json
+
+    plan = choose_plan(Request(batch_size=64, workers=3), CACHED_RESNET, AVX2)
+    data = plan.as_dict()
+    assert list(data) == list(CHOICES)
+    assert json.loads(json.dumps(data)) == data  # plain data: what env prints, a run records
+    assert data["batch_size"] == {"value": 64, "why": "as asked"}
+    assert data["workers"] == {"value": 3, "why": "as asked"}
+    assert all(row["why"] for row in data.values())
+
+
+# (hardware, request, checkpoint) -> (channels_last, cudnn.benchmark, BatchNorm folded)
+TORCH_SETUP = [
+    (AVX2, Request(), RESNET, (True, False, True)),
+    (AVX2, Request(exact=True), RESNET, (True, False, False)),
+    (AVX2, Request(), CACHED_RESNET, (False, False, False)),  # no torch model at all
+    (AVX2, Request(), SIGLIP2, (False, False, True)),  # not a plain image batch
+    (GPU, Request(), RESNET, (True, True, True)),
+    (GPU, Request(exact=True), RESNET, (True, False, False)),
+    (GPU.__class__(cores=2, mps=True), Request(device="mps"), RESNET, (False, False, True)),
+]
+
+
+@pytest.mark.parametrize(("hardware", "request_", "checkpoint", "expected"), TORCH_SETUP)
+def test_what_is_done_to_the_torch_model_is_the_plans(
+    hardware: Hardware, request_: Request, checkpoint: Checkpoint, expected: tuple
+) -> None:
+    plan = choose_plan(request_, checkpoint, hardware)
+    assert (plan.channels_last, plan.cudnn_benchmark, plan.fold_batchnorm) == expected
+
+
+@pytest.mark.parametrize(
+    ("hardware", "threads", "why"),
+    [
+        (AVX2, 2, "one per usable core (2)"),
+        (replace(GPU, thread_limit=3), 3, "OMP_NUM_THREADS=3, as torch takes it"),
+        (replace(AVX2, thread_limit=8), 2, "one per usable core (2)"),
+    ],
+)
+def test_onnx_runtime_threads_are_the_plans(hardware: Hardware, threads: int, why: str) -> None:
+    plan = choose_plan(Request(device="cpu"), CACHED_RESNET, hardware)
+    assert (plan.intra_op_threads, plan.reasons["intra_op_threads"]) == (threads, why)
 
 
 INT8 = Request(precision="int8", int8=True)

@@ -22,7 +22,7 @@ def inside_the_session(path: str | os.PathLike[str]) -> bool:
 def test_every_cache_of_the_session_is_in_its_temporary_folder() -> None:
     import huggingface_hub.constants
 
-    from resnet_cli.runtimes.onnx_runtime import cache_dir
+    from resnet_cli.runtimes.cache import cache_dir
 
     assert not inside_the_session(Path.home())
     # As the libraries read them, at import.

@@ -82,7 +82,7 @@ def test_the_model_types_are_transformers_zero_shot_ones() -> None:
         MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     )
 
-    from resnet_cli.models.zero_shot import ZERO_SHOT_MODELS
+    from resnet_cli.models.checkpoint import ZERO_SHOT_MODELS
 
     assert dict(MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES) == ZERO_SHOT_MODELS
 
@@ -91,10 +91,12 @@ def test_the_model_types_are_transformers_zero_shot_ones() -> None:
 def test_exact_scores_equal_the_zero_shot_pipeline(
     kind: str, models: dict[str, Path], photos: list[Path], pipeline_answers: dict[str, Any]
 ) -> None:
-    classifier = load_classifier(str(models[kind]), labels=LABELS, exact=True, device="cpu")
+    classifier = load_classifier(
+        str(models[kind]), labels=LABELS, exact=True, device="cpu", batch_size=4
+    )
     assert classifier.labels == LABELS and classifier.multi_label == (kind != "clip")
     assert type(classifier.model).__name__ == "ZeroShotHead"  # the text embedded once
-    ours = scores_of(classify(classifier, photos, top_k=len(LABELS), batch_size=4))
+    ours = scores_of(classify(classifier, photos, top_k=len(LABELS)))
     assert list(ours) == [str(p) for p in photos]
     for name, scores in ours.items():
         theirs = pipeline_answers[kind][name]

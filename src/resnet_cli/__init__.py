@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from .inputs.datasets import DatasetInput
     from .pipeline.run import RunResult, Watcher
-    from .runtimes.classifier import Classifier
+    from .runtimes.loaded import Classifier
 
 
 def load_classifier(model: str | None = None, **options: Any) -> Classifier:
@@ -85,8 +85,9 @@ def classify(
 
     An input is a path, folder or glob (str or PathLike), a PIL image, raw encoded bytes, a
     ``Source``, or a dataset from ``open_dataset`` (each of its rows).
-    Options: ``batch_size``, ``workers``, ``max_pixels``, ``min_score`` (predictions scoring
-    under it are left out; a record may then have none).
+    Options: ``max_pixels``, ``min_score`` (predictions scoring under it are left out; a
+    record may then have none). Images per batch and decode threads are the classifier's
+    plan's: ``load_classifier(model, batch_size=..., workers=...)`` sets them.
     """
     from .pipeline.local import classify as run
 

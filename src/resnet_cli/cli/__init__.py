@@ -18,28 +18,7 @@ import sys
 import typer
 
 from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_WRITE
-from ._console import _silence_stdout
-
-# The first argument that names a command; anything else is the main command's input.
-# (The main command takes its inputs as positional arguments, so it cannot have Typer
-# subcommands: a file named like a command is classified as ./report.)
-COMMANDS = ("report", "env", "merge", "config")
-
-
-def mistyped_command(inputs: list[str]) -> str | None:
-    """The line for an input that names no file and is a command's name, or one edit from
-    it (``reprot`` for ``report``), else None: the user meant the command, and classifying a
-    missing file would load a model (or ask the hub) only to fail on it."""
-    from ..text import within_one_edit
-
-    for name in inputs:
-        if "/" in name or name == "-" or set(name) & set("*?[") or os.path.lexists(name):
-            continue
-        command = next((c for c in COMMANDS if within_one_edit(name.lower(), c)), None)
-        if command is not None:
-            return f"no such file {name!r} (did you mean the command {command!r}?)"
-    return None
-
+from ._console import COMMANDS, _silence_stdout
 
 # Set by the script --show-completion prints: the shell runs resnet-classify with it (and the
 # words typed so far in COMP_WORDS or _TYPER_COMPLETE_ARGS) to ask for completions.

@@ -139,3 +139,24 @@ def _silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
         os.close(devnull)
+
+
+# The first argument that names a command; anything else is the main command's input.
+# (The main command takes its inputs as positional arguments, so it cannot have Typer
+# subcommands: a file named like a command is classified as ./report.)
+COMMANDS = ("report", "env", "merge", "config")
+
+
+def mistyped_command(inputs: list[str]) -> str | None:
+    """The line for an input that names no file and is a command's name, or one edit from
+    it (``reprot`` for ``report``), else None: the user meant the command, and classifying a
+    missing file would load a model (or ask the hub) only to fail on it."""
+    from ..text import within_one_edit
+
+    for name in inputs:
+        if "/" in name or name == "-" or set(name) & set("*?[") or os.path.lexists(name):
+            continue
+        command = next((c for c in COMMANDS if within_one_edit(name.lower(), c)), None)
+        if command is not None:
+            return f"no such file {name!r} (did you mean the command {command!r}?)"
+    return None

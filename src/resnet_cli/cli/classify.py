@@ -16,8 +16,7 @@ from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..models.zero_shot import zero_shot_on_disk, zero_shot_options
 from ..pipeline.options import RunOptions
 from ..pipeline.run import RunResult, Watcher
-from . import mistyped_command
-from ._console import _progress_bar, _status, create_app, say, summary_line
+from ._console import _progress_bar, _status, create_app, mistyped_command, say, summary_line
 from ._errors import Command
 from .options import (
     BatchSize,

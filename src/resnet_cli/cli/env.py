@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -11,53 +10,34 @@ from ..config import resolve_model
 from ..errors import EXIT_OK
 from ._console import create_app
 from ._errors import Command
+from .options import BatchSize, Device, Exact, Labels, Model, Precision, Revision, Workers
 
 env_app = create_app()
-
-
-class EnvFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
 
 
 @env_app.command(
     cls=Command,
     epilog="    resnet-classify env\n\n    resnet-classify env -m ./my-model -p fp32 -f json\n\n"
+    "    resnet-classify env -b 64 -j 3\n\n"
     "    resnet-classify env --labels 'cat, dog'",
 )
 def env_command(
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="The model to plan a run of: hub id or folder. \\[default: as a run's: "
-            "$RESNET_CLI_MODEL, else `resnet-classify config`'s, else microsoft/resnet-50; "
-            "with --labels, as a run with --labels picks it]",
-            show_default=False,
-        ),
-    ] = None,
-    labels: Annotated[
-        str | None,
-        typer.Option("--labels", help="Plan a zero-shot run of these labels.", show_default=False),
-    ] = None,
-    revision: Annotated[
-        str | None, typer.Option(help="Hub revision: branch, tag or commit. \\[default: main]")
-    ] = None,
-    device: Annotated[
-        str, typer.Option("--device", "-d", help="As for classifying: auto, cpu, cuda, mps.")
-    ] = "auto",
-    precision: Annotated[
-        str, typer.Option("--precision", "-p", help="As for classifying: auto, fp32, bf16, fp16.")
-    ] = "auto",
-    exact: Annotated[bool, typer.Option("--exact", help="Plan an --exact run.")] = False,
+    model: Model = None,
+    labels: Labels = None,
+    revision: Revision = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+    exact: Exact = False,
+    batch_size: BatchSize = None,
+    workers: Workers = None,
     output_format: Annotated[
-        EnvFormat, typer.Option("--format", "-f", help="text for people, json for scripts.")
-    ] = EnvFormat.text,
+        Literal["text", "json"],
+        typer.Option("--format", "-f", help="text for people, json for scripts."),
+    ] = "text",
 ) -> None:
     """Print what a bug report needs: versions, the machine as resnet-classify sees it, and
-    how a run of --model would compute (device, precision, runtime, batch size) and why.
-    Nothing is downloaded."""
+    how a run of --model with these options (the main command's, as it takes them) would
+    compute (every choice of its plan) and why. Nothing is downloaded."""
 
     import json
 
@@ -70,8 +50,18 @@ def env_command(
     name, source = resolve_model(
         model, zero_shot is not None, lambda chosen: zero_shot_on_disk(chosen, revision)
     )
-    facts = describe(name, revision, device, precision, exact, zero_shot, model_from=source)
-    if output_format == EnvFormat.json:
+    facts = describe(
+        name,
+        revision,
+        device,
+        precision,
+        exact,
+        zero_shot,
+        model_from=source,
+        batch_size=batch_size,
+        workers=workers,
+    )
+    if output_format == "json":
         print(json.dumps(facts, indent=2))
     else:
         print(format_text(facts))

@@ -79,7 +79,7 @@ def load_with_transformers(
     saying to give it labels: loaded as an image classifier it would get a random head."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-    from .zero_shot import check_model_kind
+    from .checkpoint import check_model_kind
 
     def load(kwargs: dict[str, Any]) -> tuple[Any, Any]:
         config = AutoConfig.from_pretrained(model, **kwargs)

@@ -22,28 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_ZERO_SHOT_MODEL
 from ..errors import UsageError
+from .checkpoint import check_model_kind, is_zero_shot
 
 # The pipeline's own hypothesis template (transformers' zero_shot_image_classification.py);
 # its default model is config.DEFAULT_ZERO_SHOT_MODEL.
 DEFAULT_TEMPLATE = "This is a photo of {}."
-# transformers' MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES, known without importing
-# it (a test keeps the two equal): what tells a zero-shot checkpoint from its config.json.
-ZERO_SHOT_MODELS = {
-    "align": "AlignModel",
-    "altclip": "AltCLIPModel",
-    "blip": "BlipModel",
-    "blip-2": "Blip2ForImageTextRetrieval",
-    "chinese_clip": "ChineseCLIPModel",
-    "clip": "CLIPModel",
-    "clipseg": "CLIPSegModel",
-    "metaclip_2": "MetaClip2Model",
-    "siglip": "SiglipModel",
-    "siglip2": "Siglip2Model",
-    "tipsv2": "Tipsv2Model",
-    "videoprism": "VideoPrismClipModel",
-}
 
 
 @dataclass(frozen=True)
@@ -121,15 +105,6 @@ def read_labels_file(path: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def is_zero_shot(config: dict[str, Any]) -> bool:
-    """Whether a config.json describes a zero-shot checkpoint (a dual encoder such as
-    CLIPModel), not an image classifier (CLIPForImageClassification has labels of its own)."""
-    architectures = config.get("architectures") or []
-    if architectures:
-        return any(name in ZERO_SHOT_MODELS.values() for name in architectures)
-    return config.get("model_type") in ZERO_SHOT_MODELS
-
-
 def zero_shot_on_disk(model: str, revision: str | None = None) -> bool | None:
     """Whether ``model`` is a zero-shot checkpoint, as its config.json in a local folder or
     the hub cache says; None where it is not there (nothing is downloaded to find out)."""
@@ -137,22 +112,6 @@ def zero_shot_on_disk(model: str, revision: str | None = None) -> bool | None:
 
     config = local_config(model, revision)
     return None if config is None else is_zero_shot(config)
-
-
-def check_model_kind(model: str, config: dict[str, Any], zero_shot: ZeroShot | None) -> None:
-    """A UsageError where labels are given to a classifier, or none to a zero-shot model."""
-    if zero_shot is not None and not is_zero_shot(config):
-        raise UsageError(
-            f"--labels needs a zero-shot model (CLIP, SigLIP), and {model!r} is an image "
-            f"classifier with labels of its own: drop --labels/--labels-file, or pass a "
-            f"zero-shot model, e.g. -m {DEFAULT_ZERO_SHOT_MODEL}"
-        )
-    if zero_shot is None and is_zero_shot(config):
-        kind = config.get("model_type") or "zero-shot"
-        raise UsageError(
-            f"{model!r} is a zero-shot model ({kind}) with no labels of its own: give it yours "
-            "with --labels 'cat, dog, receipt' or --labels-file FILE"
-        )
 
 
 def sigmoid_scores(model_type: str) -> bool:

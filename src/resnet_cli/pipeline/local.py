@@ -36,7 +36,7 @@ from ..runtimes.device_io import (
 )
 
 if TYPE_CHECKING:
-    from ..runtimes.classifier import Classifier
+    from ..runtimes.loaded import Classifier
 
 
 @dataclass
@@ -106,14 +106,14 @@ def classify_batches(
     sources: Iterable[Source],
     *,
     top_k: int = 5,
-    batch_size: int | None = None,
-    workers: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     device_decode: bool | None = None,
     categories: bool = True,
     min_score: float = 0.0,
 ) -> Iterator[list[Record]]:
-    """Classify sources in order, yielding the records of each batch as it finishes.
+    """Classify sources in order, yielding the records of each batch as it finishes, in
+    batches of the classifier's plan's ``batch_size``, decoded by its ``workers`` threads
+    (``load_classifier(batch_size=, workers=)`` sets them where asked).
 
     ``categories``: give each prediction its coarse category when the model's labels are the
     ImageNet-1k classes (``categories.categories_for``); never for other label sets.
@@ -129,9 +129,9 @@ def classify_batches(
     if not 0.0 <= min_score <= 1.0:
         raise ValueError("min_score must be between 0 and 1")
     plan = classifier.plan
-    size = batch_size or plan.batch_size
+    size = plan.batch_size
     table = categories_for(classifier.labels) if categories else None
-    pool_size = workers or plan.workers
+    pool_size = plan.workers
     if device_decode is None:
         device_decode = plan.device_decode
     # Device decoding hands the processor torch tensors: not for a NumPy processor.

@@ -260,19 +260,22 @@ class RayPlan:
     decode_options: dict[str, Any]
     reasons: dict[str, str]
 
-    def as_dict(self) -> dict[str, Any]:
-        """Field -> value, with ``reasons`` for every field, as the results folder's metadata
-        records it. Ray decodes in its tasks, so the local engine's decode threads and nvJPEG
-        (the plan's ``workers`` and ``device_decode``) are left out."""
-        local_only = ("workers", "device_decode")
-        fields = {k: v for k, v in dataclasses.asdict(self.plan).items() if k not in local_only}
-        reasons = {k: v for k, v in self.plan.reasons.items() if k not in local_only}
-        return {
-            **fields,
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Every choice with its reason, as ``Plan.as_dict`` gives the local engine's (the
+        results folder's metadata records it). Ray decodes in its tasks, so the local
+        engine's decode threads and nvJPEG (``workers``, ``device_decode``) are left out."""
+        placed = {
             "actors": self.actors,
             "actor_options": self.actor_options,
             "decode_options": self.decode_options,
-            "reasons": {**reasons, **self.reasons},
+        }
+        return {
+            **{
+                k: v
+                for k, v in self.plan.as_dict().items()
+                if k not in ("workers", "device_decode")
+            },
+            **{k: {"value": v, "why": self.reasons.get(k, "")} for k, v in placed.items()},
         }
 
 

@@ -176,8 +176,10 @@ def _run_here(r: _Run, inputs: list[str], dataset: str | None) -> RunResult:
     from ..runtimes.classifier import load_classifier
 
     with r.watcher.busy(f"Loading {o.model} ..."):
-        classifier = load_classifier(o.model, images=total, **o.model_options())
-    result = RunResult(plan=_plan_of(classifier))
+        classifier = load_classifier(
+            o.model, images=total, batch_size=o.batch_size, workers=o.workers, **o.model_options()
+        )
+    result = RunResult(plan=classifier.plan.as_dict())
     counted = _classify_into(r, classifier, sources, total, result)
     if classifier.plan.export_after and not result.interrupted:
         # Once the records are written, and before the summary, which counts it: later runs
@@ -310,8 +312,6 @@ def _classify_into(
             classifier,
             sources,
             top_k=o.top_k,
-            batch_size=o.batch_size,
-            workers=o.workers,
             max_pixels=o.max_pixels,
             categories=with_category,
             min_score=o.min_score,
@@ -383,11 +383,6 @@ def _write_report(r: _Run, records: list[Record], **summary: Any) -> None:
     write_report_file(
         records, r.o.report, ReportSummary(model=r.o.model, **summary), dataset=r.rows
     )
-
-
-def _plan_of(classifier: Any) -> dict[str, Any] | None:
-    as_dict = getattr(classifier.plan, "as_dict", None)
-    return as_dict() if as_dict is not None else None
 
 
 def _run_on_ray(
@@ -528,7 +523,7 @@ def _results_meta(o: RunOptions, classifier: Any) -> dict[str, Any]:
         max_pixels=o.max_pixels,
         zero_shot=None if o.zero_shot is None else o.zero_shot.meta(),
         classifier=classifier,
-        plan=_plan_of(classifier),
+        plan=classifier.plan.as_dict(),
     )
 
 

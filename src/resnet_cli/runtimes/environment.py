@@ -36,18 +36,19 @@ def describe(
     exact: bool,
     zero_shot: ZeroShot | None = None,
     model_from: str = "--model",
+    batch_size: int | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Versions, hardware, the plan for ``model`` (scoring ``zero_shot``'s labels, where
-    given) and the runtime cache, as plain data; ``model_from``: where the model's name came
-    from (``config.resolve_model``)."""
+    given; ``batch_size`` and ``workers`` as asked, where asked) and the runtime cache, as
+    plain data; ``model_from``: where the model's name came from (``config.resolve_model``)."""
     from ..config import config_path
     from ..errors import UsageError
-    from ..models.checkpoint import local_config
+    from ..models.checkpoint import check_model_kind, local_config
     from ..models.transformers import input_shape_of, missing_model_folder
-    from ..models.zero_shot import check_model_kind
+    from .cache import cache_dir
     from .classifier import plan_inputs
     from .hardware import probe
-    from .onnx_runtime import cache_dir
 
     hardware = probe(cuda=True).with_torch()
     planning = plan_inputs(
@@ -58,6 +59,8 @@ def describe(
         exact=exact,
         hardware=hardware,
         zero_shot=zero_shot,
+        batch_size=batch_size,
+        workers=workers,
     )
     files, changes = planning.files, {}
     notes = []
@@ -105,18 +108,7 @@ def describe(
             "on_disk": files is not None,
             "notes": notes,
         },
-        "plan": {
-            name: {"value": getattr(plan, name), "why": plan.reasons.get(name, "")}
-            for name in (
-                "device",
-                "precision",
-                "runtime",
-                "network",
-                "batch_size",
-                "workers",
-                "device_decode",
-            )
-        },
+        "plan": plan.as_dict(),
         # With --precision int8: the guard's verdict an earlier run cached, if any.
         "int8": None
         if precision != "int8"

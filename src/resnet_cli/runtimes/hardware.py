@@ -44,6 +44,7 @@ class Hardware:
     mps: bool = False
     onednn: frozenset[str] | None = None
     notes: tuple[str, ...] = field(default=())
+    thread_limit: int | None = None  # OMP_NUM_THREADS, where set to a positive number
 
     def with_torch(self) -> Hardware:
         """This probe with what only torch can tell: oneDNN's kernels, and MPS."""
@@ -80,6 +81,7 @@ def probe(cuda: bool = True) -> Hardware:
         features=frozenset(flag for flag in FEATURES if flag in flags),
         native_bf16=native,
         notes=notes,
+        thread_limit=omp_threads(),
     )
     if cuda and cuda_possible():
         import torch
@@ -103,6 +105,16 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def omp_threads() -> int | None:
+    """OMP_NUM_THREADS, where it is a positive number: the threads torch computes on, and so
+    ONNX Runtime's and OpenVINO's (Ray sets it to each actor's CPUs)."""
+    try:
+        limit = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
 
 
 def native_bf16_told() -> bool | None:

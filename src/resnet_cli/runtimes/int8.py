@@ -21,7 +21,9 @@ quantizing depthwise convolutions shifts; ONNX Runtime's quantizer has no such s
   INT8 model without torch (a checkpoint whose processor is reproduced in NumPy), or goes
   straight to fp32 with the same one line where the guard refused it.
 
-Only ``select`` and ``classifier`` import this module.
+Its cache entries (``int8/KEY.json`` with ``KEY.xml`` and ``KEY.bin``) are ``cache``'s, as the
+ONNX exports are: the same keys, records, private folders, and pruning of the tool's own
+entries only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import contextlib
 import hashlib
 import importlib.util
 import io
-import json
 import os
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .cache import Kind, checkpoint_identity, make_private_folders
 from .hardware import cpu_identity
 
 # Images the first run holds back to calibrate on. Measured on the real EfficientNet-Lite0:
@@ -52,8 +54,8 @@ CALIBRATION_IMAGES = 64
 # a model that keeps 96% passes 3 times in 4 and one that keeps 90% once in 10; at 97% (one
 # change allowed) the model that meets the aim would pass only once in 4.
 DEFAULT_AGREEMENT = 95.0
-FORMAT = 1  # bump when what an entry holds changes meaning
-KEEP = 8  # the most recently used entries kept
+# The cache's INT8 entries: the verdict in the record, the model beside it (when accepted).
+ENTRIES = Kind("int8", format=1, suffixes=(".xml", ".bin"), used=".json")
 RECIPE = {
     "quantizer": "nncf.quantize",
     "preset": "mixed",
@@ -68,12 +70,6 @@ PACKAGES = ("openvino", "nncf")
 def available() -> bool:
     """OpenVINO and NNCF are installed (the int8 extra): a first run can calibrate."""
     return all(importlib.util.find_spec(name) is not None for name in PACKAGES)
-
-
-def missing_line() -> str:
-    from ..errors import install_extra
-
-    return f"--precision int8 needs OpenVINO and NNCF: {install_extra('int8')}"
 
 
 def agreement() -> float:
@@ -138,13 +134,12 @@ def check_of(reference: Any, quantized: Any, multi_label: bool, threshold: float
 
 
 def entry_path(files: dict[str, str]) -> Path:
-    """The cache entry's verdict file (``KEY.json``; the model is ``KEY.xml`` and ``KEY.bin``
-    beside it). Keyed by the checkpoint's files (as the ONNX export is), the recipe, the
-    OpenVINO and NNCF versions (read without importing them) and the CPU, whose instruction
-    set decides INT8's arithmetic (VNNI or not), with ONEDNN_MAX_CPU_ISA where it is set."""
+    """The cache entry's record (``KEY.json``, which holds the verdict; the model is
+    ``KEY.xml`` and ``KEY.bin`` beside it). Keyed by the checkpoint's files (as the ONNX
+    export is), the recipe, the OpenVINO and NNCF versions (read without importing them) and
+    the CPU, whose instruction set decides INT8's arithmetic (VNNI or not), with
+    ONEDNN_MAX_CPU_ISA where it is set."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from .onnx_runtime import cache_dir, checkpoint_identity
 
     releases: list[str | None] = []
     for name in PACKAGES:
@@ -153,9 +148,9 @@ def entry_path(files: dict[str, str]) -> Path:
         except PackageNotFoundError:
             releases.append(None)
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
-    identity = [FORMAT, RECIPE, releases, cpu_identity(), isa, vnni(), checkpoint_identity(files)]
-    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
-    return cache_dir() / "int8" / f"{key}.json"
+    return ENTRIES.path(
+        [ENTRIES.format, RECIPE, releases, cpu_identity(), isa, vnni(), checkpoint_identity(files)]
+    )
 
 
 def cached_check(files: dict[str, str] | None) -> Check | None:
@@ -165,21 +160,22 @@ def cached_check(files: dict[str, str] | None) -> Check | None:
         return None
     try:
         path = entry_path(files)
-        check = Check(**json.loads(path.read_text(encoding="utf-8"))["check"])
-    except Exception:  # no entry, an unreadable or foreign one: calibrate anew
+        record = ENTRIES.record(path)  # None: no entry, or not the tool's own
+        check = Check(**record["check"]) if record is not None else None
+    except Exception:  # an unreadable verdict: calibrate anew
         return None
-    if check.accepted and not all(path.with_suffix(s).is_file() for s in (".xml", ".bin")):
+    if check is None:
+        return None
+    if check.accepted and not all(path.with_suffix(s).is_file() for s in ENTRIES.suffixes):
         return None
     return check
 
 
 def _save(files: dict[str, str], model: Any, check: Check) -> None:
-    """Write the entry: the model (when accepted), then its verdict, which makes it complete.
-    A cache that cannot take it (a read-only home, a full disk) only means the next run
-    calibrates again."""
+    """Write the entry: the model (when accepted), then its record with the verdict, which
+    makes it complete. A cache that cannot take it (a read-only home, a full disk) only means
+    the next run calibrates again."""
     try:
-        from .onnx_runtime import make_private_folders
-
         path = entry_path(files)
         make_private_folders(path.parent)  # 0700, as the exports' folder
         if check.accepted:
@@ -190,27 +186,10 @@ def _save(files: dict[str, str], model: Any, check: Check) -> None:
                 openvino.save_model(model, str(staged), compress_to_fp16=False)
                 os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
                 os.replace(staged, path.with_suffix(".xml"))
-        from ..atomic import replaced_atomically
-
-        with replaced_atomically(path) as temporary:
-            Path(temporary).write_text(
-                json.dumps({"check": asdict(check), "recipe": RECIPE}), encoding="utf-8"
-            )
-        _prune(path.parent, keep=path)
+        ENTRIES.write_record(path, {"check": asdict(check), "recipe": RECIPE})
+        ENTRIES.prune(keep=path)
     except Exception:
         return
-
-
-def _prune(folder: Path, keep: Path, most: int = KEEP) -> None:
-    """Delete the least recently used entries beyond ``most``."""
-    try:
-        entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return
-    for stale in [p for p in entries if p != keep][max(0, most - 1) :]:
-        for suffix in (".xml", ".bin", ".json"):
-            with contextlib.suppress(OSError):
-                stale.with_suffix(suffix).unlink()
 
 
 # --------------------------------------------------------------------------- running
@@ -273,12 +252,10 @@ class OpenVinoForward:
     the model is not quantized: OpenVINO would otherwise run those layers in bf16 on a CPU
     that has it."""
 
-    def __init__(self, model: Any):
-        from .onnx_runtime import session_threads
-
+    def __init__(self, model: Any, threads: int):
         openvino = import_openvino()
         config = {
-            "INFERENCE_NUM_THREADS": session_threads(),
+            "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
         }
@@ -308,9 +285,10 @@ class PendingInt8:
     ``calibrate`` is handed the run's first images (the pipeline does that before its first
     batch, so every image of a run is scored by one model)."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, threads: int):
         self.model = model  # the export as an openvino.Model
-        self.fp32 = OpenVinoForward(model)
+        self.threads = threads
+        self.fp32 = OpenVinoForward(model, threads)
         self.calibration_images = CALIBRATION_IMAGES
 
     def __call__(self, pixel_values: Any) -> Any:
@@ -327,7 +305,7 @@ class PendingInt8:
 
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         quantized = quantize(self.model, pixels)
-        int8 = OpenVinoForward(quantized)
+        int8 = OpenVinoForward(quantized, self.threads)
         reference = _in_batches(self.fp32, pixels)
         check = check_of(reference, _in_batches(int8, pixels), multi_label, agreement())
         digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
@@ -384,9 +362,10 @@ def quantize(
         )
 
 
-def build_pending(model: Any, example: Any) -> tuple[PendingInt8, str]:
-    """The torch model exported to ONNX and read by OpenVINO, ready to calibrate (a
-    ``base.Builder``: ``base.checked`` keeps it only if its fp32 logits are the model's)."""
+def build_pending(model: Any, example: Any, threads: int) -> tuple[PendingInt8, str]:
+    """The torch model exported to ONNX and read by OpenVINO, ready to calibrate on
+    ``threads`` threads (with those bound, a ``base.Builder``: ``base.checked`` keeps it only
+    if its fp32 logits are the model's)."""
     from .onnx_runtime import export
 
     openvino = import_openvino()
@@ -394,7 +373,7 @@ def build_pending(model: Any, example: Any) -> tuple[PendingInt8, str]:
         exported = Path(folder) / "model.onnx"
         exported.write_bytes(export(model, example))
         read = openvino.Core().read_model(str(exported))
-    return PendingInt8(read), "openvino"
+    return PendingInt8(read, threads), "openvino"
 
 
 def _in_batches(forward: OpenVinoForward, pixels: Any, size: int = 16) -> Any:
@@ -403,19 +382,17 @@ def _in_batches(forward: OpenVinoForward, pixels: Any, size: int = 16) -> Any:
     return np.concatenate([forward.run(pixels[i : i + size]) for i in range(0, len(pixels), size)])
 
 
-def load_cached_forward(files: dict[str, str]) -> OpenVinoForward | None:
-    """The accepted INT8 model an earlier run cached, compiled; None where there is none or it
-    does not load (the run then loads the model with torch and calibrates anew)."""
+def load_cached_forward(files: dict[str, str], threads: int) -> OpenVinoForward | None:
+    """The accepted INT8 model an earlier run cached, compiled for ``threads`` threads; None
+    where there is none or it does not load (the run then loads the model with torch and
+    calibrates anew)."""
     check = cached_check(files)
     if check is None or not check.accepted:
         return None
     path = entry_path(files)
     try:
-        with contextlib.suppress(OSError):
-            os.utime(path)  # recently used: the last to be pruned
-        return OpenVinoForward(str(path.with_suffix(".xml")))
+        ENTRIES.touch(path)  # recently used: the last to be pruned
+        return OpenVinoForward(str(path.with_suffix(".xml")), threads)
     except Exception:
-        for suffix in (".json", ".xml", ".bin"):
-            with contextlib.suppress(OSError):
-                path.with_suffix(suffix).unlink()
+        ENTRIES.remove(path)
         return None

@@ -1,24 +1,26 @@
 """THE choice of how a run computes: options + checkpoint + hardware -> a plan with reasons.
 
 ``choose_plan`` is a pure function, and the only place that decides the device, the precision,
-the runtime that runs the forward pass, the batch size, the decode workers and whether JPEGs
-are decoded on the device. The CLI, the library, the Ray actors and the torch-free quick
-start all load through it, and ``resnet-classify env`` prints what it says and why. Every
-image of a run is scored by the runtime the plan names: nothing changes runtime mid-run.
+the runtime that runs the forward pass, the batch size and decode workers (as asked, else
+its own), whether JPEGs are decoded on the device, channels_last, cuDNN's autotuning,
+BatchNorm folding and ONNX Runtime's (and OpenVINO's) intra-op threads. It imports no
+runtime: ``build`` applies what it says. The CLI, the library, the Ray actors and the
+torch-free quick start all load through it, and ``resnet-classify env`` prints what it says
+and why. Every image of a run is scored by the runtime the plan names: nothing changes
+runtime mid-run.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeviceError, UsageError
+from ..errors import DeviceError, UsageError, install_extra
 from .hardware import Hardware
 
 if TYPE_CHECKING:
-    import torch
-
     from .int8 import Check
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -76,6 +78,7 @@ class Checkpoint:
     image_batch: bool = True
     device_tensors: bool = True
     int8: Check | None = None  # the INT8 guard's verdict an earlier run cached, where asked
+    network_note: str | None = None  # how the loaded zero-shot network scores, where not usual
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,11 @@ class Plan:
     export of this checkpoint can be saved, for later runs to start from without torch;
     ``export_after``: save it after the run (a run too short to be worth exporting first).
     ``calibrate``: images the run holds back to calibrate INT8 on before its first batch.
-    ``note``: the one line a run says on stderr about the plan (INT8 asked for, fp32 used).
-    ``reasons``: why, per field, for ``resnet-classify env``."""
+    ``channels_last``, ``cudnn_benchmark``, ``fold_batchnorm``: what is done to the torch
+    network before the first image; ``intra_op_threads``: the threads an ONNX Runtime or
+    OpenVINO session computes on. ``note``: the one line a run says on stderr about the plan
+    (INT8 asked for, fp32 used). ``reasons``: why, per field, for ``resnet-classify env``
+    and the results' metadata (``as_dict``)."""
 
     device: str
     precision: str
@@ -95,11 +101,32 @@ class Plan:
     batch_size: int
     workers: int
     device_decode: bool
+    channels_last: bool
+    cudnn_benchmark: bool
+    fold_batchnorm: bool
+    intra_op_threads: int
     quick_start: bool = False
     export_after: bool = False
     calibrate: int = 0
     note: str | None = None
-    reasons: dict[str, str] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Read-only, as the rest of the plan: a change of plan is a new plan (``replace``).
+        object.__setattr__(self, "reasons", MappingProxyType(dict(self.reasons)))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (for a Ray worker) with its reasons as a plain dict."""
+        values = [getattr(self, each.name) for each in fields(self)]
+        return (Plan, (*values[:-1], dict(self.reasons)))
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Every choice as plain data, with its reason: ``{field: {"value": ..., "why": ...}}``
+        (what ``resnet-classify env`` prints and a results file's metadata records)."""
+        return {
+            name: {"value": getattr(self, name), "why": self.reasons.get(name, "")}
+            for name in CHOICES
+        }
 
     @property
     def needs_torch(self) -> bool:
@@ -123,20 +150,31 @@ class Plan:
         return replace(self, precision="fp32", calibrate=0, note=note, reasons=reasons)
 
 
+# The plan's choices, in the order env prints them (every field but ``note`` and ``reasons``).
+CHOICES = (
+    "device",
+    "precision",
+    "runtime",
+    "network",
+    "batch_size",
+    "workers",
+    "device_decode",
+    "channels_last",
+    "cudnn_benchmark",
+    "fold_batchnorm",
+    "intra_op_threads",
+    "quick_start",
+    "export_after",
+    "calibrate",
+)
+
+
 def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) -> Plan:
     """The plan for ``request`` on ``checkpoint`` and ``hardware``; a DeviceError where the
     device or precision asked for is not there, a UsageError for a bad name."""
     device, device_why = _device(request.device, hardware, request.precision)
     precision, precision_why = _precision(request, checkpoint, device, hardware)
-    quick_start = (
-        device == "cpu"
-        and precision == "fp32"
-        and not (request.exact or request.compile_model)
-        and checkpoint.image_batch
-        and checkpoint.cacheable
-        and request.onnx
-        and not request.labels  # the cache's key has no labels in it
-    )
+    quick_start, quick_start_why = _quick_start(request, checkpoint, device, precision)
     batch, batch_why = _batch_size(request, device, precision)
     runtime, runtime_why, export_after = _runtime(
         request, checkpoint, hardware, device, precision, quick_start, batch
@@ -144,24 +182,15 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
     # An INT8 model an earlier run cached starts without torch; a checkpoint whose processor
     # is not in NumPy cannot, and calibrates again.
     int8_ready = precision == "int8" and checkpoint.int8 is not None and checkpoint.cacheable
-    if request.labels:
-        network, network_why = (
-            "zero-shot",
-            (
-                f"AutoModelForZeroShotImageClassification: the text of your {request.labels} "
-                "label(s) embedded once, each image's embedding scored against them"
-            ),
-        )
-    elif runtime == "onnxruntime" and checkpoint.cached:
-        network, network_why = "onnx cache", "the cached export runs without torch"
-    elif int8_ready:
-        network, network_why = "int8 cache", "the cached INT8 model runs without torch"
-    elif checkpoint.native:
-        network, network_why = "native", "a ResNet checkpoint on disk: built without transformers"
-    else:
-        network, network_why = "transformers", "AutoModelForImageClassification"
+    network, network_why = _network(request, checkpoint, runtime, int8_ready)
     device_decode, device_decode_why = _device_decode(request, checkpoint, device)
     workers, workers_why = _workers(request, hardware, device_decode)
+    torch_model = network not in ("onnx cache", "int8 cache")
+    channels_last, channels_last_why = _channels_last(checkpoint, device, torch_model)
+    cudnn, cudnn_why = _cudnn_benchmark(request, device)
+    fold, fold_why = _fold_batchnorm(request, torch_model)
+    threads, threads_why = _intra_op_threads(hardware)
+    calibrate = CALIBRATION_IMAGES if precision == "int8" and not int8_ready else 0
     return Plan(
         device=device,
         precision=precision,
@@ -170,9 +199,13 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
         batch_size=batch,
         workers=workers,
         device_decode=device_decode,
+        channels_last=channels_last,
+        cudnn_benchmark=cudnn,
+        fold_batchnorm=fold,
+        intra_op_threads=threads,
         quick_start=quick_start,
         export_after=export_after,
-        calibrate=CALIBRATION_IMAGES if precision == "int8" and not int8_ready else 0,
+        calibrate=calibrate,
         note=precision_why if request.precision == "int8" and precision != "int8" else None,
         reasons={
             "device": device_why,
@@ -182,8 +215,104 @@ def choose_plan(request: Request, checkpoint: Checkpoint, hardware: Hardware) ->
             "batch_size": batch_why,
             "workers": workers_why,
             "device_decode": device_decode_why,
+            "channels_last": channels_last_why,
+            "cudnn_benchmark": cudnn_why,
+            "fold_batchnorm": fold_why,
+            "intra_op_threads": threads_why,
+            "quick_start": quick_start_why,
+            "export_after": _export_after_why(export_after, quick_start, runtime),
+            "calibrate": (
+                f"the run's first {calibrate} images, before its first batch"
+                if calibrate
+                else "nothing to calibrate"
+            ),
         },
     )
+
+
+def _network(
+    request: Request, checkpoint: Checkpoint, runtime: str, int8_ready: bool
+) -> tuple[str, str]:
+    """What builds the model: nothing (a cache entry runs without torch), native or
+    transformers (zero-shot: with the user's labels)."""
+    if request.labels:
+        return "zero-shot", checkpoint.network_note or (
+            f"AutoModelForZeroShotImageClassification: the text of your {request.labels} "
+            "label(s) embedded once, each image's embedding scored against them"
+        )
+    if runtime == "onnxruntime" and checkpoint.cached:
+        return "onnx cache", "the cached export runs without torch"
+    if int8_ready:
+        return "int8 cache", "the cached INT8 model runs without torch"
+    if checkpoint.native:
+        return "native", "a ResNet checkpoint on disk: built without transformers"
+    return "transformers", "AutoModelForImageClassification"
+
+
+def _quick_start(
+    request: Request, checkpoint: Checkpoint, device: str, precision: str
+) -> tuple[bool, str]:
+    """Whether an ONNX export of this checkpoint can start later runs without torch."""
+    why_not = None
+    if device != "cpu" or precision != "fp32":
+        why_not = "it is for fp32 on the CPU"
+    elif request.exact or request.compile_model:
+        why_not = "--exact and --compile run the torch model"
+    elif not checkpoint.image_batch:
+        why_not = "the processor gives more than a fixed-size image batch"
+    elif not checkpoint.cacheable:
+        why_not = "the checkpoint is not on disk, or its processor is not reproduced in NumPy"
+    elif not request.onnx:
+        why_not = "ONNX Runtime is not installed, or RESNET_CLI_ONNX=0"
+    elif request.labels:
+        why_not = "the cache's key has no labels in it"
+    if why_not is not None:
+        return False, f"no torch-free start from an export: {why_not}"
+    return True, "an ONNX export of this checkpoint can start later runs without torch"
+
+
+def _export_after_why(export_after: bool, quick_start: bool, runtime: str) -> str:
+    if export_after:
+        return "a run too short to export first: saved after it, for the next run's start"
+    if quick_start and runtime == "onnxruntime":
+        return "the run's own export is cached as it is made"
+    return "nothing to save after the run"
+
+
+def _channels_last(checkpoint: Checkpoint, device: str, torch_model: bool) -> tuple[bool, str]:
+    if not torch_model:
+        return False, "no torch model: the cached model runs as it was saved"
+    if device == "mps":
+        return False, "MPS gains nothing from it"
+    if not checkpoint.image_batch:
+        return False, "the processor gives more than a fixed-size image batch"
+    # The same fp32 arithmetic in another order (--exact stays within 1e-4 of the pipeline).
+    return True, "the same arithmetic in another memory order: 1.3x faster on the CPU"
+
+
+def _cudnn_benchmark(request: Request, device: str) -> tuple[bool, str]:
+    if not device.startswith("cuda"):
+        return False, "cuDNN is CUDA's"
+    if request.exact:
+        return False, "--exact keeps torch's defaults, which the pipeline runs with"
+    return True, "cuDNN times its algorithms once per batch shape and keeps the fastest"
+
+
+def _fold_batchnorm(request: Request, torch_model: bool) -> tuple[bool, str]:
+    if not torch_model:
+        return False, "no torch model: the cached model runs as it was saved"
+    if request.exact:
+        return False, "--exact keeps the pipeline's arithmetic"
+    return True, "into the convolution before it: one pass less, the same logits but for rounding"
+
+
+def _intra_op_threads(hardware: Hardware) -> tuple[int, str]:
+    """ONNX Runtime's and OpenVINO's threads: every usable core, or fewer where
+    OMP_NUM_THREADS says so, as torch takes it (Ray sets it to an actor's CPUs)."""
+    limit = hardware.thread_limit
+    if limit is not None and limit < hardware.cores:
+        return limit, f"OMP_NUM_THREADS={limit}, as torch takes it"
+    return hardware.cores, f"one per usable core ({hardware.cores})"
 
 
 def _device(name: str, hardware: Hardware, precision: str = "auto") -> tuple[str, str]:
@@ -260,8 +389,6 @@ def _int8(request: Request, checkpoint: Checkpoint, device: str) -> tuple[str, s
     """INT8, where the user asked for it (``auto`` never chooses it): on the CPU only; fp32,
     saying why, where an earlier run's guard refused it or this run is too short to
     calibrate on."""
-    from .int8 import missing_line
-
     if device != "cpu":
         raise UsageError(f"--precision int8 computes on the CPU: add --device cpu ({device} asked)")
     if request.labels:
@@ -276,7 +403,7 @@ def _int8(request: Request, checkpoint: Checkpoint, device: str) -> tuple[str, s
         return "fp32", f"{verdict.refusal()} (an earlier run's guard)"
     if verdict is None:
         if not request.int8:
-            raise UsageError(missing_line())
+            raise UsageError(f"--precision int8 needs OpenVINO and NNCF: {install_extra('int8')}")
         if not checkpoint.image_batch:
             return "fp32", "int8 refused: the processor gives more than an image batch; fp32"
         if request.images is not None and request.images < CALIBRATION_IMAGES:
@@ -398,72 +525,3 @@ def _batch_size(request: Request, device: str, precision: str) -> tuple[int, str
         return 8, "fp32 on the CPU: 8 was fastest"
     # 2 AMX cores, whole command on 300 images: 3.9 s at 16 or 32, 4.3 s at 8.
     return 16, f"{precision} on the CPU: 16 was fastest"
-
-
-def build_runtime(
-    plan: Plan, model: Any, sample: torch.Tensor, files: dict[str, str] | None
-) -> tuple[Any, Plan]:
-    """The runtime ``plan`` names, built from ``model`` and checked on ``sample`` (pixels in
-    the model's input shape), with the plan as it ran: where the runtime cannot be built or
-    does not give the eager model's logits, eager torch, and the plan says why. ``files``: the
-    checkpoint's, to cache an ONNX export under."""
-    from .base import checked
-    from .torch_eager import EagerForward, torch_dtype
-
-    dtype = torch_dtype(plan.precision)
-    eager = EagerForward(model, dtype, plan.autocast)
-    if plan.runtime in ("torch", "torch.compile"):
-        return eager, plan
-    built: tuple[Any, str] | None = None
-    if plan.runtime == "cudagraph":
-        from . import cuda_graph
-
-        graphed = cuda_graph.build(model, eager, plan.batch_size, tuple(sample.shape[1:]))
-        built = (graphed, plan.runtime) if graphed is not None else None
-    elif plan.runtime == "onnxruntime":
-        from . import onnx_runtime
-
-        built = onnx_runtime.build_cached(files, _checked_export(model, sample))
-    elif plan.runtime == "torchscript":
-        from . import torchscript
-
-        built = checked(torchscript.build, model, sample)
-    elif plan.runtime == "onednn":
-        from . import onednn
-
-        built = checked(onednn.build(dtype), model, sample, autocast=dtype)
-    elif plan.runtime == "openvino":
-        from . import int8
-
-        # The export, checked in fp32 against the eager model; INT8 comes with the run's
-        # first images (Classifier.calibrate).
-        built = checked(int8.build_pending, model, sample)
-    if built is None:
-        return eager, plan.fallen_back(f"{plan.runtime} could not be built, or disagreed")
-    return built[0], plan
-
-
-def save_export(model: Any, sample: torch.Tensor, files: dict[str, str]) -> bool:
-    """Export ``model`` into the runtime cache for the next run's torch-free start (the plan's
-    ``export_after``, and ``Classifier.save_quick_start`` for library callers); True if the
-    cache holds it now."""
-    from . import onnx_runtime
-
-    if not onnx_runtime.enabled():
-        return False
-    if onnx_runtime.cached_path(files) is None:
-        onnx_runtime.build_cached(files, _checked_export(model, sample))
-    return onnx_runtime.cached_path(files) is not None
-
-
-def _checked_export(model: Any, sample: torch.Tensor) -> Any:
-    """What ``onnx_runtime.build_cached`` calls: the checked export, its session writing the
-    graph it optimized to the path given (the cache entry)."""
-    from . import onnx_runtime
-    from .base import checked
-
-    def export(optimized_to: str | None) -> Any:
-        build = functools.partial(onnx_runtime.build_export, optimized_to=optimized_to)
-        return checked(build, model, sample)
-
-    return export
