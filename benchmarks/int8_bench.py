@@ -1,6 +1,6 @@
 """INT8 beside fp32: which library, how fast, how right, and whether the rest of the run keeps up.
 
-    python benchmarks/int8_bench.py [--images 300] [--rounds 3] [--only PARTS]
+    python benchmarks/int8_bench.py [--images 300] [--rounds 3] [--only PARTS] [--sweep]
 
 Two models: the full-size ResNet-50 with random weights that ``bench.py`` builds, and the real
 ImageNet-trained EfficientNet-Lite0 (``examples/make_real_model.py``). Four parts (``--only``
@@ -10,10 +10,15 @@ takes a comma-separated list of them):
   ONNX Runtime fp32, ONNX Runtime INT8 (static QDQ, per-channel weights, first convolution in
   fp32), OpenVINO fp32 and OpenVINO INT8 as ``--precision int8`` makes it
   (``resnet_cli.runtimes.int8.quantize``). Calibrated on 64 of bench.py's photos.
-- variants: on the real EfficientNet-Lite0, each INT8 variant tried, calibrated on 64 photos
-  unrelated to the ones scored (as a user's own are): top-1 and top-5 on the labelled photos
-  (``make_labelled_photos.py``), the share of them and of ``--images`` other photos whose top-1
-  is fp32's, and the largest score gap.
+- variants: on the real EfficientNet-Lite0, each INT8 variant tried (ONNX Runtime's, and
+  ``quantize``'s departures from ``--precision int8``'s recipe one at a time: bias correction,
+  channel alignment, preset, activation ranges, model type and SmoothQuant, more layers in
+  fp32, 128 and 300 calibration photos), calibrated on 64 photos unrelated to the ones scored
+  (as a user's own are): top-1 and top-5 on the labelled photos (``make_labelled_photos.py``),
+  the share of them and of 300 other photos whose top-1 is fp32's, the largest score gap, and
+  the model's own images/s interleaved with the recipe's. ``--sweep`` adds the sensitivity
+  sweep: each quantized layer kept in fp32 on top of the recipe, one at a time, judged on 300
+  more photos (neither calibration nor held-out ones), and rows for its best 1, 2, 4 and 8.
 - commands: the whole command on ``--images`` ImageNet-size photos, interleaved: the
   transformers pipeline, ``resnet-classify -p fp32`` and ``-p int8`` (both from the runtime
   cache that an untimed first run filled, as every run after a model's first does).
@@ -63,6 +68,7 @@ from make_labelled_photos import assemble
 HERE = Path(__file__).resolve().parent
 BATCH = 16
 CALIBRATION = 64
+OTHERS = 300  # held-out photos in the variants part, and as many to tune on
 
 
 # --------------------------------------------------------------------------- models
@@ -173,15 +179,13 @@ def ov_fp32(model: Model) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def ov_int8(
-    model: Model,
-    calibration: np.ndarray,
-    depthwise_in_fp32: bool = True,
-    seven_bit: bool | None = None,
+    model: Model, calibration: np.ndarray, **variant: Any
 ) -> Callable[[np.ndarray], np.ndarray]:
+    """OpenVINO INT8 as ``--precision int8`` makes it, or one of ``quantize``'s variants."""
     from resnet_cli.runtimes.hardware import usable_cores
     from resnet_cli.runtimes.int8 import OpenVinoForward, quantize
 
-    quantized = quantize(model.openvino_model(), calibration, depthwise_in_fp32, seven_bit)
+    quantized = quantize(model.openvino_model(), calibration, **variant)
     return OpenVinoForward(quantized, usable_cores()).run
 
 
@@ -242,8 +246,44 @@ def models_table(
 # --------------------------------------------------------------------------- variants
 
 
+Run = Callable[[np.ndarray], np.ndarray]
+
+
+def logits(run: Run, pixels: np.ndarray) -> np.ndarray:
+    return np.concatenate([run(pixels[i : i + BATCH]) for i in range(0, len(pixels), BATCH)])
+
+
+def same_top1(got: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.mean(got.argmax(-1) == reference.argmax(-1)))
+
+
+def mean_gap(got: np.ndarray, reference: np.ndarray) -> float:
+    from resnet_cli.runtimes.onnx_runtime import scores_of
+
+    return float(np.abs(scores_of(got, False) - scores_of(reference, False)).sum(-1).mean())
+
+
+def sensitivity(
+    model: Model, calibration: np.ndarray, tuning: np.ndarray, reference: np.ndarray
+) -> list[tuple[str, float, float]]:
+    """Each layer ``--precision int8`` quantizes, kept in fp32 on top of the recipe, one at a
+    time: (its name, the same top-1 as fp32 on ``tuning``, the mean total score gap there),
+    the most helpful first. ``tuning`` is neither the calibration nor the held-out photos."""
+    from resnet_cli.runtimes.int8 import fp32_layer_names
+
+    graph = model.openvino_model()
+    kept = set(fp32_layer_names(graph, ("first", "depthwise")))
+    layers = [n for n in fp32_layer_names(graph, ("all",)) if n not in kept]
+    found = []
+    for i, name in enumerate(layers, 1):
+        got = logits(ov_int8(model, calibration, fp32_names=(name,)), tuning)
+        found.append((name, same_top1(got, reference), mean_gap(got, reference)))
+        say(f"  sweep {i}/{len(layers)}: {found[-1][1]:.1%} {found[-1][2]:.4f} {name}")
+    return sorted(found, key=lambda row: (-row[1], row[2]))
+
+
 def variants_table(
-    model: Model, corpus: Sequence[Path], others: int, foolbox: Path | None
+    model: Model, corpus: Sequence[Path], others: int, foolbox: Path | None, sweep: bool
 ) -> list[str]:
     from resnet_cli.runtimes.int8 import vnni
     from resnet_cli.runtimes.onnx_runtime import scores_of
@@ -252,39 +292,97 @@ def variants_table(
     labelled = find_labelled(PHOTOS_DIR)
     truth = np.array([p.class_id for p in labelled])
     photos = model.pixels([p.path for p in labelled])
-    calibration = model.pixels(corpus[:CALIBRATION])
+    # The corpus, split: calibration (the first CALIBRATION photos, then the photos past the
+    # tuning ones for the larger calibrations), held-out (scored), tuning (the sweep's).
     held_out = model.pixels(corpus[CALIBRATION : CALIBRATION + others])
+    tuning_files = corpus[CALIBRATION + others : CALIBRATION + 2 * others]
+    spare = corpus[CALIBRATION + 2 * others :]
 
-    def logits(run: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray) -> np.ndarray:
-        return np.concatenate([run(pixels[i : i + BATCH]) for i in range(0, len(pixels), BATCH)])
+    def calibration(count: int = CALIBRATION) -> np.ndarray:
+        return model.pixels([*corpus[:CALIBRATION], *spare[: count - CALIBRATION]])
 
+    calibration_64 = calibration()
     reference = ort_fp32(model)
     ref_photos, ref_others = logits(reference, photos), logits(reference, held_out)
-    variants: list[tuple[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]] = [
+    recipe = ov_int8(model, calibration_64)
+    variants: list[tuple[str, Callable[[], Run]]] = [
         ("fp32 (ONNX Runtime)", lambda: reference),
-        ("ORT QDQ, first conv fp32", lambda: ort_int8(model, calibration)),
-        ("ORT QDQ, first + depthwise convs fp32", lambda: ort_int8(model, calibration, True)),
-        ("OpenVINO/NNCF mixed, first conv fp32", lambda: ov_int8(model, calibration, False)),
+        ("ORT QDQ, first conv fp32", lambda: ort_int8(model, calibration_64)),
+        ("ORT QDQ, first + depthwise convs fp32", lambda: ort_int8(model, calibration_64, True)),
         (
-            "OpenVINO/NNCF mixed, first + depthwise fp32, 8-bit weights",
-            lambda: ov_int8(model, calibration, True, False),
+            "NNCF mixed, first conv fp32",
+            lambda: ov_int8(model, calibration_64, fp32=("first",)),
         ),
         (
-            "OpenVINO/NNCF mixed, first + depthwise fp32, 7-bit weights",
-            lambda: ov_int8(model, calibration, True, True),
+            "NNCF mixed, first + depthwise fp32, 7-bit weights",
+            lambda: ov_int8(model, calibration_64, seven_bit=True),
         ),
-        (
-            f"ours on this CPU ({'8' if vnni() else '7'}-bit weights)",
-            lambda: ov_int8(model, calibration),
-        ),
+        (f"ours on this CPU ({'8' if vnni() else '7'}-bit weights)", lambda: recipe),
     ]
+    # Departures from ours, one at a time (8-bit weights where the CPU has VNNI).
+    for name, variant in (
+        ("full bias correction", {"bias_correction": "full"}),
+        ("no bias correction", {"bias_correction": "none"}),
+        ("channel alignment", {"channel_alignment": True}),
+        ("preset performance", {"preset": "performance"}),
+        ("8-bit weights on the first quantized layer too", {"eight_bit_first": True}),
+        ("activations' global min/max", {"activations_range": "minmax"}),
+        ("activations' ranges by histogram", {"activations_range": "histogram"}),
+        ("model_type transformer", {"model_type": "transformer"}),
+        ("SmoothQuant alpha 0.5", {"model_type": "transformer", "smooth_quant": 0.5}),
+        ("SmoothQuant alpha 0.95", {"model_type": "transformer", "smooth_quant": 0.95}),
+        ("+ second conv fp32", {"fp32": ("first", "second", "depthwise")}),
+        (
+            "+ second conv fp32, activations' global min/max",
+            {"fp32": ("first", "second", "depthwise"), "activations_range": "minmax"},
+        ),
+        ("+ residual sums and pooling fp32", {"fp32_types": ("Add", "ReduceMean")}),
+        (
+            "every convolution and the classifier fp32 (only sums and pooling INT8)",
+            {"fp32": ("all",)},
+        ),
+        ("+ classifier fp32", {"fp32": ("first", "depthwise", "classifier")}),
+        ("+ last conv fp32", {"fp32": ("first", "depthwise", "last")}),
+        ("+ last conv + classifier fp32", {"fp32": ("first", "depthwise", "last", "classifier")}),
+    ):
+        variants.append((f"ours, {name}", lambda v=variant: ov_int8(model, calibration_64, **v)))
+    for count in (128, 300):
+        variants.append(
+            (f"ours, {count} calibration photos", lambda c=count: ov_int8(model, calibration(c)))
+        )
+    notes = []
+    if sweep:
+        say(f"sweep: one more layer in fp32 at a time, on {len(tuning_files)} tuning photos ...")
+        tuning = model.pixels(tuning_files)
+        ranked = sensitivity(model, calibration_64, tuning, logits(reference, tuning))
+        base = same_top1(logits(recipe, tuning), logits(reference, tuning))
+        notes += [
+            f"Sweep (same top-1 as fp32 on the {len(tuning_files)} tuning photos; ours: "
+            f"{base:.1%}), the ten most helpful layers to keep in fp32:",
+            "",
+            *[
+                f"- {agree:.1%}, mean score gap {gap:.4f}: `{name}`"
+                for name, agree, gap in ranked[:10]
+            ],
+        ]
+        for top in (1, 2, 4, 8):
+            names = tuple(name for name, _, _ in ranked[:top])
+            variants.append(
+                (
+                    f"ours, + the sweep's top {top} in fp32",
+                    lambda n=names: ov_int8(model, calibration_64, fp32_names=n),
+                )
+            )
     lines = [
         f"INT8 variants on the real EfficientNet-Lite0, calibrated on {CALIBRATION} photos "
-        f"unrelated to the scored ones; {len(labelled)} labelled photos, {len(held_out)} others:",
+        f"unrelated to the scored ones (unless the row says more); {len(labelled)} labelled "
+        f"photos, {len(held_out)} others (held out: neither calibration nor tuning photos); "
+        f"model only, batch {BATCH}, images/s interleaved with ours (median of 3 rounds):",
         "",
         "| variant | top-1 | top-5 | same top-1 as fp32 (labelled) "
-        "| same top-1 as fp32 (others) | (others fp32 scores >= 0.5) | largest score gap |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| same top-1 as fp32 (others) | (others fp32 scores >= 0.5) | largest score gap "
+        "| images/s | / ours |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     sure = scores_of(ref_others, False).max(axis=-1) >= 0.5
     for name, make in variants:
@@ -293,16 +391,18 @@ def variants_table(
         got_photos, got_others = logits(run, photos), logits(run, held_out)
         top5 = np.argsort(-got_photos, axis=-1)[:, :5]
         gap = np.abs(scores_of(got_others, False) - scores_of(ref_others, False)).max()
+        speed = rates({"ours": recipe, "variant": run}, held_out[:BATCH], 3)
         lines.append(
             f"| {name} | {np.mean(got_photos.argmax(-1) == truth):.1%} "
             f"| {np.mean([t in row for t, row in zip(truth, top5, strict=True)]):.1%} "
-            f"| {np.mean(got_photos.argmax(-1) == ref_photos.argmax(-1)):.1%} "
-            f"| {np.mean(got_others.argmax(-1) == ref_others.argmax(-1)):.1%} "
+            f"| {same_top1(got_photos, ref_photos):.1%} "
+            f"| {same_top1(got_others, ref_others):.1%} "
             f"| {np.mean((got_others.argmax(-1) == ref_others.argmax(-1))[sure]):.1%} "
-            f"({sure.sum()}) | {gap:.3f} |"
+            f"({sure.sum()}) | {gap:.3f} | {speed['variant']:.0f} "
+            f"| {speed['variant'] / speed['ours']:.2f} |"
         )
         say(f"  {lines[-1]}")
-    return lines
+    return [*lines, "", *notes] if notes else lines
 
 
 # --------------------------------------------------------------------------- commands
@@ -444,13 +544,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--foolbox", type=Path, help="foolbox's wheel or data folder: 20 more labelled photos"
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="variants: also keep one more layer in fp32 at a time, and rows for the best ones",
+    )
     parser.add_argument("--out", type=Path, help="results file [results-int8-HOST-DATE.md]")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
     require_scikit_image()
     began, load_start = time.perf_counter(), load_average()
     info = machine_info()
-    corpus = build_corpus(IMAGENET, max(args.images, CALIBRATION + 300))
+    corpus = build_corpus(IMAGENET, max(args.images, CALIBRATION + 2 * OTHERS + 236))
     files = corpus[: args.images]
     calibration = corpus[-CALIBRATION:]  # the first run's photos: not the scored ones
     warm_page_cache(corpus)
@@ -466,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table, model_rates = models_table(models, corpus, args.rounds)
         sections.append(table)
     if "variants" in parts:
-        sections.append(variants_table(models[1], corpus, 300, args.foolbox))
+        sections.append(variants_table(models[1], corpus, OTHERS, args.foolbox, args.sweep))
     if "commands" in parts:
         runs_dir = WORK / "int8-runs" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         sections.append(

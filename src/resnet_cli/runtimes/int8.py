@@ -2,7 +2,7 @@
 own first images, checked against fp32 on them before it is used, and cached for later runs.
 
 Why OpenVINO and NNCF rather than ONNX Runtime's quantizer (measured on a 2-core AMD EPYC,
-``benchmarks/int8_variants.py``; ``benchmarks/results-int8-*.md``): ResNet-50 ran 1.7-1.8x
+``benchmarks/int8_bench.py``; ``benchmarks/results-int8-*.md``): ResNet-50 ran 1.7-1.8x
 faster in OpenVINO's INT8 than in ONNX Runtime's, and on the real EfficientNet-Lite0 ONNX
 Runtime's best QDQ variant kept far fewer top-1 answers of fp32 (NNCF corrects the bias that
 quantizing depthwise convolutions shifts; ONNX Runtime's quantizer has no such step).
@@ -315,50 +315,110 @@ class PendingInt8:
         return (int8 if check.accepted else self.fp32), check
 
 
+# The layers ``quantize`` can keep in fp32, by kind: the first convolution, the second
+# ungrouped one (EfficientNet's and MobileNet's first pointwise convolution, ResNet's first
+# 1x1), the depthwise (grouped) ones, the last convolution, the classifier (MatMul, ONNX's
+# Gemm), or all of them.
+LAYER_KINDS = ("first", "second", "depthwise", "last", "classifier", "all")
+
+
+def fp32_layer_names(model: Any, kinds: tuple[str, ...]) -> list[str]:
+    """The names of ``model``'s layers of these ``LAYER_KINDS``, in the model's order."""
+    layers = [
+        op
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")
+    ]
+    convolutions = [op for op in layers if op.get_type_name() != "MatMul"]
+    ungrouped = [op for op in convolutions if op.get_type_name() == "Convolution"]
+    chosen = {
+        "first": convolutions[:1],
+        "second": [op for op in ungrouped if op is not convolutions[0]][:1],
+        "depthwise": [op for op in layers if op.get_type_name() == "GroupConvolution"],
+        "last": ungrouped[-1:],
+        "classifier": [op for op in layers if op.get_type_name() == "MatMul"],
+        "all": layers,
+    }
+    wanted = {id(op) for kind in kinds for op in chosen[kind]}
+    return [op.get_friendly_name() for op in layers if id(op) in wanted]
+
+
 def quantize(
-    model: Any, pixels: Any, depthwise_in_fp32: bool = True, seven_bit: bool | None = None
+    model: Any,
+    pixels: Any,
+    *,
+    seven_bit: bool | None = None,
+    eight_bit_first: bool = False,
+    fp32: tuple[str, ...] = ("first", "depthwise"),
+    fp32_names: tuple[str, ...] = (),
+    fp32_types: tuple[str, ...] = (),
+    preset: str = "mixed",
+    bias_correction: str = "fast",
+    channel_alignment: bool = False,
+    activations_range: str | None = None,
+    model_type: str | None = None,
+    smooth_quant: float | None = None,
 ) -> Any:
     """``model`` (an openvino.Model in fp32) quantized by NNCF, calibrated on ``pixels``;
-    ``seven_bit``: weights in 7 bits (default: where the CPU has no VNNI). The other argument
-    is for benchmarks/int8_bench.py's variants."""
+    ``seven_bit``: weights in 7 bits (default: where the CPU has no VNNI), else 8 bits but
+    the first quantized layer's 7 unless ``eight_bit_first``. The defaults are
+    ``RECIPE``; the other arguments are for benchmarks/int8_bench.py's variants: ``fp32``
+    (``LAYER_KINDS`` kept in fp32), ``fp32_names`` (more layers, by name) and ``fp32_types``
+    (every operation of these OpenVINO types, e.g. "Add": the residual sums), ``preset``
+    ("mixed" or "performance"), ``bias_correction`` ("fast", "full" or "none"),
+    ``channel_alignment``, ``activations_range`` (None: NNCF's mean of the images' minima
+    and maxima; or a RangeEstimatorParametersSet by name: "minmax", "histogram" ...),
+    ``model_type`` (None or "transformer") and ``smooth_quant``
+    (SmoothQuant's alpha, which NNCF applies only to a model of type "transformer")."""
     if seven_bit is None:
         seven_bit = not vnni()
     nncf = import_nncf()
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
         OverflowFix,
     )
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    convolutions = [
-        op
-        for op in model.get_ordered_ops()
-        if op.get_type_name() in ("Convolution", "GroupConvolution")
-    ]
     # In fp32: the first convolution and the depthwise (grouped) ones. On the real
     # EfficientNet-Lite0 that kept fp32's top-1 on 93% of held-out photos instead of 87%,
     # halved the largest score gap, and cost no measurable speed (they are memory-bound).
-    fp32_layers = [
-        op.get_friendly_name()
-        for i, op in enumerate(convolutions)
-        if i == 0 or (depthwise_in_fp32 and op.get_type_name() == "GroupConvolution")
-    ]
+    fp32_layers = fp32_layer_names(model, fp32) + list(fp32_names)
+    # Without VNNI (AVX2, AVX-512 before Cascade Lake) x86's u8 x s8 multiply-add saturates
+    # on 8-bit weights: 7 bits on every layer there (the real EfficientNet-Lite0 under
+    # ONEDNN_MAX_CPU_ISA=AVX2 lost fp32's top-1 on 4 of 64 photos with 8, none with 7). With
+    # VNNI, 8 bits (NNCF's default, 7 on the first quantized layer): 91% same top-1 on
+    # held-out photos against 83% with 7.
+    advanced = AdvancedQuantizationParameters(
+        overflow_fix=OverflowFix.ENABLE
+        if seven_bit
+        else OverflowFix.DISABLE
+        if eight_bit_first
+        else OverflowFix.FIRST_LAYER,
+        disable_channel_alignment=not channel_alignment,
+        disable_bias_correction=bias_correction == "none",
+    )
+    if activations_range is not None:
+        advanced.activations_range_estimator_params = getattr(
+            RangeEstimatorParametersSet, activations_range.upper()
+        )
+    if smooth_quant is not None:
+        advanced.smooth_quant_alphas = AdvancedSmoothQuantParameters(
+            convolution=smooth_quant, matmul=smooth_quant
+        )
     # Nor its progress bars: stdout carries records, stderr the run's own lines.
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return nncf.quantize(
             model,
             nncf.Dataset([pixels[i : i + 1] for i in range(len(pixels))]),
-            preset=nncf.QuantizationPreset.MIXED,
+            preset=nncf.QuantizationPreset(preset),
+            model_type=nncf.ModelType(model_type) if model_type else None,
             subset_size=len(pixels),
-            fast_bias_correction=True,
-            ignored_scope=nncf.IgnoredScope(names=fp32_layers) if fp32_layers else None,
-            # Without VNNI (AVX2, AVX-512 before Cascade Lake) x86's u8 x s8 multiply-add
-            # saturates on 8-bit weights: 7 bits on every layer there (the real
-            # EfficientNet-Lite0 under ONEDNN_MAX_CPU_ISA=AVX2 lost fp32's top-1 on 4 of 64
-            # photos with 8, none with 7). With VNNI, 8 bits (NNCF's default, 7 on the first
-            # quantized layer): 91% same top-1 on held-out photos against 83% with 7.
-            advanced_parameters=AdvancedQuantizationParameters(
-                overflow_fix=OverflowFix.ENABLE if seven_bit else OverflowFix.FIRST_LAYER
-            ),
+            fast_bias_correction=bias_correction != "full",
+            ignored_scope=nncf.IgnoredScope(names=fp32_layers, types=list(fp32_types))
+            if fp32_layers or fp32_types
+            else None,
+            advanced_parameters=advanced,
         )
 
 
