@@ -76,6 +76,16 @@ class RunOptions:
                 values[name] = Path(values[name])
         return cls(**values)
 
+    def records_settings(self) -> dict[str, Any]:
+        """The options a resumed output must share with the run that began it (its
+        metadata records them; ``claim_output`` checks them)."""
+        return {
+            "model": self.model,
+            "top_k": self.top_k,
+            "min_score": self.min_score,
+            "zero_shot": None if self.zero_shot is None else self.zero_shot.meta(),
+        }
+
     def model_options(self) -> dict[str, Any]:
         """The options ``load_classifier`` takes besides the model's name."""
         zero_shot = self.zero_shot

@@ -501,10 +501,7 @@ def _claim_output(fmt: str, o: RunOptions) -> ClaimedOutput | None:
         fmt,
         resume=o.resume,
         overwrite=o.overwrite,
-        model=o.model,
-        top_k=o.top_k,
-        min_score=o.min_score,
-        zero_shot=None if o.zero_shot is None else o.zero_shot.meta(),
+        **o.records_settings(),
     )
 
 
@@ -515,14 +512,11 @@ def _results_meta(o: RunOptions, classifier: Any) -> dict[str, Any]:
 
     return results_meta(
         version=__version__,
-        model=o.model,
         revision=o.revision,
-        top_k=o.top_k,
-        min_score=o.min_score,
         exact=o.exact,
         max_pixels=o.max_pixels,
-        zero_shot=None if o.zero_shot is None else o.zero_shot.meta(),
         classifier=classifier,
+        **o.records_settings(),
         plan=classifier.plan.as_dict(),
     )
 
