@@ -9,6 +9,13 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in raw)
 
 
+def say(message: str) -> None:
+    """A line for the user on stderr, names in it made safe for the terminal."""
+    import sys
+
+    print(printable(message), file=sys.stderr, flush=True)
+
+
 def normalized_label(label: str) -> str:
     """A label for comparing: lower case, ``_`` as a space, runs of spaces as one."""
     return " ".join(label.replace("_", " ").lower().split())

@@ -52,13 +52,6 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-def say(message: str) -> None:
-    """A line for the user on stderr, names in it made safe for the terminal."""
-    from ..text import printable
-
-    print(printable(message), file=sys.stderr, flush=True)
-
-
 def _status(message: str) -> Any:
     """A spinner on stderr while the model loads, only when stderr is a terminal."""
     if not is_terminal(sys.stderr):

@@ -16,7 +16,8 @@ from ..inputs.decode import DEFAULT_MAX_PIXELS
 from ..models.zero_shot import zero_shot_on_disk, zero_shot_options
 from ..pipeline.options import RunOptions
 from ..pipeline.run import RunResult, Watcher
-from ._console import _progress_bar, _status, create_app, mistyped_command, say, summary_line
+from ..text import say
+from ._console import _progress_bar, _status, create_app, mistyped_command, summary_line
 from ._errors import Command
 from .options import (
     BatchSize,

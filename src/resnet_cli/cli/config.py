@@ -10,7 +10,8 @@ import typer
 
 from ..config import KEYS, check_key, config_path, read_config, resolve_model, write_config
 from ..errors import UsageError
-from ._console import create_app, say
+from ..text import say
+from ._console import create_app
 from ._errors import Command, Group
 
 config_app = create_app(cls=Group)

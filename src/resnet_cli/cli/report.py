@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import EXIT_OK
-from ._console import create_app, say
+from ..text import say
+from ._console import create_app
 from ._errors import Command
 
 if TYPE_CHECKING:

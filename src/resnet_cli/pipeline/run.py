@@ -32,6 +32,7 @@ from ..errors import (
     UsageError,
 )
 from ..results import Record, needs_review
+from ..text import say
 from .options import RunOptions
 
 if TYPE_CHECKING:
@@ -55,19 +56,13 @@ class Bar(Protocol):
     def stop(self) -> None: ...
 
 
-def _to_stderr(line: str) -> None:
-    from ..text import printable
-
-    print(printable(line), file=sys.stderr, flush=True)
-
-
 @dataclass
 class Watcher:
     """What a run shows while it works. ``say``: a line for the person (warnings, "nothing
     to do"); ``busy(what)``: a context manager around a slow step (the model's load, saving
     the export); ``progress(total, batch_size)``: a ``Bar`` (or None) for the images."""
 
-    say: Callable[[str], None] = _to_stderr
+    say: Callable[[str], None] = say
     busy: Callable[[str], contextlib.AbstractContextManager[Any]] = lambda what: (
         contextlib.nullcontext()
     )
