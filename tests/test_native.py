@@ -304,10 +304,11 @@ def test_cpu_runs_preprocess_in_the_decode_threads(
         str(tiny_model), device=device, exact=kind == "exact", runtime="torch"
     )
     assert classifier.runtime == "torch"
-    prepare = classifier.preprocess_one
-    assert (prepare is not None) == (kind == "native")
-    if prepare is None:
+    processor = classifier.threads_processor
+    assert (processor is not None) == (kind == "native")
+    if processor is None:
         return
+    prepare = processor.prepare
     images = [scene(500, 375, seed=1), scene(300, 400, seed=2).convert("L")]
     rows = [prepare(image) for image in images]
     assert isinstance(rows[0], np.ndarray)  # no torch in the decode threads

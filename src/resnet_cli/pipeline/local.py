@@ -4,12 +4,17 @@ Decoding and preprocessing run in a pool of threads (Pillow, libjpeg and torch r
 GIL) while the main thread runs the model, so the model does not wait for the decoder. At most
 a bounded number of inputs is in flight, so memory does not grow with the number of inputs.
 Records come out in input order, a batch at a time.
+
+Where the run's decode steps are known from the checkpoint's files, decoding starts while the
+model loads (``decode_ahead``), so the decode threads' work is not on the cores the model
+needs later; the loaded classifier takes those images only where its own steps are the same
+(``Decoding.adopt``), else they are decoded anew.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +41,9 @@ from ..runtimes.device_io import (
 )
 
 if TYPE_CHECKING:
+    from ..models.checkpoint import ArrayConvNextProcessor
     from ..runtimes.loaded import Classifier
+    from ..runtimes.select import Plan
 
 
 @dataclass
@@ -110,6 +117,7 @@ def classify_batches(
     device_decode: bool | None = None,
     categories: bool = True,
     min_score: float = 0.0,
+    ahead: Decoding | None = None,
 ) -> Iterator[list[Record]]:
     """Classify sources in order, yielding the records of each batch as it finishes, in
     batches of the classifier's plan's ``batch_size``, decoded by its ``workers`` threads
@@ -123,6 +131,9 @@ def classify_batches(
     ``device_decode``: decode JPEGs in batches on the model's device (nvJPEG on CUDA) and
     preprocess there; default: on for CUDA unless the classifier is exact. Any image the
     device decoder cannot take goes through the CPU path instead.
+
+    ``ahead``: the decoding ``decode_ahead`` started on ``sources`` while the model loaded;
+    its images are used where its steps are the classifier's, else decoded anew.
     """
     if top_k < 1:
         raise ValueError("top_k must be at least 1")
@@ -131,54 +142,24 @@ def classify_batches(
     plan = classifier.plan
     size = plan.batch_size
     table = categories_for(classifier.labels) if categories else None
-    pool_size = plan.workers
-    if device_decode is None:
-        device_decode = plan.device_decode
-    # Device decoding hands the processor torch tensors: not for a NumPy processor.
-    device_decode = device_decode and classifier.preprocess_one is None
-    prepare = functools.partial(
-        decode_source,
-        resize=classifier.resize,
-        max_pixels=max_pixels,
-        device_decode=device_decode,
-        preprocess=classifier.preprocess_one,
-        offline=classifier.offline,
-    )
+    steps = DecodeSteps.of(classifier, max_pixels, device_decode)
     # Enough inputs in flight to keep every worker busy while a batch runs, and no more.
-    in_flight = size + 2 * pool_size
+    in_flight = size + 2 * steps.workers
     # Inputs go to the workers a few at a time where batches are big (GPUs): a task per
     # input costs the main thread more than the model's share of an image there.
-    chunk = max(1, min(16, size // (4 * pool_size)))
-
-    pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="decode")
+    chunk = max(1, min(16, size // (4 * steps.workers)))
+    if ahead is not None:
+        decoding = ahead.adopt(steps, in_flight, chunk)
+    else:
+        decoding = Decoding(steps, iter(sources), in_flight, chunk)
     finished = False
-    pending: deque[tuple[int, Future[list[Slot]]]] = deque()  # (inputs, their task)
-    queued = 0  # inputs in the pending tasks
-    stream = iter(sources)
-
-    def prepare_all(chunk_sources: list[Source]) -> list[Slot]:
-        return [prepare(source) for source in chunk_sources]
-
-    def refill() -> None:
-        nonlocal queued
-        while queued < in_flight:
-            taken = list(itertools.islice(stream, chunk))
-            if not taken:
-                return
-            pending.append((len(taken), pool.submit(prepare_all, taken)))
-            queued += len(taken)
-
     previous: LaunchedBatch | None = None
     slots: list[Slot] = []
     ready = 0
     # --precision int8 on a first run: the first images are held back to calibrate on.
     calibrating = classifier.calibration_images
     try:
-        refill()
-        while pending:
-            count, future = pending.popleft()
-            queued -= count
-            refill()  # the workers get the next inputs before this task is waited for
+        while (future := decoding.next()) is not None:
             if previous is not None and not future.done():
                 # The next input is not ready: hand over the finished batch now rather than
                 # hold it back (an input that never arrives must not hide finished records).
@@ -220,7 +201,210 @@ def classify_batches(
     finally:
         # Interrupted or abandoned: do not wait for a worker that may be stuck reading
         # (a slow network mount, a pipe); the caller has what it needs.
-        pool.shutdown(wait=finished, cancel_futures=True)
+        decoding.close(wait=finished)
+
+
+@dataclass(frozen=True)
+class DecodeSteps:
+    """What the decode threads do to each input, and how many of them there are.
+
+    ``resize``: the model's first resize (libjpeg downscales in the DCT domain to it);
+    ``preprocess``: the processor whose NumPy ``prepare`` runs in the threads (None: the main
+    thread preprocesses whole batches); ``device_decode``: plain JPEGs are left for the
+    device to decode; ``offline``: a URL input is an error, not downloaded."""
+
+    resize: ResizeRule | None
+    preprocess: ArrayConvNextProcessor | None
+    max_pixels: int | None
+    device_decode: bool
+    offline: bool
+    workers: int
+
+    @classmethod
+    def of(
+        cls, classifier: Classifier, max_pixels: int | None, device_decode: bool | None = None
+    ) -> DecodeSteps:
+        """The loaded classifier's steps (``device_decode``: None, as its plan says)."""
+        processor = classifier.threads_processor
+        if device_decode is None:
+            device_decode = classifier.plan.device_decode
+        return cls(
+            resize=classifier.resize,
+            preprocess=processor,
+            max_pixels=max_pixels,
+            # Device decoding hands the processor torch tensors: not for a NumPy processor.
+            device_decode=device_decode and processor is None,
+            offline=classifier.offline,
+            workers=classifier.plan.workers,
+        )
+
+    def same_as(self, other: DecodeSteps) -> bool:
+        """Whether an image decoded by ``other`` is what these steps make of it."""
+        if (self.resize, self.max_pixels, self.device_decode, self.offline, self.workers) != (
+            other.resize,
+            other.max_pixels,
+            other.device_decode,
+            other.offline,
+            other.workers,
+        ):
+            return False
+        if self.preprocess is None or other.preprocess is None:
+            return self.preprocess is other.preprocess
+        return self.preprocess.same_pixels(other.preprocess)
+
+    def __call__(self, source: Source) -> Slot:
+        return decode_source(
+            source,
+            resize=self.resize,
+            max_pixels=self.max_pixels,
+            device_decode=self.device_decode,
+            preprocess=None if self.preprocess is None else self.preprocess.prepare,
+            offline=self.offline,
+        )
+
+
+class Decoding:
+    """Sources decoded by a pool of threads in order, a task of ``chunk`` inputs at a time,
+    with at most ``bound`` inputs in flight (queued, decoding or decoded and not yet taken).
+
+    The main thread hands the workers their inputs, unless ``feeding`` (decoding ahead of the
+    model's load): then a thread of its own does, so that the main thread goes on loading
+    while the inputs are read (stdin may be a slow pipe), until ``adopt``. It stops at the
+    first URL: downloading imports modules that the loading main thread may be importing too
+    (two threads importing one module can meet a half-initialized one), so URLs wait."""
+
+    def __init__(
+        self,
+        steps: DecodeSteps,
+        sources: Iterator[Source],
+        bound: int,
+        chunk: int,
+        feeding: bool = False,
+    ):
+        self.steps, self.stream, self.bound, self.chunk = steps, sources, bound, chunk
+        self.pool = ThreadPoolExecutor(max_workers=steps.workers, thread_name_prefix="decode")
+        self.pending: deque[tuple[list[Source], Future[list[Slot]]]] = deque()
+        self.queued = 0  # inputs in the pending tasks
+        self.feeder: threading.Thread | None = None
+        self.failed: BaseException | None = None  # what the feeder met reading the inputs
+        if feeding:
+            self.feeder = threading.Thread(target=self._feed, name="decode-feeder", daemon=True)
+            self.feeder.start()
+        else:
+            self.refill()
+
+    def _feed(self) -> None:
+        try:
+            self.refill(until_url=True)
+        except BaseException as exc:  # raised in the main thread, by ``adopt``
+            self.failed = exc
+
+    def refill(self, until_url: bool = False) -> None:
+        """Hand the workers more inputs, up to the bound (``until_url``: and up to the first
+        URL, which stays the next input)."""
+        while self.queued < self.bound:
+            taken = list(itertools.islice(self.stream, self.chunk))
+            if until_url:
+                urls = [i for i, source in enumerate(taken) if source.url is not None]
+                if urls:
+                    self.stream = itertools.chain(taken[urls[0] :], self.stream)
+                    taken = taken[: urls[0]]
+                    if taken:
+                        self._submit(taken)
+                    return
+            if not taken:
+                return
+            self._submit(taken)
+
+    def _submit(self, taken: list[Source]) -> None:
+        self.pending.append((taken, self.pool.submit(self._decode_all, taken)))
+        self.queued += len(taken)
+
+    def _decode_all(self, sources: list[Source]) -> list[Slot]:
+        return [self.steps(source) for source in sources]
+
+    def next(self) -> Future[list[Slot]] | None:
+        """The next task's slots, in input order (None: the inputs are done); the workers get
+        the next inputs before it is waited for."""
+        if not self.pending:
+            return None
+        taken, future = self.pending.popleft()
+        self.queued -= len(taken)
+        self.refill()
+        return future
+
+    def adopt(self, steps: DecodeSteps, bound: int, chunk: int) -> Decoding:
+        """This decoding, from now on within ``bound`` and ``chunk``, where it decodes as
+        ``steps`` do; else a new one with ``steps`` over the same inputs, from the first one
+        not taken (what was decoded ahead is decoded again)."""
+        # The feeder stops after the read it is in (at most a chunk), once the bound is down.
+        self.bound, self.chunk = min(self.bound, bound), chunk
+        if self.feeder is not None:
+            self.feeder.join()
+            self.feeder = None
+        if self.failed is not None:
+            self.close(wait=False)
+            raise self.failed
+        if self.steps.same_as(steps):
+            self.bound = bound
+            return self
+        self.close(wait=False)
+        again = [source for sources, _ in self.pending for source in sources]
+        self.pending.clear()
+        return Decoding(steps, itertools.chain(again, self.stream), bound, chunk)
+
+    def close(self, wait: bool) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+# What decoding ahead of the model's load may hold, decoded, at most: a few batches, and no
+# more than this many bytes of model input (at 224 x 224, 110 images; for bigger inputs fewer).
+AHEAD_BYTES = 64 << 20
+AHEAD_BATCHES = 8
+
+
+def decode_ahead(
+    plan: Plan,
+    files: dict[str, str] | None,
+    sources: Iterator[Source],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    offline: bool = False,
+) -> Decoding | None:
+    """Start decoding ``sources`` before the model loads, with the steps its checkpoint's
+    files say the run will take (``plan``: the plan chosen before loading): on the CPU, with
+    the processor reproduced in NumPy. None where those steps are not known before loading
+    (a GPU, which decodes on the device; a processor only transformers runs)."""
+    if plan.device != "cpu" or plan.device_decode or files is None:
+        return None
+    from ..models.checkpoint import array_processor, read_json
+    from ..models.transformers import resize_rule
+
+    try:
+        processor = array_processor(files, read_json(files["config.json"]))
+    except Exception:  # unreadable: loading says what is wrong with it
+        return None
+    if processor is None:
+        return None
+    # What the decode threads import on their first image, imported here first: the loading
+    # main thread imports NumPy too (with its runtime), and two threads importing it at once
+    # can meet it half-initialized. Pillow's common formats are needed by the first image.
+    import numpy  # noqa: F401
+    from PIL import Image
+
+    Image.preinit()
+    steps = DecodeSteps(
+        resize=resize_rule(processor),
+        preprocess=processor,
+        max_pixels=max_pixels,
+        device_decode=False,
+        offline=offline,
+        workers=plan.workers,
+    )
+    edge = processor.size["shortest_edge"]
+    bound = max(1, min(AHEAD_BATCHES * plan.batch_size, AHEAD_BYTES // (3 * edge * edge * 4)))
+    chunk = max(1, min(16, plan.batch_size // (4 * plan.workers)))  # as classify_batches's
+    return Decoding(steps, sources, bound, chunk, feeding=True)
 
 
 def calibrate(classifier: Classifier, slots: list[Slot]) -> None:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from ..output.files import ClaimedOutput
     from ..output.organize import Organizer
     from ..output.xmp import SidecarWriter
+    from ..runtimes.select import Plan
+    from .local import Decoding
 
 # Signals that stop a run as Ctrl-C does: finished records written, summary, exit 130.
 STOP_SIGNALS = tuple(
@@ -169,13 +171,33 @@ def _run_here(r: _Run, inputs: list[str], dataset: str | None) -> RunResult:
     if sources is None:  # every input is in the resumed output
         return _nothing_to_do(r)
     from ..runtimes.classifier import load_classifier
+    from .local import decode_ahead
 
-    with r.watcher.busy(f"Loading {o.model} ..."):
-        classifier = load_classifier(
-            o.model, images=total, batch_size=o.batch_size, workers=o.workers, **o.model_options()
-        )
+    ahead: Decoding | None = None
+
+    def planned(plan: Plan, files: dict[str, str] | None) -> None:
+        # The inputs are decoded while the model loads: files and folders, not a dataset's
+        # rows (its reader's own imports would meet the loading's).
+        nonlocal ahead
+        if not o.exact and dataset is None:
+            ahead = decode_ahead(plan, files, sources, max_pixels=o.max_pixels, offline=o.offline)
+
+    try:
+        with r.watcher.busy(f"Loading {o.model} ..."):
+            classifier = load_classifier(
+                o.model,
+                images=total,
+                batch_size=o.batch_size,
+                workers=o.workers,
+                planned=planned,
+                **o.model_options(),
+            )
+    except BaseException:
+        if ahead is not None:
+            ahead.close(wait=False)
+        raise
     result = RunResult(plan=classifier.plan.as_dict())
-    counted = _classify_into(r, classifier, sources, total, result)
+    counted = _classify_into(r, classifier, sources, total, result, ahead)
     if classifier.plan.export_after and not result.interrupted:
         # Once the records are written, and before the summary, which counts it: later runs
         # start from it without torch. A second or a few.
@@ -264,10 +286,16 @@ def _nothing_to_do(r: _Run) -> RunResult:
 
 
 def _classify_into(
-    r: _Run, classifier: Any, sources: Iterator[Source], total: int | None, result: RunResult
+    r: _Run,
+    classifier: Any,
+    sources: Iterator[Source],
+    total: int | None,
+    result: RunResult,
+    ahead: Decoding | None = None,
 ) -> list[Record] | None:
     """Classify ``sources`` and write each batch (records, sidecars, placed files), counting
-    into ``result``; return the records for the report when they are kept (not on resume)."""
+    into ``result``; return the records for the report when they are kept (not on resume).
+    ``ahead``: the decoding of ``sources`` started while the model loaded."""
     from ..categories import resolve_categories
     from ..output.writers import close_records, create_writer, open_records
     from .local import classify_batches
@@ -310,6 +338,7 @@ def _classify_into(
             max_pixels=o.max_pixels,
             categories=with_category,
             min_score=o.min_score,
+            ahead=ahead,
         ):
             with _interrupts_held(), _writing(claimed):  # a written record is counted
                 if meta_pending and claimed is not None:

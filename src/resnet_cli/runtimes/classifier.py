@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ def load_classifier(
     template: str | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    planned: Callable[[Plan, dict[str, str] | None], None] | None = None,
 ) -> Classifier:
     """Load an image-classification model and its processor from the hub or a local folder
     (default: microsoft/resnet-50; with ``labels``, openai/clip-vit-base-patch32).
@@ -76,6 +77,8 @@ def load_classifier(
     ``pipeline("zero-shot-image-classification")`` scores it.
     ``batch_size``, ``workers``: images per batch and decode threads, where not the plan's
     own choice (the CLI's -b and -j); the classifier's ``plan`` says what the run uses.
+    ``planned``: called with the plan chosen from the files on disk, and the files, before
+    anything is loaded (the local engine starts decoding then).
     """
     zero_shot = None if labels is None else ZeroShot.of(labels, template)
     if zero_shot is None and template is not None:
@@ -110,6 +113,8 @@ def load_classifier(
     # line at once, and a checkpoint exported (or quantized) by an earlier run starts without
     # torch (0.2 s, not 3-4 s), where this plan says so; it is then the run's plan.
     early = planning.plan()
+    if planned is not None:
+        planned(early, files)
     if not early.needs_torch and files is not None:
         from .quick_start import load
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from ..models.checkpoint import ArrayConvNextProcessor
+
 
 @dataclass
 class Classifier:
@@ -88,12 +90,12 @@ class Classifier:
         return batch
 
     @property
-    def preprocess_one(self) -> Callable[[Image.Image], Any] | None:
-        """One image's preprocessing, for the decode threads where it needs no torch: on the
-        CPU, the native processor's Pillow resize and NumPy normalization, so the main thread
-        only stacks and runs the model. None: the processor runs on whole batches in the main
-        thread (transformers' processors and --exact's, which use torch's thread pool; GPUs,
-        which decode and preprocess JPEGs on the device)."""
+    def threads_processor(self) -> ArrayConvNextProcessor | None:
+        """The processor whose ``prepare`` (one image, no torch) runs in the decode threads:
+        on the CPU, the native processor's Pillow resize and NumPy normalization, so the main
+        thread only stacks and runs the model. None: the processor runs on whole batches in
+        the main thread (transformers' processors and --exact's, which use torch's thread
+        pool; GPUs, which decode and preprocess JPEGs on the device)."""
         from ..models.native import ExactConvNextProcessor, NativeConvNextProcessor
 
         native = isinstance(self.processor, NativeConvNextProcessor)
@@ -103,7 +105,7 @@ class Classifier:
             or isinstance(self.processor, ExactConvNextProcessor)
         ):
             return None
-        return self.processor.prepare
+        return self.processor
 
     def predict(self, pixel_values: Any, top_k: int) -> tuple[Any, Any]:
         """Normalized pixels (or ``ModelInputs``) -> (scores, class ids) of the top-k labels,
@@ -188,8 +190,8 @@ class ArrayClassifier(Classifier):
         return self.processor(images)["pixel_values"]
 
     @property
-    def preprocess_one(self) -> Callable[[Any], Any] | None:
-        return self.processor.prepare
+    def threads_processor(self) -> ArrayConvNextProcessor | None:
+        return self.processor
 
     def stack(self, pixels: list[Any]) -> Any:
         import numpy as np
