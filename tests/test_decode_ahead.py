@@ -200,3 +200,51 @@ def test_decoding_ahead_stops_at_the_first_url(tiny_model: Path, photos: list[Pa
     ]
     assert [r.ok for r in records] == [True] * 3 + [False] + [True] * 5
     assert "offline" in (records[3].error or "")
+
+    # A URL first: nothing is decoded ahead, and nothing is lost.
+    stream = iter([url, *files[:2]])
+    ahead = decode_ahead(classifier.plan, classifier.files, stream, offline=True)
+    assert ahead is not None
+    records = [r for batch in classify_batches(classifier, stream, ahead=ahead) for r in batch]
+    assert [r.input for r in records] == [url.name, files[0].name, files[1].name]
+
+
+@pytest.mark.parametrize("organize", [False, True])
+def test_a_list_on_stdin_is_read_ahead_only_where_reading_it_moves_no_file(
+    organize: bool,
+    tiny_model: Path,
+    photos: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With --organize, reading a resumed run's input list places the files its earlier
+    records name: that stays in the main thread, so such a list is not read ahead."""
+    import io
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in photos[:6]:
+        shutil.copy(path, folder / path.name)
+    listed = "".join(f"{p}\n" for p in sorted(folder.iterdir()))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(listed.encode())))
+    started: list[bool] = []
+    real = local.decode_ahead
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        started.append(made is not None)
+        return made
+
+    monkeypatch.setattr(local, "decode_ahead", spy)
+    options: dict[str, Any] = {"organize": str(tmp_path / "sorted")} if organize else {}
+    result = resnet_cli.run(
+        ["-"],
+        model=str(tiny_model),
+        device="cpu",
+        precision="fp32",
+        output=str(tmp_path / "labels.jsonl"),
+        **options,
+    )
+    assert result.exit_code == 0 and result.inputs == 6
+    assert started == ([] if organize else [True])

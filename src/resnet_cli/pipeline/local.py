@@ -327,6 +327,8 @@ class Decoding:
         """The next task's slots, in input order (None: the inputs are done); the workers get
         the next inputs before it is waited for."""
         if not self.pending:
+            self.refill()  # the feeder may have stopped short of the bound (at a URL)
+        if not self.pending:
             return None
         taken, future = self.pending.popleft()
         self.queued -= len(taken)

@@ -177,9 +177,11 @@ def _run_here(r: _Run, inputs: list[str], dataset: str | None) -> RunResult:
 
     def planned(plan: Plan, files: dict[str, str] | None) -> None:
         # The inputs are decoded while the model loads: files and folders, not a dataset's
-        # rows (its reader's own imports would meet the loading's).
+        # rows (its reader's own imports would meet the loading's), nor a list read from
+        # stdin with --organize (reading it places a resumed run's files: the main thread's).
         nonlocal ahead
-        if not o.exact and dataset is None:
+        lazy_placing = r.organizer is not None and total is None
+        if not o.exact and dataset is None and not lazy_placing:
             ahead = decode_ahead(plan, files, sources, max_pixels=o.max_pixels, offline=o.offline)
 
     try:
