@@ -5,6 +5,7 @@ it is, and as an AVX2-only one (ONEDNN_MAX_CPU_ISA=AVX2 limits OpenVINO's oneDNN
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -52,6 +53,29 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
             crop.save(folder / f"{i:02d}-{name}.jpg", quality=90)
     (folder / "10-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
     return folder
+
+
+def compiled_digest(blob: Path) -> str:
+    """The digest the INT8 entry's record vouches for its compiled model with."""
+    digest: str = json.loads(blob.with_suffix(".json").read_text())["compiled"]
+    return digest
+
+
+def classify_examples(model: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    """The example photos' records from a -p int8 run."""
+    result = run_cli(
+        "-m",
+        model,
+        "-p",
+        "int8",
+        "-f",
+        "jsonl",
+        *sorted(EXAMPLES.glob("*.jpg")),
+        env={**env, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cpu, int8, openvino)" in result.stderr, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def meta_of(output: Path) -> dict[str, Any]:
@@ -112,6 +136,22 @@ def test_int8_calibrates_on_the_first_run_and_later_runs_start_from_it_without_t
     assert not imported(second)["torch"], second.stderr
     assert "cpu, int8, openvino)" in second.stderr
     assert_right([json.loads(line) for line in second.stdout.splitlines()], 2)
+
+    # That run compiled the cached model and kept it compiled, its digest in the record.
+    cache = tmp_path / "cache" / "int8"
+    (blob,) = cache.glob("*.blob")
+    assert compiled_digest(blob) == hashlib.sha256(blob.read_bytes()).hexdigest()
+    # A compiled model whose bytes changed is not used: compiled anew, and written again.
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = b"\xff" * 4096
+    blob.write_bytes(bytes(data))
+    assert_right(classify_examples(real_model, env), 2)
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == compiled_digest(blob)
+    assert blob.read_bytes() != bytes(data)
+    # And the compiled model is what later runs load: with the saved model's graph gone, they
+    # are still right.
+    blob.with_suffix(".xml").write_text("<broken/>")
+    assert_right(classify_examples(real_model, env), 2)
 
     facts = env_facts(real_model, env)
     assert facts["plan"]["precision"]["value"] == "int8"

@@ -342,8 +342,9 @@ def test_the_cache_keeps_only_the_most_recently_used_exports(tmp_path: Path) -> 
 
 
 def test_the_int8_entries_are_pruned_by_the_same_rule(tmp_path: Path) -> None:
-    """INT8's entries (record, model.xml, model.bin) go through the same cache code: only
-    entries with the tool's own record are pruned, the least recently used first."""
+    """INT8's entries (record, model.xml, model.bin, compiled .blob) go through the same
+    cache code: only entries with the tool's own record are pruned, the least recently used
+    first."""
     from resnet_cli.runtimes.int8 import ENTRIES
 
     folder = tmp_path / "int8"
@@ -362,8 +363,8 @@ def test_the_int8_entries_are_pruned_by_the_same_rule(tmp_path: Path) -> None:
         os.utime(path, (1000, 1000))
     ENTRIES.prune(keep=folder / "00.json", most=3)
     assert sorted(p.name for p in folder.glob("0*")) == [
-        "00.bin", "00.json", "00.xml", "03.bin", "03.json", "03.xml", "04.bin", "04.json", "04.xml"
-    ]  # fmt: skip
+        f"{i:02d}{suffix}" for i in (0, 3, 4) for suffix in (".bin", ".blob", ".json", ".xml")
+    ]
     assert all(path.exists() for path in theirs)
 
 

@@ -2,8 +2,9 @@
 
 Two kinds of entry share it, each in its own folder: ONNX exports (``onnx/KEY.onnx``, the graph
 ONNX Runtime optimized for this CPU, which later runs start from without torch) and INT8
-models (``int8/KEY.xml`` and ``KEY.bin``, runtimes/int8.py). ``KEY`` is a digest of what the
-entry depends on: the checkpoint's files (``checkpoint_identity``), the CPU, the versions.
+models (``int8/KEY.xml`` and ``KEY.bin``, and ``KEY.blob`` compiled, runtimes/int8.py). ``KEY``
+is a digest of what the entry depends on: the checkpoint's files (``checkpoint_identity``),
+the CPU, the versions.
 
 Beside each entry is its record ``KEY.json``, written by the tool with the entry's kind,
 format and key (``Kind.write_record``): a record names the entry it belongs to, so a file
