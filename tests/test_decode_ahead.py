@@ -56,6 +56,20 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return decoded
 
 
+def run_on(model: Path, photos: list[Path], output: Path) -> None:
+    """A library run of ``model`` on the photos into ``output``, in torch on a fresh cache
+    (the caller's monkeypatch sets it), which must end well."""
+    result = resnet_cli.run(
+        [str(p) for p in photos],
+        model=str(model),
+        device="cpu",
+        precision="fp32",
+        batch_size=4,
+        output=str(output),
+    )
+    assert result.exit_code == 0
+
+
 def hold_the_build(monkeypatch: pytest.MonkeyPatch, decoded: list[str], count: int) -> list[int]:
     """Make the torch load wait (10 s at most) until ``count`` inputs are decoded; the list
     returned gets how many were when it went on."""
@@ -102,15 +116,7 @@ def test_inputs_are_decoded_while_the_model_loads(
     decoded = count_decodes(monkeypatch)
     seen_while_loading = hold_the_build(monkeypatch, decoded, 8)
     output = tmp_path / "labels.jsonl"
-    result = resnet_cli.run(
-        [str(p) for p in photos],
-        model=str(tiny_model),
-        device="cpu",
-        precision="fp32",
-        batch_size=4,
-        output=str(output),
-    )
-    assert result.exit_code == 0
+    run_on(tiny_model, photos, output)
     assert seen_while_loading and seen_while_loading[0] >= 8
     assert sorted(decoded) == sorted(str(p) for p in photos)  # each input decoded once
     assert records_of(output) == expected_records(tiny_model, photos)
@@ -127,15 +133,7 @@ def test_images_decoded_ahead_with_other_steps_are_decoded_again(
     hold_the_build(monkeypatch, decoded, 1)
     monkeypatch.setattr(ArrayConvNextProcessor, "same_pixels", lambda self, other: False)
     output = tmp_path / "labels.jsonl"
-    result = resnet_cli.run(
-        [str(p) for p in photos],
-        model=str(tiny_model),
-        device="cpu",
-        precision="fp32",
-        batch_size=4,
-        output=str(output),
-    )
-    assert result.exit_code == 0
+    run_on(tiny_model, photos, output)
     assert records_of(output) == expected
     # Those decoded ahead twice (a few, at least), every other one once.
     counts = [decoded.count(str(p)) for p in photos]
