@@ -246,3 +246,43 @@ def test_a_list_on_stdin_is_read_ahead_only_where_reading_it_moves_no_file(
     )
     assert result.exit_code == 0 and result.inputs == 6
     assert started == ([] if organize else [True])
+
+
+def test_a_run_that_fails_before_its_first_batch_stops_its_decoding(
+    tiny_model: Path, photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the run started while the model loaded is stopped with the run, whatever ends it
+    between the load and the first batch (here, a failure of its own), not left to the
+    garbage collector."""
+    import resnet_cli.categories
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("after the load, before the first batch")
+
+    monkeypatch.setattr(resnet_cli.categories, "resolve_categories", broken)
+    made: list[local.Decoding | None] = []
+    real = local.decode_ahead
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(local, "decode_ahead", spy)
+    closed: list[local.Decoding] = []
+    real_close = local.Decoding.close
+
+    def close(self: local.Decoding, wait: bool) -> None:
+        closed.append(self)
+        real_close(self, wait)
+
+    monkeypatch.setattr(local.Decoding, "close", close)
+    with pytest.raises(RuntimeError, match="before the first batch"):
+        resnet_cli.run(
+            [str(p) for p in photos],
+            model=str(tiny_model),
+            device="cpu",
+            precision="fp32",
+            output=str(tmp_path / "labels.jsonl"),
+        )
+    assert len(made) == 1 and made[0] is not None
+    assert closed == [made[0]]

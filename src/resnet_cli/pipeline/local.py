@@ -290,8 +290,6 @@ class Decoding:
         if feeding:
             self.feeder = threading.Thread(target=self._feed, name="decode-feeder", daemon=True)
             self.feeder.start()
-        else:
-            self.refill()
 
     def _feed(self) -> None:
         try:
@@ -327,7 +325,7 @@ class Decoding:
         """The next task's slots, in input order (None: the inputs are done); the workers get
         the next inputs before it is waited for."""
         if not self.pending:
-            self.refill()  # the feeder may have stopped short of the bound (at a URL)
+            self.refill()  # the first call, or the feeder stopped short (at a URL)
         if not self.pending:
             return None
         taken, future = self.pending.popleft()

@@ -194,12 +194,11 @@ def _run_here(r: _Run, inputs: list[str], dataset: str | None) -> RunResult:
                 planned=planned,
                 **o.model_options(),
             )
-    except BaseException:
-        if ahead is not None:
+        result = RunResult(plan=classifier.plan.as_dict())
+        counted = _classify_into(r, classifier, sources, total, result, ahead)
+    finally:
+        if ahead is not None:  # a run that ends before its first batch leaves no threads
             ahead.close(wait=False)
-        raise
-    result = RunResult(plan=classifier.plan.as_dict())
-    counted = _classify_into(r, classifier, sources, total, result, ahead)
     if classifier.plan.export_after and not result.interrupted:
         # Once the records are written, and before the summary, which counts it: later runs
         # start from it without torch. A second or a few.
