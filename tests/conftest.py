@@ -148,12 +148,14 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_probing_imports(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a fresh interpreter; its last stderr line says which of torch,
-    transformers, torchvision (3 s: it imports torch._dynamo) and pydantic (a third of a
-    second, through typer 0.29+) it imported (see ``imported``)."""
+    transformers, torchvision (3 s: it imports torch._dynamo), pydantic (a third of a
+    second, through typer 0.29+), OpenVINO's model converter and its telemetry client it
+    imported (see ``imported``)."""
     probe = (
         "import json, sys\nfrom resnet_cli.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-        "names = ('torch', 'transformers', 'torchvision', 'pydantic')\n"
+        "names = ('torch', 'transformers', 'torchvision', 'pydantic', 'openvino.tools.ovc',"
+        " 'openvino_telemetry')\n"
         "print(json.dumps({m: m in sys.modules for m in names}), file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
