@@ -215,7 +215,7 @@ def vnni() -> bool:
 def import_openvino() -> Any:
     """OpenVINO, without its model converter and its telemetry. ``import openvino`` imports
     the converter (``openvino.convert_model``, which this tool never calls: NNCF and the
-    runtime read ONNX and IR files with ``Core``), a third of the import's time (30 ms of 60,
+    runtime read ONNX and IR files with ``Core``), half of the import's time (30 ms of 60,
     in the torch-free start of a cached ``-p int8`` run); the converter starts an
     openvino_telemetry client, which writes a client id under ~/intel and sends an "import"
     event unless the user opted out. A tool that promises --offline and no files beside its
